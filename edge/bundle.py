@@ -1,0 +1,189 @@
+"""Model bundles: a folder with model.tflite, manifest.json and a model card.
+
+The manifest carries everything the device needs to reproduce the trainer's input exactly
+(frontend config, normalisation, windowing, quantization), the labels, where the model came
+from and how good it is. ``load_bundle`` validates all of it and checks the fingerprint before
+anything runs, so a bundle whose frontend the device does not reproduce is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge.config import FrontendConfig, Normalisation, WindowingConfig
+from edge.errors import BundleError
+from edge.model_input import Quantization, fingerprint
+from edge.runtime import Runtime, find_runtime, load_interpreter
+
+SCHEMA_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+DEFAULT_MODEL = "lstm-ravdess"
+REQUIRED_SECTIONS = {
+    "name": str, "labels": list, "model": dict, "frontend": dict, "normalisation": dict, "windowing": dict,
+    "input": dict, "output": dict, "training": dict, "metrics": dict, "fingerprint": dict, "command": str,
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The parsed, validated manifest of a bundle."""
+
+    name: str
+    """Bundle name, e.g. lstm-ravdess."""
+    labels: tuple[str, ...]
+    """Class labels in the order of the model's outputs."""
+    frontend: FrontendConfig
+    """Exactly how the features were computed in training."""
+    normalisation: Normalisation
+    """Feature statistics of the training speakers."""
+    windowing: WindowingConfig
+    """How clips become fixed-length inputs and how window scores are pooled."""
+    input_quantization: Quantization
+    """int8 quantization of the model input."""
+    output_quantization: Quantization
+    """int8 quantization of the model output (class probabilities)."""
+    model_file: str
+    """File name of the TFLite model inside the bundle."""
+    model_sha256: str
+    """sha256 of the TFLite model file."""
+    fingerprint: str
+    """sha256 of the int8 input the reference signal becomes (see edge.model_input.fingerprint)."""
+    document: dict
+    """The whole manifest as written, for display."""
+
+    def expected_fingerprint(self) -> str:
+        """The fingerprint this machine's frontend gives for this manifest's configuration."""
+        return fingerprint(self.frontend, self.normalisation, self.windowing, self.input_quantization)
+
+
+def _parse_quantization(section: dict, what: str) -> Quantization:
+    if section.get("dtype") != "int8":
+        raise ValueError(f"{what}.dtype must be int8")
+    scale, zero_point = section.get("scale"), section.get("zero_point")
+    if not isinstance(scale, (int, float)) or scale <= 0 or not isinstance(zero_point, int):
+        raise ValueError(f"{what} needs a positive scale and an integer zero_point")
+    return Quantization(float(scale), zero_point)
+
+
+def parse_manifest(document: dict) -> Manifest:
+    """Validate a manifest document; raises ValueError naming the first problem found."""
+    if not isinstance(document, dict):
+        raise ValueError("the manifest must be a JSON object")
+    if document.get("schema_version") != SCHEMA_VERSION:
+        raise ValueError(f"schema_version must be {SCHEMA_VERSION}, got {document.get('schema_version')!r}")
+    for key, kind in REQUIRED_SECTIONS.items():
+        if not isinstance(document.get(key), kind):
+            raise ValueError(f"missing or malformed field {key!r} (expected {kind.__name__})")
+    labels = document["labels"]
+    if not labels or len(set(labels)) != len(labels) or not all(isinstance(x, str) and x for x in labels):
+        raise ValueError("labels must be distinct non-empty strings")
+    frontend = FrontendConfig.from_dict(document["frontend"])
+    normalisation = Normalisation.from_dict(document["normalisation"])
+    windowing = WindowingConfig.from_dict(document["windowing"])
+    if len(normalisation.mean) != frontend.n_features:
+        raise ValueError(f"normalisation has {len(normalisation.mean)} features, the frontend {frontend.n_features}")
+    expected_shapes = {"input": [1, windowing.window_frames, frontend.n_features], "output": [1, len(labels)]}
+    for section, shape in expected_shapes.items():
+        if document[section].get("shape") != shape:
+            raise ValueError(f"{section}.shape must be {shape}, got {document[section].get('shape')}")
+    model, print_ = document["model"], document["fingerprint"]
+    if not isinstance(model.get("file"), str) or not isinstance(model.get("sha256"), str):
+        raise ValueError("model needs file and sha256")
+    if not isinstance(print_.get("sha256"), str):
+        raise ValueError("fingerprint needs sha256")
+    return Manifest(
+        name=document["name"],
+        labels=tuple(labels),
+        frontend=frontend,
+        normalisation=normalisation,
+        windowing=windowing,
+        input_quantization=_parse_quantization(document["input"], "input"),
+        output_quantization=_parse_quantization(document["output"], "output"),
+        model_file=model["file"],
+        model_sha256=model["sha256"],
+        fingerprint=print_["sha256"],
+        document=document,
+    )
+
+
+def resolve_bundle_path(name_or_path: str | Path | None) -> Path:
+    """A bundle folder from a path, or the name of a shipped bundle; None means the default."""
+    candidate = Path(name_or_path if name_or_path is not None else DEFAULT_MODEL)
+    if candidate.is_dir():
+        return candidate
+    shipped = MODELS_DIR / candidate
+    if candidate.parent == Path(".") and shipped.is_dir():
+        return shipped
+    raise BundleError(f"{candidate}: no such model bundle (a folder with {MANIFEST_FILE})")
+
+
+def read_manifest(bundle_dir: Path) -> Manifest:
+    """Parse and validate ``bundle_dir/manifest.json`` (no model file, no fingerprint check)."""
+    path = bundle_dir / MANIFEST_FILE
+    try:
+        document = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise BundleError(f"{path}: missing manifest") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise BundleError(f"{path}: not valid JSON ({error})") from None
+    try:
+        return parse_manifest(document)
+    except ValueError as error:
+        raise BundleError(f"{path}: {error}") from None
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@dataclass
+class ModelBundle:
+    """A verified bundle with its interpreter ready to run."""
+
+    path: Path
+    manifest: Manifest
+    runtime: Runtime
+    interpreter: object
+    input_index: int
+    output_index: int
+
+
+def _check_tensor(detail: dict, shape: list[int], quantization: Quantization, what: str, path: Path) -> None:
+    scale, zero_point = detail["quantization"]
+    actual = (list(detail["shape"]), detail["dtype"].__name__, scale, zero_point)
+    expected = (shape, "int8", quantization.scale, quantization.zero_point)
+    if actual != expected:
+        raise BundleError(f"{path}: the model's {what} (shape, dtype, scale, zero point) is {actual}, the manifest says {expected}")
+
+
+def load_bundle(name_or_path: str | Path | None = None, runtime: str | None = None, num_threads: int = 1) -> ModelBundle:
+    """Load and verify a bundle: manifest, model file hash, fingerprint, tensor shapes and types.
+
+    Raises BundleError with a one-line reason for anything that does not hold.
+    """
+    path = resolve_bundle_path(name_or_path)
+    manifest = read_manifest(path)
+    model_path = path / manifest.model_file
+    if not model_path.is_file():
+        raise BundleError(f"{model_path}: missing model file")
+    actual_hash = sha256_file(model_path)
+    if actual_hash != manifest.model_sha256:
+        raise BundleError(f"{model_path}: sha256 {actual_hash} does not match the manifest's {manifest.model_sha256}")
+    reproduced = manifest.expected_fingerprint()
+    if reproduced != manifest.fingerprint:
+        raise BundleError(
+            f"{path}: fingerprint mismatch: the manifest says {manifest.fingerprint}, this device's frontend "
+            f"gives {reproduced}; refusing to run a model on features it was not trained on"
+        )
+    found = find_runtime(runtime)
+    interpreter = load_interpreter(found, model_path, num_threads)
+    (input_detail,), (output_detail,) = interpreter.get_input_details(), interpreter.get_output_details()
+    document = manifest.document
+    _check_tensor(input_detail, document["input"]["shape"], manifest.input_quantization, "input", model_path)
+    _check_tensor(output_detail, document["output"]["shape"], manifest.output_quantization, "output", model_path)
+    return ModelBundle(path, manifest, found, interpreter, input_detail["index"], output_detail["index"])

@@ -1,0 +1,79 @@
+"""Audio → emotion: features, windows, int8 inference and pooling, as the bundle's manifest says."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge.audio import load_audio
+from edge.bundle import ModelBundle
+from edge.errors import AudioError
+from edge.frontend import compute_features
+from edge.model_input import normalise, windows
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The emotion of one clip."""
+
+    label: str
+    """The most probable class."""
+    confidence: float
+    """Its pooled probability (0..1)."""
+    scores: dict[str, float]
+    """Pooled probability of every class, in the model's label order."""
+    windows: int
+    """How many model windows were pooled."""
+    duration: float
+    """Seconds of audio classified."""
+
+
+class Classifier:
+    """Runs a verified bundle on audio, features or files."""
+
+    def __init__(self, bundle: ModelBundle):
+        self.bundle = bundle
+        self.manifest = bundle.manifest
+
+    def window_probabilities(self, features: np.ndarray) -> np.ndarray:
+        """Class probabilities of each model window over a clip's features: (windows, classes)."""
+        manifest, interpreter = self.manifest, self.bundle.interpreter
+        inputs = manifest.input_quantization.quantize(windows(normalise(features, manifest.normalisation), manifest.windowing))
+        outputs = []
+        for window in inputs:
+            # The fused LSTM keeps its state between invocations: start every window from zero.
+            interpreter.reset_all_variables()
+            interpreter.set_tensor(self.bundle.input_index, window[None])
+            interpreter.invoke()
+            outputs.append(interpreter.get_tensor(self.bundle.output_index)[0])
+        return manifest.output_quantization.dequantize(np.stack(outputs))
+
+    def classify_features(self, features: np.ndarray, what: str = "audio") -> Prediction:
+        """Classify a clip given its frontend features; ``what`` names it in errors."""
+        frontend, windowing = self.manifest.frontend, self.manifest.windowing
+        if len(features) < windowing.min_frames:
+            needed = ((windowing.min_frames - 1) * frontend.frame_step + frontend.frame_length) / frontend.sample_rate
+            raise AudioError(f"{what}: too short to classify (needs at least {needed:.2f} s of audio)")
+        probabilities = self.window_probabilities(features)
+        pooled = probabilities.mean(axis=0)
+        pooled = pooled / pooled.sum() if pooled.sum() > 0 else np.full(len(pooled), 1 / len(pooled))
+        best = int(np.argmax(pooled))
+        duration = ((len(features) - 1) * frontend.frame_step + frontend.frame_length) / frontend.sample_rate
+        return Prediction(
+            label=self.manifest.labels[best],
+            confidence=float(pooled[best]),
+            scores={label: float(p) for label, p in zip(self.manifest.labels, pooled)},
+            windows=len(probabilities),
+            duration=duration,
+        )
+
+    def classify_samples(self, samples: np.ndarray, what: str = "audio") -> Prediction:
+        """Classify mono float samples at the model's sample rate."""
+        return self.classify_features(compute_features(samples, self.manifest.frontend), what)
+
+    def classify_file(self, path: str | Path) -> Prediction:
+        """Classify an audio file; raises AudioError naming the file if it cannot be used."""
+        samples = load_audio(path, self.manifest.frontend.sample_rate)
+        return self.classify_samples(samples, str(path))

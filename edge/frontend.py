@@ -1,0 +1,289 @@
+"""The MFCC frontend, shared bit-for-bit by the trainer and the device.
+
+One short function per DSP step, vectorised over frames. Every step is either elementwise, a
+per-row FFT, or a sum taken in a fixed pairwise order (``fixed_order_sum``): a BLAS matrix product
+or numpy's own reductions may add in a different order depending on how many frames are processed
+at once, which would make streaming features differ from offline ones in the last bits.
+
+``compute_features`` (a whole signal) and ``StreamingFrontend`` (chunk by chunk) are one code
+path, so the device sees exactly the features the model was trained on.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge.config import FrontendConfig
+
+_EPS = np.finfo(np.float64).eps  # floor for zero energies before the log, as python_speech_features
+
+
+def hz_to_mel(hz):
+    """Convert frequency in Hz to mels (HTK formula 2595 * log10(1 + hz / 700))."""
+    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
+
+
+def mel_to_hz(mel):
+    """Convert mels back to frequency in Hz; the inverse of ``hz_to_mel``."""
+    return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
+
+
+def window_function(name: str, length: int) -> np.ndarray:
+    """Symmetric analysis window of ``length`` samples: rectangular, hamming or hann."""
+    if name == "rectangular":
+        return np.ones(length)
+    return {"hamming": np.hamming, "hann": np.hanning}[name](length)
+
+
+def mel_filterbank(n_filters: int, n_fft: int, sample_rate: int, low_hz: float, high_hz: float) -> np.ndarray:
+    """Triangular mel filters as a (n_filters, n_fft // 2 + 1) matrix of weights per FFT bin.
+
+    Filter edges are equally spaced in mels between ``low_hz`` and ``high_hz`` and snapped down to
+    FFT bins, the same construction as python_speech_features.
+    """
+    mel_points = np.linspace(hz_to_mel(low_hz), hz_to_mel(high_hz), n_filters + 2)
+    edges = np.floor((n_fft + 1) * mel_to_hz(mel_points) / sample_rate)
+    left, centre, right = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    k = np.arange(n_fft // 2 + 1, dtype=np.float64)[None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rising = (k - left) / (centre - left)
+        falling = (right - k) / (right - centre)
+    return np.where((k >= left) & (k < centre), rising, np.where((k >= centre) & (k < right), falling, 0.0))
+
+
+def dct_matrix(n_inputs: int, n_outputs: int) -> np.ndarray:
+    """Orthonormal DCT-II as a (n_outputs, n_inputs) matrix: the first n_outputs coefficients."""
+    n = np.arange(n_inputs)
+    k = np.arange(n_outputs)[:, None]
+    matrix = np.cos(np.pi * k * (2 * n + 1) / (2 * n_inputs)) * np.sqrt(2.0 / n_inputs)
+    matrix[0] /= np.sqrt(2.0)
+    return matrix
+
+
+def lifter_weights(n_cepstra: int, lifter: int) -> np.ndarray:
+    """Sinusoidal liftering weights 1 + (L / 2) sin(pi n / L) for n < n_cepstra; ones if L is 0."""
+    if lifter == 0:
+        return np.ones(n_cepstra)
+    return 1.0 + (lifter / 2.0) * np.sin(np.pi * np.arange(n_cepstra) / lifter)
+
+
+def fixed_order_sum(x: np.ndarray) -> np.ndarray:
+    """Sum over the last axis by halving (zero-padded to a power of two), elementwise only.
+
+    The result for one row never depends on how many rows are summed together, unlike ``x @ w``
+    or ``x.sum(-1)``, whose summation order can change with the array's shape.
+    """
+    width = x.shape[-1]
+    padded_width = 1 << max(width - 1, 0).bit_length()
+    if padded_width != width:
+        x = np.concatenate([x, np.zeros(x.shape[:-1] + (padded_width - width,))], axis=-1)
+    while x.shape[-1] > 1:
+        half = x.shape[-1] // 2
+        x = x[..., :half] + x[..., half:]
+    return x[..., 0]
+
+
+def sparse_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Split a mostly-zero (rows, columns) matrix into column indices and weights per row.
+
+    Each row keeps its span from first to last non-zero column, padded with zero weights to a
+    common power-of-two width, so that ``sparse_product`` touches only the filters' support.
+    """
+    spans = []
+    for row in matrix:
+        nonzero = np.flatnonzero(row)
+        spans.append((int(nonzero[0]), int(nonzero[-1]) + 1) if len(nonzero) else (0, 0))
+    width = 1 << max(max(end - start for start, end in spans) - 1, 0).bit_length()
+    index = np.zeros((len(matrix), width), dtype=np.intp)
+    weight = np.zeros((len(matrix), width))
+    for row, (start, end) in enumerate(spans):
+        index[row, : end - start] = np.arange(start, end)
+        weight[row, : end - start] = matrix[row, start:end]
+    return index, weight
+
+
+def sparse_product(x: np.ndarray, index: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """(frames, columns) times the sparse matrix given by ``sparse_rows``: (frames, rows)."""
+    return fixed_order_sum(x[:, index] * weight)
+
+
+def preemphasis(previous_and_signal: np.ndarray, coefficient: float) -> np.ndarray:
+    """y[n] = x[n] - a * x[n - 1]; the input's first element is the sample before the signal
+    (0.0 at the start of a stream), so the output is one sample shorter than the input."""
+    return previous_and_signal[1:] - coefficient * previous_and_signal[:-1]
+
+
+def frame_count(n_samples: int, frame_length: int, frame_step: int) -> int:
+    """Number of complete frames in ``n_samples`` samples; partial frames are never emitted."""
+    return 0 if n_samples < frame_length else 1 + (n_samples - frame_length) // frame_step
+
+
+def frame_signal(signal: np.ndarray, frame_length: int, frame_step: int) -> np.ndarray:
+    """The complete frames of ``signal`` as a (frames, frame_length) read-only view."""
+    count = frame_count(len(signal), frame_length, frame_step)
+    view = np.lib.stride_tricks.sliding_window_view(signal, frame_length)
+    return view[: (count - 1) * frame_step + 1 : frame_step] if count else view[:0]
+
+
+def power_spectrum(frames: np.ndarray, n_fft: int) -> np.ndarray:
+    """|FFT|^2 / n_fft of each frame, zero-padded to ``n_fft``: (frames, n_fft // 2 + 1)."""
+    spectrum = np.fft.rfft(frames, n_fft)
+    return (spectrum.real**2 + spectrum.imag**2) / n_fft
+
+
+def safe_log(x: np.ndarray) -> np.ndarray:
+    """Natural log with zeros floored to machine epsilon (so silence gives a finite value)."""
+    return np.log(np.where(x == 0.0, _EPS, x))
+
+
+def rms(frames: np.ndarray) -> np.ndarray:
+    """Root-mean-square amplitude of each raw frame (full scale = 1.0)."""
+    return np.sqrt(fixed_order_sum(frames * frames) / frames.shape[-1])
+
+
+def zero_crossing_rate(frames: np.ndarray) -> np.ndarray:
+    """Fraction of adjacent sample pairs in each raw frame whose signs differ (0..1)."""
+    signs = np.signbit(frames)
+    return np.count_nonzero(signs[:, 1:] != signs[:, :-1], axis=1) / (frames.shape[-1] - 1)
+
+
+def pitch(frames: np.ndarray, sample_rate: int, min_hz: float, max_hz: float, voicing: float) -> np.ndarray:
+    """Fundamental frequency in Hz of each raw frame from its autocorrelation; 0 where unvoiced.
+
+    The autocorrelation comes from the power spectrum (zero-padded past twice the frame length so
+    it is not circular); the best lag between sample_rate / max_hz and sample_rate / min_hz wins if
+    its normalised autocorrelation reaches ``voicing``.
+    """
+    n_fft = 1 << (2 * frames.shape[-1] - 1).bit_length()
+    autocorrelation = np.fft.irfft(power_spectrum(frames, n_fft), n_fft)
+    shortest, longest = int(np.ceil(sample_rate / max_hz)), int(sample_rate / min_hz)
+    best = shortest + np.argmax(autocorrelation[:, shortest : longest + 1], axis=1)
+    peak = autocorrelation[np.arange(len(frames)), best]
+    voiced = peak > voicing * autocorrelation[:, 0]
+    return np.where(voiced, sample_rate / best, 0.0)
+
+
+def deltas(padded: np.ndarray, width: int) -> np.ndarray:
+    """Regression deltas sum_k k (c[t+k] - c[t-k]) / (2 sum_k k^2), k = 1..width, for every frame
+    of ``padded`` that has ``width`` frames of context on each side."""
+    count = len(padded) - 2 * width
+    total = np.zeros((count, padded.shape[1]))
+    for k in range(1, width + 1):
+        total = total + k * (padded[width + k : width + k + count] - padded[width - k : width - k + count])
+    return total / (2 * sum(k * k for k in range(1, width + 1)))
+
+
+class _Constants:
+    """Everything a config implies that does not depend on the signal, computed once."""
+
+    def __init__(self, config: FrontendConfig):
+        self.window = window_function(config.window, config.frame_length)
+        filterbank = mel_filterbank(config.n_filters, config.n_fft, config.sample_rate, config.low_freq, config.high_freq)
+        self.mel_index, self.mel_weight = sparse_rows(filterbank)
+        self.dct = dct_matrix(config.n_filters, config.n_cepstra)
+        self.lifter = lifter_weights(config.n_cepstra, config.lifter)
+
+
+def static_features(previous_and_signal: np.ndarray, config: FrontendConfig, constants: _Constants) -> np.ndarray:
+    """Cepstra and extras of every complete frame: (frames, config.n_static).
+
+    ``previous_and_signal`` starts with the sample that precedes the signal (for pre-emphasis).
+    """
+    raw = frame_signal(previous_and_signal[1:], config.frame_length, config.frame_step)
+    emphasised = frame_signal(preemphasis(previous_and_signal, config.preemphasis), config.frame_length, config.frame_step)
+    power = power_spectrum(emphasised * constants.window, config.n_fft)
+    log_mel = safe_log(sparse_product(power, constants.mel_index, constants.mel_weight))
+    cepstra = fixed_order_sum(log_mel[:, None, :] * constants.dct) * constants.lifter
+    if config.append_energy:
+        cepstra[:, 0] = safe_log(fixed_order_sum(power))
+    columns = [cepstra]
+    for extra in config.extras:
+        if extra == "rms":
+            columns.append(rms(raw)[:, None])
+        elif extra == "zcr":
+            columns.append(zero_crossing_rate(raw)[:, None])
+        else:
+            columns.append(pitch(raw, config.sample_rate, config.pitch_min_hz, config.pitch_max_hz, config.pitch_voicing)[:, None])
+    return np.hstack(columns)
+
+
+class _DeltaStream:
+    """Appends deltas of the last ``n_columns`` columns, holding frames back until their right
+    context has arrived; the clip's first and last frames are repeated as edge context."""
+
+    def __init__(self, n_columns: int, width: int):
+        self._n_columns = n_columns
+        self._width = width
+        self._buffer: np.ndarray | None = None  # left context, then frames not yet emitted
+
+    def push(self, frames: np.ndarray) -> np.ndarray:
+        if len(frames) == 0:
+            return np.empty((0, frames.shape[1] + self._n_columns))
+        if self._buffer is None:
+            self._buffer = np.repeat(frames[:1], self._width, axis=0)
+        self._buffer = np.concatenate([self._buffer, frames])
+        return self._emit()
+
+    def flush(self, n_input_columns: int) -> np.ndarray:
+        if self._buffer is None:
+            return np.empty((0, n_input_columns + self._n_columns))
+        self._buffer = np.concatenate([self._buffer, np.repeat(self._buffer[-1:], self._width, axis=0)])
+        emitted, self._buffer = self._emit(), None
+        return emitted
+
+    def _emit(self) -> np.ndarray:
+        count = len(self._buffer) - 2 * self._width
+        if count <= 0:
+            return np.empty((0, self._buffer.shape[1] + self._n_columns))
+        delta = deltas(self._buffer[:, -self._n_columns :], self._width)
+        emitted = np.hstack([self._buffer[self._width : self._width + count], delta])
+        self._buffer = self._buffer[count:]
+        return emitted
+
+
+class StreamingFrontend:
+    """Features of a signal fed in chunks of any size, identical to ``compute_features``.
+
+    ``push`` returns the frames completed by a chunk (held back by ``delta_order * delta_width``
+    frames when deltas are on); ``flush`` returns the held-back frames at the end of the signal.
+    """
+
+    def __init__(self, config: FrontendConfig):
+        self.config = config
+        self._constants = _Constants(config)
+        self._pending = np.zeros(1)  # the sample before the first unframed one, then those samples
+        self._deltas = [_DeltaStream(config.n_static, config.delta_width) for _ in range(config.delta_order)]
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        """Feed mono float samples at ``config.sample_rate``; returns (new frames, n_features)."""
+        self._pending = np.concatenate([self._pending, np.asarray(samples, dtype=np.float64)])
+        config = self.config
+        count = frame_count(len(self._pending) - 1, config.frame_length, config.frame_step)
+        used = (count - 1) * config.frame_step + config.frame_length + 1 if count else 0
+        frames = static_features(self._pending[:used], config, self._constants) if count else np.empty((0, config.n_static))
+        self._pending = self._pending[count * config.frame_step :]
+        for stage in self._deltas:
+            frames = stage.push(frames)
+        return frames
+
+    def flush(self) -> np.ndarray:
+        """End of signal: the frames still held back for delta context, then start afresh."""
+        frames = np.empty((0, self.config.n_static))
+        for stage in self._deltas:
+            frames = np.concatenate([stage.push(frames), stage.flush(frames.shape[1])])
+        self.reset()
+        return frames
+
+    def reset(self) -> None:
+        """Forget all state, as if newly created (the next sample starts a new signal)."""
+        self._pending = np.zeros(1)
+        self._deltas = [_DeltaStream(self.config.n_static, self.config.delta_width) for _ in range(self.config.delta_order)]
+
+
+def compute_features(signal: np.ndarray, config: FrontendConfig) -> np.ndarray:
+    """Features of a whole mono signal at ``config.sample_rate``: (frames, config.n_features).
+
+    One frame per complete ``frame_length`` window every ``frame_step`` samples.
+    """
+    stream = StreamingFrontend(config)
+    return np.concatenate([stream.push(signal), stream.flush()])

@@ -1,0 +1,59 @@
+"""Which TFLite interpreter runs the model: ai-edge-litert, else tflite-runtime, else tf.lite."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from importlib import metadata
+
+from edge.errors import BundleError
+
+# (module holding Interpreter, distribution that provides it), in order of preference. TensorFlow
+# is a last resort for workstations without a light runtime; it is only imported if the others are
+# missing, so the device never pays for it.
+RUNTIMES = (
+    ("ai_edge_litert.interpreter", "ai-edge-litert"),
+    ("tflite_runtime.interpreter", "tflite-runtime"),
+    ("tensorflow.lite", "tensorflow"),
+)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """A TFLite interpreter implementation found on this machine."""
+
+    name: str
+    """Distribution name, e.g. ai-edge-litert."""
+    version: str
+    """Its installed version."""
+    interpreter_class: type
+    """Its Interpreter class."""
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version}"
+
+
+def find_runtime(preferred: str | None = None) -> Runtime:
+    """The first available runtime in order of preference, or exactly ``preferred`` if given."""
+    candidates = [r for r in RUNTIMES if preferred in (None, r[1])]
+    if not candidates:
+        raise BundleError(f"unknown TFLite runtime {preferred!r}; choose from {', '.join(r[1] for r in RUNTIMES)}")
+    for module_name, distribution in candidates:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        return Runtime(distribution, metadata.version(distribution), module.Interpreter)
+    raise BundleError(
+        "no TFLite runtime is installed: pip install ai-edge-litert (or tflite-runtime with numpy<2)"
+    )
+
+
+def load_interpreter(runtime: Runtime, model_path, num_threads: int = 1):
+    """An interpreter for the .tflite file at ``model_path`` with its tensors allocated."""
+    try:
+        interpreter = runtime.interpreter_class(model_path=str(model_path), num_threads=num_threads)
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as error:
+        raise BundleError(f"{model_path}: {runtime} cannot load this model ({error})") from None
+    return interpreter

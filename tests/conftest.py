@@ -1,0 +1,69 @@
+"""Shared fixtures: the RAVDESS corpus (from SER_CORPUS_DIR), the shipped bundle, audio helpers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def corpus_root() -> Path:
+    configured = os.environ.get("SER_CORPUS_DIR")
+    return Path(configured) if configured else REPO.parent / "shared" / "corpora"
+
+
+@pytest.fixture(scope="session")
+def ravdess_dir() -> Path:
+    """The RAVDESS folder; skipped with a reason where it is absent, an error under CI."""
+    path = corpus_root() / "ravdess"
+    if not (path / "Actor_01").is_dir():
+        reason = f"RAVDESS corpus not found at {path} (set SER_CORPUS_DIR to the folder holding ravdess/)"
+        if os.environ.get("CI"):
+            pytest.fail(reason + "; CI must have it")
+        pytest.skip(reason)
+    return path
+
+
+@pytest.fixture(scope="session")
+def speech_files(ravdess_dir) -> list[Path]:
+    """A dozen real clips: several actors, both genders, every emotion code."""
+    return [ravdess_dir / f"Actor_{a:02d}" / f"03-01-{e:02d}-01-01-01-{a:02d}.flac" for a, e in
+        [(1, 1), (2, 2), (3, 3), (4, 4), (5, 5), (6, 6), (7, 7), (8, 8), (11, 3), (14, 5), (19, 4), (20, 8)]]
+
+
+def read_speech(path: Path) -> np.ndarray:
+    import soundfile
+
+    samples, rate = soundfile.read(path, dtype="float64")
+    assert rate == 16000
+    return samples
+
+
+@pytest.fixture(scope="session")
+def shipped_bundle():
+    from edge.bundle import load_bundle
+
+    return load_bundle()
+
+
+@pytest.fixture
+def bundle_copy(tmp_path) -> Path:
+    """A writable copy of the shipped default bundle, for tampering with."""
+    from edge.bundle import DEFAULT_MODEL, MODELS_DIR
+
+    target = tmp_path / "bundle"
+    shutil.copytree(MODELS_DIR / DEFAULT_MODEL, target)
+    return target
+
+
+def run_ser(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the `ser` CLI in a fresh process, as a user would."""
+    return subprocess.run([sys.executable, "-m", "edge.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, cwd=REPO, timeout=300)

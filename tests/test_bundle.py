@@ -1,0 +1,135 @@
+"""Model bundles: the shipped one verifies and runs; a tampered or malformed one is refused."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import read_speech
+
+from edge.bundle import DEFAULT_MODEL, MANIFEST_FILE, load_bundle, read_manifest
+from edge.classifier import Classifier
+from edge.errors import BundleError
+from edge.frontend import compute_features
+from edge.model_input import fingerprint, reference_signal
+
+
+def edit_manifest(bundle_dir, change) -> None:
+    path = bundle_dir / MANIFEST_FILE
+    document = json.loads(path.read_text())
+    change(document)
+    path.write_text(json.dumps(document))
+
+
+def test_shipped_bundle_verifies_and_says_which_runtime(shipped_bundle):
+    manifest = shipped_bundle.manifest
+    assert manifest.name == DEFAULT_MODEL
+    assert shipped_bundle.runtime.name == "ai-edge-litert"
+    assert manifest.expected_fingerprint() == manifest.fingerprint
+    assert manifest.labels == ("neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised")
+
+
+def test_manifest_carries_everything_the_device_and_a_reader_need(shipped_bundle):
+    document = shipped_bundle.manifest.document
+    assert document["input"]["dtype"] == document["output"]["dtype"] == "int8"
+    speakers = document["training"]["speakers"]
+    assert not set(speakers["train"]) & set(speakers["test"]) and not set(speakers["validation"]) & set(speakers["test"])
+    assert not set(speakers["train"]) & set(speakers["validation"])
+    for variant in ("float32", "int8"):
+        metrics = document["metrics"][variant]
+        assert {"accuracy", "uar", "macro_f1", "per_class", "confusion_matrix"} <= set(metrics)
+        assert set(metrics["per_class"]) == set(document["labels"])
+    assert document["command"].startswith("ser-train ")
+    assert document["training"]["corpus"] == "ravdess"
+
+
+def test_fingerprint_depends_on_every_input_stage(shipped_bundle):
+    manifest = shipped_bundle.manifest
+    import dataclasses
+
+    from edge.config import Normalisation
+    from edge.model_input import Quantization
+
+    base = (manifest.frontend, manifest.normalisation, manifest.windowing, manifest.input_quantization)
+    changed = [
+        (dataclasses.replace(manifest.frontend, preemphasis=0.95), *base[1:]),
+        (base[0], Normalisation((manifest.normalisation.mean[0] + 0.5, *manifest.normalisation.mean[1:]), manifest.normalisation.std), *base[2:]),
+        (*base[:2], dataclasses.replace(manifest.windowing, hop_frames=manifest.windowing.hop_frames - 1), base[3]),
+        (*base[:3], Quantization(manifest.input_quantization.scale * 1.01, manifest.input_quantization.zero_point)),
+    ]
+    assert len({fingerprint(*args) for args in [base, *changed]}) == 5
+    assert fingerprint(*base) == manifest.fingerprint
+
+
+def test_reference_signal_is_pure_integer_arithmetic_and_speechlike():
+    signal = reference_signal(16000)
+    assert np.array_equal(signal, reference_signal(16000))
+    assert np.array_equal(signal * 2**15, np.round(signal * 2**15))  # exact int16 values
+    assert 0.05 < np.sqrt(np.mean(signal**2)) < 0.5
+
+
+def test_tampered_normalisation_is_refused_naming_both_hashes(bundle_copy):
+    edit_manifest(bundle_copy, lambda d: d["normalisation"]["mean"].__setitem__(0, d["normalisation"]["mean"][0] + 1.0))
+    with pytest.raises(BundleError) as error:
+        load_bundle(bundle_copy)
+    message = str(error.value)
+    recorded = read_manifest(bundle_copy).fingerprint
+    assert "fingerprint mismatch" in message and recorded in message
+    assert read_manifest(bundle_copy).expected_fingerprint() in message
+
+
+def test_tampered_frontend_is_refused(bundle_copy):
+    edit_manifest(bundle_copy, lambda d: d["frontend"].__setitem__("preemphasis", 0.9))
+    with pytest.raises(BundleError, match="fingerprint mismatch"):
+        load_bundle(bundle_copy)
+
+
+def test_tampered_model_file_is_refused(bundle_copy):
+    model = bundle_copy / "model.tflite"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="does not match the manifest"):
+        load_bundle(bundle_copy)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda d: d.pop("labels"), "labels"),
+        (lambda d: d.__setitem__("schema_version", 99), "schema_version"),
+        (lambda d: d["labels"].append("bored"), "output.shape"),
+        (lambda d: d["normalisation"]["std"].pop(), "same, non-zero length"),
+        (lambda d: d["frontend"].__setitem__("n_mels", 40), "unknown field"),
+        (lambda d: d["input"].__setitem__("dtype", "float32"), "input.dtype"),
+        (lambda d: d.pop("fingerprint"), "fingerprint"),
+    ],
+)
+def test_malformed_manifests_are_refused_with_the_reason(bundle_copy, change, message):
+    edit_manifest(bundle_copy, change)
+    with pytest.raises(BundleError, match=message):
+        load_bundle(bundle_copy)
+
+
+def test_unreadable_manifest_and_missing_bundle(bundle_copy, tmp_path):
+    (bundle_copy / MANIFEST_FILE).write_text("{not json")
+    with pytest.raises(BundleError, match="not valid JSON"):
+        load_bundle(bundle_copy)
+    with pytest.raises(BundleError, match="no such model bundle"):
+        load_bundle(tmp_path / "nowhere")
+
+
+def test_quantization_recorded_in_manifest_matches_the_model(bundle_copy):
+    edit_manifest(bundle_copy, lambda d: d["output"].__setitem__("zero_point", d["output"]["zero_point"] + 1))
+    with pytest.raises(BundleError, match="the model's output"):
+        load_bundle(bundle_copy)
+
+
+def test_lstm_state_is_reset_between_clips(shipped_bundle, speech_files):
+    """The fused LSTM keeps state across invoke(); a clip's result must not depend on the one before."""
+    classifier = Classifier(shipped_bundle)
+    features = [compute_features(read_speech(p), shipped_bundle.manifest.frontend) for p in speech_files[:4]]
+    alone = [classifier.window_probabilities(f) for f in features]
+    for f, expected in zip(reversed(features), reversed(alone)):
+        assert np.array_equal(classifier.window_probabilities(f), expected)

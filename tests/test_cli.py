@@ -1,0 +1,85 @@
+"""`ser classify` and `ser info`, run as a user runs them: in a fresh process."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import soundfile
+from conftest import REPO, run_ser
+
+LABELS = {"neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised"}
+
+
+def test_classify_a_folder_prints_one_result_per_file(ravdess_dir):
+    folder = ravdess_dir / "Actor_19"
+    result = run_ser("classify", str(folder))
+    assert result.returncode == 0, result.stderr
+    rows = result.stdout.strip().splitlines()
+    assert rows[0].split()[:3] == ["file", "emotion", "conf"]
+    assert len(rows) == 1 + len(list(folder.glob("*.flac"))) == 61
+    assert all(row.split()[1] in LABELS for row in rows[1:])
+    assert "ai-edge-litert" in result.stderr
+
+
+def test_json_lines_carry_emotion_confidence_and_all_scores(speech_files):
+    result = run_ser("classify", "--json", *map(str, speech_files[:3]))
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["file"] for r in records] == list(map(str, speech_files[:3]))
+    for record in records:
+        assert set(record["scores"]) == LABELS and record["emotion"] in LABELS
+        assert record["confidence"] == max(record["scores"].values())
+        assert abs(sum(record["scores"].values()) - 1) < 0.01
+
+
+def test_bad_files_get_one_line_each_and_the_rest_still_run(tmp_path, speech_files):
+    good = speech_files[0]
+    (tmp_path / "empty.wav").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("not audio at all\n")
+    (tmp_path / "corrupt.flac").write_bytes(good.read_bytes()[:4000])
+    soundfile.write(tmp_path / "blip.wav", np.zeros(800), 16000)
+    bad = [tmp_path / name for name in ("empty.wav", "notes.txt", "corrupt.flac", "blip.wav")]
+    result = run_ser("classify", str(bad[0]), str(good), *map(str, bad[1:]))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr + result.stdout
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 4
+    for path, line, reason in zip(bad, errors, ["empty file", "not a readable audio file", "not a readable audio file", "too short"]):
+        assert str(path) in line and reason in line
+    assert len(result.stdout.strip().splitlines()) == 2  # header and the good file
+    assert "4 of 5 file(s) could not be classified" in result.stderr
+
+
+def test_json_output_reports_failures_in_line(tmp_path, speech_files):
+    (tmp_path / "notes.txt").write_text("not audio\n")
+    result = run_ser("classify", "--json", str(speech_files[0]), str(tmp_path / "notes.txt"))
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert result.returncode == 1 and "emotion" in records[0] and "not a readable audio file" in records[1]["error"]
+
+
+def test_info_prints_the_manifest_and_verifies_the_fingerprint():
+    result = run_ser("info")
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads(result.stdout)
+    assert manifest["fingerprint"]["sha256"] in result.stderr and "verified" in result.stderr
+    assert "runtime: ai-edge-litert" in result.stderr
+
+
+def test_a_tampered_bundle_is_refused_in_one_line(bundle_copy, speech_files):
+    path = bundle_copy / "manifest.json"
+    document = json.loads(path.read_text())
+    document["normalisation"]["std"][3] *= 2
+    path.write_text(json.dumps(document))
+    for command in (["classify", "--model", str(bundle_copy), str(speech_files[0])], ["info", "--model", str(bundle_copy)]):
+        result = run_ser(*command)
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        (line,) = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+        assert "fingerprint mismatch" in line and document["fingerprint"]["sha256"] in line
+
+
+def test_unknown_model_and_empty_folder_are_clear_errors(tmp_path):
+    result = run_ser("classify", "--model", "no-such-model", str(REPO / "examples"))
+    assert result.returncode == 1 and "no-such-model: no such model bundle" in result.stderr
+    result = run_ser("classify", str(tmp_path))
+    assert result.returncode == 1 and "no audio files found" in result.stderr

@@ -1,0 +1,202 @@
+"""The frontend: streaming equals offline bit-for-bit, it is deterministic, and it matches
+python_speech_features where configured like it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import read_speech
+
+from edge.config import FrontendConfig
+from edge.frontend import StreamingFrontend, compute_features, fixed_order_sum, mel_filterbank
+from edge.model_input import reference_signal
+
+PSF_LIKE = FrontendConfig(window="rectangular")  # python_speech_features.mfcc's defaults
+SHIPPED_LIKE = FrontendConfig(frame_length=512, frame_step=256, n_filters=40, n_cepstra=20,
+                              extras=("rms", "zcr", "pitch"), delta_order=1)  # fmt: skip
+CONFIGS = {
+    "psf-like": PSF_LIKE,
+    "shipped-like": SHIPPED_LIKE,
+    "hann-delta2-pitch": FrontendConfig(window="hann", extras=("pitch",), delta_order=2, delta_width=3, lifter=0),
+}
+
+
+def generated_signals() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(5)
+    t = np.arange(16000 * 2) / 16000
+    return {
+        "noise": 0.1 * rng.standard_normal(len(t)),
+        "sweep": 0.5 * np.sin(2 * np.pi * (100 + 1900 * t) * t),
+        "tone-in-silence": np.concatenate([np.zeros(5000), 0.3 * np.sin(2 * np.pi * 220 * t[:12000]), np.zeros(7000)]),
+        "reference": reference_signal(16000),
+        "clipped-square": np.sign(np.sin(2 * np.pi * 150 * t)) * 0.99,
+    }
+
+
+def stream(config: FrontendConfig, signal: np.ndarray, chunk_sizes) -> np.ndarray:
+    frontend = StreamingFrontend(config)
+    parts, position = [], 0
+    for size in chunk_sizes:
+        if position >= len(signal):
+            break
+        parts.append(frontend.push(signal[position : position + size]))
+        position += size
+    parts.append(frontend.push(signal[position:]))
+    parts.append(frontend.flush())
+    return np.concatenate(parts)
+
+
+def fixed_chunks(size: int):
+    while True:
+        yield size
+
+
+def random_chunks(seed: int, largest: int):
+    rng = np.random.default_rng(seed)
+    while True:
+        yield int(rng.integers(0, largest + 1))  # zero-length chunks included
+
+
+@pytest.mark.parametrize("config_name", CONFIGS)
+@pytest.mark.parametrize("chunk", [1, 160, 1000, 4096, "random-small", "random-large"])
+def test_streaming_equals_offline_on_real_speech(config_name, chunk, speech_files):
+    config = CONFIGS[config_name]
+    signal = read_speech(speech_files[4])
+    if chunk == 1:
+        signal = signal[:20000]  # one push per sample is slow in Python; 1.25 s still spans ~100 frames
+    offline = compute_features(signal, config)
+    chunks = {"random-small": random_chunks(1, 300), "random-large": random_chunks(2, 9000)}.get(chunk) or fixed_chunks(chunk)
+    streamed = stream(config, signal, chunks)
+    assert streamed.shape == offline.shape and len(offline) > 50
+    assert np.array_equal(streamed, offline)
+
+
+@pytest.mark.parametrize("config_name", CONFIGS)
+def test_streaming_equals_offline_over_many_lengths_and_chunkings(config_name):
+    config = CONFIGS[config_name]
+    signals = generated_signals()
+    frame, step = config.frame_length, config.frame_step
+    lengths = [0, 1, frame - 1, frame, frame + 1, frame + step - 1, frame + step, 3 * frame + 7, 8000, 16001, 32000]
+    for index, (name, full) in enumerate(signals.items()):
+        for length in lengths:
+            signal = full[:length]
+            offline = compute_features(signal, config)
+            n = len(signal)
+            assert offline.shape == (1 + (n - frame) // step if n >= frame else 0, config.n_features)
+            for seed in range(4):
+                streamed = stream(config, signal, random_chunks(100 * index + seed, 2 * frame))
+                assert np.array_equal(streamed, offline), (name, length, seed)
+
+
+def test_streaming_frames_are_final_when_pushed():
+    """Frames returned by push never change later: the daemon can act on them at once."""
+    config = CONFIGS["hann-delta2-pitch"]
+    signal = generated_signals()["sweep"]
+    frontend = StreamingFrontend(config)
+    early = np.concatenate([frontend.push(signal[i : i + 555]) for i in range(0, 16000, 555)])
+    assert len(early) > 0
+    assert np.array_equal(early, compute_features(signal, config)[: len(early)])
+
+
+def test_flush_starts_a_new_signal():
+    config = CONFIGS["shipped-like"]
+    a, b = generated_signals()["noise"], generated_signals()["sweep"]
+    frontend = StreamingFrontend(config)
+    first = np.concatenate([frontend.push(a), frontend.flush()])
+    second = np.concatenate([frontend.push(b), frontend.flush()])
+    assert np.array_equal(first, compute_features(a, config))
+    assert np.array_equal(second, compute_features(b, config))
+
+
+@pytest.mark.parametrize("config_name", CONFIGS)
+def test_repeated_calls_give_identical_bits(config_name, speech_files):
+    config = CONFIGS[config_name]
+    signal = read_speech(speech_files[0])
+    first = compute_features(signal, config)
+    for _ in range(3):
+        assert np.array_equal(compute_features(signal.copy(), config), first)
+
+
+def test_fixed_order_sum_of_a_row_does_not_depend_on_the_other_rows():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((257, 257)) * np.exp(rng.uniform(-20, 20, (257, 257)))
+    together = fixed_order_sum(x)
+    assert all(np.array_equal(fixed_order_sum(x[i : i + n]), together[i : i + n]) for i in range(0, 257, 13) for n in (1, 2, 5))
+    assert np.allclose(together, x.sum(axis=1), rtol=1e-9, atol=1e-300)
+
+
+def _psf_max_relative_difference(signal: np.ndarray, window: str) -> float:
+    from python_speech_features import mfcc
+
+    config = FrontendConfig(window=window)
+    winfunc = {"rectangular": lambda n: np.ones((n,)), "hamming": np.hamming}[window]
+    reference = mfcc(signal, 16000, winlen=0.025, winstep=0.01, numcep=13, nfilt=26, nfft=512, preemph=0.97,
+                     ceplifter=22, appendEnergy=True, winfunc=winfunc)  # fmt: skip
+    ours = compute_features(signal, config)
+    # python_speech_features zero-pads a last partial frame; ours emits complete frames only.
+    assert len(reference) - len(ours) in (0, 1) and len(ours) > 0
+    return float(np.max(np.abs(ours - reference[: len(ours)])) / np.max(np.abs(reference)))
+
+
+@pytest.mark.parametrize("window", ["rectangular", "hamming"])
+def test_matches_python_speech_features_on_real_speech(window, speech_files):
+    for path in speech_files:
+        assert _psf_max_relative_difference(read_speech(path), window) <= 1e-6, path
+
+
+@pytest.mark.parametrize("window", ["rectangular", "hamming"])
+@pytest.mark.parametrize("name", list(generated_signals()))
+def test_matches_python_speech_features_on_generated_signals(window, name):
+    assert _psf_max_relative_difference(generated_signals()[name], window) <= 1e-6
+
+
+def test_filterbank_matches_python_speech_features():
+    from python_speech_features.base import get_filterbanks
+
+    for nfilt, nfft in [(26, 512), (40, 512), (40, 1024), (64, 512)]:
+        assert np.allclose(mel_filterbank(nfilt, nfft, 16000, 0.0, 8000.0), get_filterbanks(nfilt, nfft, 16000, 0, 8000))
+
+
+def test_extras_measure_what_they_say():
+    config = FrontendConfig(extras=("rms", "zcr", "pitch"), frame_length=512, frame_step=256)
+    t = np.arange(16000) / 16000
+    tone = 0.5 * np.sin(2 * np.pi * 200 * t)
+    features = compute_features(tone, config)
+    rms_column, zcr_column, pitch_column = features[:, 13], features[:, 14], features[:, 15]
+    assert np.allclose(rms_column, 0.5 / np.sqrt(2), rtol=0.01)
+    assert np.allclose(zcr_column, 400 / 16000 * 512 / 511, rtol=0, atol=1 / 511)  # 2 per period, ±1 per frame
+    assert np.allclose(pitch_column, 200, rtol=0.02)
+    silent = compute_features(np.zeros(8000), config)
+    assert np.all(silent[:, 13:] == 0) and np.all(np.isfinite(silent))
+
+
+def test_config_round_trips_through_json():
+    for config in CONFIGS.values():
+        text = config.to_json()
+        assert FrontendConfig.from_json(text) == config
+        assert json.loads(text)["extras"] == list(config.extras)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"n_fft": 256}, "frame_length <= n_fft"),
+        ({"window": "kaiser"}, "window"),
+        ({"high_freq": 9000.0}, "high_freq"),
+        ({"extras": ["rms", "rms"]}, "extras"),
+        ({"delta_order": 3}, "delta_order"),
+        ({"n_cepstra": 30}, "n_cepstra"),
+    ],
+)
+def test_invalid_configs_are_rejected_with_the_reason(change, message):
+    with pytest.raises(ValueError, match=message):
+        FrontendConfig.from_dict({**FrontendConfig().to_dict(), **change})
+
+
+def test_unknown_and_mistyped_fields_are_rejected():
+    with pytest.raises(ValueError, match="unknown field"):
+        FrontendConfig.from_dict({**FrontendConfig().to_dict(), "n_mels": 40})
+    with pytest.raises(ValueError, match="n_filters"):
+        FrontendConfig.from_dict({**FrontendConfig().to_dict(), "n_filters": "26"})

@@ -1,0 +1,95 @@
+"""The trainer path, exercised on every change: a smoke run on a few actors writes a bundle the
+device verifies and runs; splits never share a speaker; the int8 gate fails loudly."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO, corpus_root, run_ser
+
+from trainer.corpus import CANONICAL_LABELS, parse_ravdess_name, read_ravdess
+from trainer.dataset import SpeakerSplit
+
+SMOKE_ARGS = ["--train-speakers", "1-3", "--validation-speakers", "4", "--test-speakers", "5,6", "--epochs", "2"]
+
+
+def run_train(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SER_CORPUS_DIR": str(corpus_root())}
+    return subprocess.run([sys.executable, "-m", "trainer.cli", *args], capture_output=True, text=True, env=env,
+                          cwd=REPO, timeout=900)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def smoke_run(ravdess_dir, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    out = tmp_path_factory.mktemp("smoke") / "lstm-smoke"
+    # The gate is tested on its own below: two epochs on three actors give a near-random model
+    # whose int8/float difference on 120 clips says nothing.
+    result = run_train(str(out), *SMOKE_ARGS, "--max-int8-drop", "100")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return out, result
+
+
+def test_smoke_training_prints_and_records_float_and_int8_test_metrics(smoke_run):
+    out, result = smoke_run
+    manifest = json.loads((out / "manifest.json").read_text())
+    metrics = manifest["metrics"]
+    line = next(line for line in result.stdout.splitlines() if "test accuracy float32" in line)
+    assert f"{metrics['float32']['accuracy']:.2%}" in line and f"{metrics['int8']['accuracy']:.2%}" in line
+    assert metrics["int8"]["clips"] == 120 and set(metrics["int8_by_gender"]) == {"male", "female"}
+    assert manifest["training"]["speakers"] == {"train": ["01", "02", "03"], "validation": ["04"], "test": ["05", "06"]}
+    assert manifest["command"].startswith("ser-train ") and "--epochs 2" in manifest["command"]
+    assert (out / "MODEL_CARD.md").read_text().count(f"{100 * metrics['int8']['uar']:.1f}%") >= 1
+
+
+def test_smoke_bundle_runs_on_the_device_path(smoke_run, speech_files):
+    out, _ = smoke_run
+    result = run_ser("classify", "--json", "--model", str(out), *map(str, speech_files[:2]))
+    assert result.returncode == 0, result.stderr
+    assert all(json.loads(line)["emotion"] in CANONICAL_LABELS for line in result.stdout.splitlines())
+    assert run_ser("info", "--model", str(out)).returncode == 0
+
+
+def test_recorded_int8_metrics_are_what_the_device_computes(smoke_run, ravdess_dir):
+    """Re-classify the test actors through `ser classify`: the manifest's int8 accuracy is reproduced."""
+    out, _ = smoke_run
+    manifest = json.loads((out / "manifest.json").read_text())
+    result = run_ser("classify", "--json", "--model", str(out), str(ravdess_dir / "Actor_05"), str(ravdess_dir / "Actor_06"))
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    truth = [parse_ravdess_name(Path(r["file"])).label for r in records]
+    accuracy = np.mean([r["emotion"] == t for r, t in zip(records, truth)])
+    assert len(records) == 120 and round(float(accuracy), 4) == manifest["metrics"]["int8"]["accuracy"]
+
+
+def test_the_int8_gate_fails_loudly_and_writes_no_bundle(ravdess_dir, tmp_path):
+    out = tmp_path / "gated"
+    # A negative allowance means "int8 must beat float by 101 points", which no model can.
+    result = run_train(str(out), *SMOKE_ARGS, "--max-int8-drop", "-101")
+    assert result.returncode == 1
+    assert "points below float32 (allowed: -101.0); no bundle written" in result.stderr
+    assert not (out / "manifest.json").exists() and not (out / "model.tflite").exists()
+
+
+def test_ravdess_reader_labels_speakers_and_genders(ravdess_dir):
+    utterances = read_ravdess(ravdess_dir)
+    assert len(utterances) == 1200 and len({u.speaker for u in utterances}) == 20
+    assert {u.label for u in utterances} == set(CANONICAL_LABELS)
+    calm = parse_ravdess_name(Path("Actor_07/03-01-02-02-01-01-07.flac"))
+    assert (calm.label, calm.speaker, calm.gender) == ("neutral", "07", "male")
+    assert parse_ravdess_name(Path("03-01-08-01-01-01-12.flac")).gender == "female"
+    with pytest.raises(ValueError, match="not a RAVDESS file name"):
+        parse_ravdess_name(Path("F03S02.wav"))
+
+
+def test_no_speaker_is_in_two_splits(ravdess_dir):
+    utterances = read_ravdess(ravdess_dir)
+    split = SpeakerSplit(("01", "02", "03"), ("04",), ("05", "06"))
+    parts = {part: {u.speaker for u in split.of(utterances, part)} for part in ("train", "validation", "test")}
+    assert parts == {"train": {"01", "02", "03"}, "validation": {"04"}, "test": {"05", "06"}}
+    with pytest.raises(ValueError, match="more than one split"):
+        SpeakerSplit(("01", "02"), ("02",), ("03",))

@@ -1,0 +1,94 @@
+"""``ser-train``: train a model on a corpus and write a bundle the device can run."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+
+def _speakers(value: str) -> tuple[str, ...]:
+    """'17-20' or '1,3,5' → zero-padded RAVDESS actor ids."""
+    ids: list[int] = []
+    for part in value.split(","):
+        first, _, last = part.strip().partition("-")
+        ids.extend(range(int(first), int(last or first) + 1))
+    return tuple(f"{i:02d}" for i in ids)
+
+
+class SpeakerList(click.ParamType):
+    name = "speakers"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            return _speakers(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a list of actor numbers like 1-12 or 13,15", param, ctx)
+
+
+@click.command()
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--corpus-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="RAVDESS folder (default: $SER_CORPUS_DIR/ravdess, else ../shared/corpora/ravdess).")
+@click.option("--train-speakers", type=SpeakerList(), default=None, help="Training actors (default: all others).")
+@click.option("--validation-speakers", type=SpeakerList(), default="13-16", show_default=True,
+              help="Actors for early stopping and the learning-rate schedule.")
+@click.option("--test-speakers", type=SpeakerList(), default="17-20", show_default=True,
+              help="Actors held out for the reported metrics.")
+@click.option("--name", default=None, help="Bundle name (default: the output folder's name).")
+@click.option("--units", default=64, show_default=True, help="Units per LSTM layer.")
+@click.option("--layers", default=1, show_default=True, help="Stacked LSTM layers.")
+@click.option("--pooling", type=click.Choice(["mean", "last"]), default="mean", show_default=True,
+              help="Average the LSTM outputs over time, or take the final state.")
+@click.option("--dropout", default=0.5, show_default=True)
+@click.option("--learning-rate", default=1e-3, show_default=True)
+@click.option("--batch-size", default=32, show_default=True)
+@click.option("--epochs", default=80, show_default=True, help="Most epochs (early stopping on validation).")
+@click.option("--patience", default=12, show_default=True)
+@click.option("--seed", default=7, show_default=True)
+@click.option("--max-int8-drop", default=3.0, show_default=True,
+              help="Fail if int8 test accuracy is more than this many points below float32.")
+def main(out_dir, corpus_dir, train_speakers, validation_speakers, test_speakers, name, units, layers, pooling, dropout,
+         learning_rate, batch_size, epochs, patience, seed, max_int8_drop):  # fmt: skip
+    """Train an LSTM on RAVDESS (7 classes, split by actor) and write a full-int8 bundle to OUT_DIR."""
+    from trainer.corpus import corpus_root, read_ravdess
+    from trainer.dataset import SpeakerSplit
+    from trainer.model import ModelConfig
+    from trainer.train import QuantizationGateError, TrainOptions, train_bundle
+
+    root = corpus_dir or corpus_root() / "ravdess"
+    try:
+        utterances = read_ravdess(root)
+    except (FileNotFoundError, ValueError) as error:
+        raise click.ClickException(str(error)) from None
+    held_out = set(validation_speakers) | set(test_speakers)
+    train_speakers = train_speakers or tuple(sorted({u.speaker for u in utterances} - held_out))
+    try:
+        split = SpeakerSplit(train_speakers, validation_speakers, test_speakers)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    options = TrainOptions(
+        name=name or out_dir.name,
+        corpus="ravdess",
+        split=split,
+        model=ModelConfig("lstm", units, layers, pooling, dropout, learning_rate, batch_size),
+        epochs=epochs,
+        patience=patience,
+        seed=seed,
+        max_int8_drop=max_int8_drop,
+        command=shlex.join(["ser-train", *sys.argv[1:]]),
+    )
+    try:
+        manifest = train_bundle(options, utterances, out_dir)
+    except (QuantizationGateError, ValueError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"wrote {out_dir} (int8 test accuracy {manifest['metrics']['int8']['accuracy']:.2%}, "
+               f"UAR {manifest['metrics']['int8']['uar']:.2%})")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

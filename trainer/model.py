@@ -1,0 +1,66 @@
+"""The Keras models and their TFLite export."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture and optimisation settings of a recurrent classifier."""
+
+    architecture: str = "lstm"
+    """Recurrent cell: lstm."""
+    units: int = 64
+    """Units per recurrent layer."""
+    layers: int = 1
+    """Number of stacked recurrent layers."""
+    pooling: str = "mean"
+    """How the last layer's outputs become one vector: mean (average over time) or last (final state)."""
+    dropout: float = 0.5
+    """Dropout rate before the output layer."""
+    learning_rate: float = 1e-3
+    """Initial Adam learning rate."""
+    batch_size: int = 32
+    """Training batch size (export always uses batch 1)."""
+
+
+def build_model(config: ModelConfig, frames: int, features: int, classes: int, batch_size: int | None = None):
+    """A recurrent classifier over (frames, features) inputs with a softmax over ``classes``.
+
+    The export copy is built with ``batch_size=1``: a fixed shape is what lets the converter
+    emit builtin int8 ops only.
+    """
+    if config.architecture != "lstm" or config.pooling not in ("mean", "last"):
+        raise ValueError(f"unknown architecture {config.architecture!r} or pooling {config.pooling!r}")
+    inputs = keras.Input(shape=(frames, features), batch_size=batch_size, name="features")
+    x = inputs
+    for layer in range(config.layers):
+        sequences = layer < config.layers - 1 or config.pooling == "mean"
+        x = keras.layers.LSTM(config.units, return_sequences=sequences, name=f"lstm_{layer}")(x)
+    if config.pooling == "mean":
+        # Averaging over time weighs every part of the utterance, not just its end.
+        x = keras.layers.GlobalAveragePooling1D(name="mean_over_time")(x)
+    x = keras.layers.Dropout(config.dropout)(x)
+    outputs = keras.layers.Dense(classes, activation="softmax", name="emotion")(x)
+    return keras.Model(inputs, outputs, name=config.architecture)
+
+
+def export_tflite(model, config: ModelConfig, calibration: np.ndarray | None) -> bytes:
+    """The trained model as TFLite with batch 1: float32, or full int8 (int8 input and output,
+    builtin int8 ops only) when ``calibration`` windows are given."""
+    _, frames, features = model.input_shape
+    fixed = build_model(config, frames, features, model.output_shape[-1], batch_size=1)
+    fixed.set_weights(model.get_weights())
+    converter = tf.lite.TFLiteConverter.from_keras_model(fixed)
+    if calibration is not None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([window[None].astype(np.float32)] for window in calibration)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    return converter.convert()

@@ -1,0 +1,106 @@
+"""The model card: what a bundle is for, what it was trained on, and how well it does, for whom."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+CARD_FILE = "MODEL_CARD.md"
+
+
+def _percent(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _metrics_table(metrics: dict) -> list[str]:
+    rows = ["| model | clips | accuracy | UAR | macro F1 |", "|---|---|---|---|---|"]
+    for name in ("float32", "int8"):
+        m = metrics[name]
+        rows.append(f"| {name} | {m['clips']} | {_percent(m['accuracy'])} | {_percent(m['uar'])} | {_percent(m['macro_f1'])} |")
+    for gender, m in metrics["int8_by_gender"].items():
+        rows.append(f"| int8, {gender} speakers | {m['clips']} | {_percent(m['accuracy'])} | {_percent(m['uar'])} | {_percent(m['macro_f1'])} |")
+    return rows
+
+
+def _per_class_table(metrics: dict) -> list[str]:
+    rows = ["| emotion | precision | recall | F1 | clips |", "|---|---|---|---|---|"]
+    for label, m in metrics["int8"]["per_class"].items():
+        rows.append(f"| {label} | {_percent(m['precision'])} | {_percent(m['recall'])} | {_percent(m['f1'])} | {m['support']} |")
+    return rows
+
+
+def _confusion_table(labels: list[str], matrix: list[list[int]]) -> list[str]:
+    rows = ["| true \\ predicted | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
+    rows += [f"| {label} | " + " | ".join(str(n) for n in row) + " |" for label, row in zip(labels, matrix)]
+    return rows
+
+
+def write_model_card(manifest: dict, out_dir: Path) -> Path:
+    """Write MODEL_CARD.md for a bundle from its manifest; every figure comes from the manifest."""
+    training, metrics, model = manifest["training"], manifest["metrics"], manifest["model"]
+    speakers = training["speakers"]
+    arch = model["architecture"]
+    lines = [
+        f"# Model card: {manifest['name']}",
+        "",
+        f"Speech emotion recognition, {len(manifest['labels'])} classes ({', '.join(manifest['labels'])}), "
+        f"full-int8 TFLite {arch['architecture'].upper()} ({arch['layers']} x {arch['units']} units, "
+        f"{model['parameters']} parameters, {model['size_bytes']} bytes) over the edge MFCC frontend.",
+        "",
+        "## Intended use",
+        "",
+        "On-device classification of short utterances (about 0.5 to a few seconds) of acted or clearly "
+        "expressed emotional speech, for home automation, robots, kiosks and research logging. Not for "
+        "decisions about people: emotion recognised from voice is unreliable, varies by speaker, language "
+        "and recording conditions, and must not be used to judge individuals.",
+        "",
+        "## Training data",
+        "",
+        f"Corpus: {training['corpus']} (RAVDESS speech, Livingstone & Russo 2018, PLoS ONE 13(5): e0196391; "
+        "licence CC BY-NC-SA 4.0, which this model inherits: attribution, non-commercial, share-alike). "
+        "North-American English, professional actors, two fixed sentences, studio recordings.",
+        f"Label map: {', '.join(f'{k} → {v}' for k, v in training['label_map'].items() if k != v) or 'none'} "
+        "(all other labels kept).",
+        f"Speakers (split by actor, none in two splits): train {', '.join(speakers['train'])}; "
+        f"validation {', '.join(speakers['validation'])} (early stopping and learning-rate schedule only); "
+        f"test {', '.join(speakers['test'])}. Odd actors are male, even female. Actors 21–24 of RAVDESS "
+        "were never seen by anyone here and are not part of these figures.",
+        f"Clips: {training['clips']['train']} train, {training['clips']['validation']} validation, "
+        f"{training['clips']['test']} test. Epochs run: {training['epochs_run']} (best on validation: "
+        f"{training['best_epoch']}).",
+        "",
+        "## Results on the test speakers",
+        "",
+        "Clip-level, pooled over windows exactly as the device does; UAR is unweighted average recall.",
+        "",
+        *_metrics_table(metrics),
+        "",
+        f"int8 and float32 predict the same class for {_percent(metrics['int8_float32_agreement'])} of test clips.",
+        "",
+        "Per class (int8):",
+        "",
+        *_per_class_table(metrics),
+        "",
+        "Confusion matrix (int8, clips):",
+        "",
+        *_confusion_table(manifest["labels"], metrics["int8"]["confusion_matrix"]),
+        "",
+        "## Limitations",
+        "",
+        f"- Only {len(speakers['test'])} test speakers: the figures carry wide uncertainty (a few points either way).",
+        "- Acted speech in one language and accent; spontaneous speech, other languages, far-field "
+        "microphones and noise will lower accuracy.",
+        "- 'calm' is merged into 'neutral'; 'disgust', 'fearful' and 'sad' are often confused.",
+        "",
+        "## Reproduce",
+        "",
+        "```",
+        manifest["command"],
+        "```",
+        "",
+        f"Software: {', '.join(f'{k} {v}' for k, v in training['software'].items())}. "
+        f"Training took {training['seconds']} s on a 2-core x86_64 machine.",
+        "",
+    ]
+    path = out_dir / CARD_FILE
+    path.write_text("\n".join(lines))
+    return path
