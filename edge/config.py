@@ -168,6 +168,9 @@ class Normalisation:
     """Mean of each feature over all training frames."""
     std: tuple[float, ...] = field(default=())
     """Standard deviation of each feature over all training frames (strictly positive)."""
+    subtract_clip_mean: bool = False
+    """First subtract each clip's own mean of every feature (removes speaker and channel offsets);
+    mean and std above are then statistics of such mean-free frames."""
 
     def __post_init__(self) -> None:
         if len(self.mean) != len(self.std) or not self.mean:
@@ -176,13 +179,16 @@ class Normalisation:
             raise ValueError("invalid normalisation: every std must be positive")
 
     def to_dict(self) -> dict:
-        return {"mean": list(self.mean), "std": list(self.std)}
+        return {"mean": list(self.mean), "std": list(self.std), "subtract_clip_mean": self.subtract_clip_mean}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Normalisation":
-        if not isinstance(data, dict) or set(data) != {"mean", "std"}:
-            raise ValueError("invalid normalisation: expected an object with mean and std")
+        if not isinstance(data, dict) or set(data) != {"mean", "std", "subtract_clip_mean"}:
+            raise ValueError("invalid normalisation: expected an object with mean, std and subtract_clip_mean")
+        if not isinstance(data["subtract_clip_mean"], bool):
+            raise ValueError("invalid normalisation: subtract_clip_mean must be true or false")
         try:
-            return cls(tuple(float(v) for v in data["mean"]), tuple(float(v) for v in data["std"]))
-        except TypeError as error:
+            mean, std = tuple(float(v) for v in data["mean"]), tuple(float(v) for v in data["std"])
+        except (TypeError, ValueError) as error:
             raise ValueError(f"invalid normalisation: {error}") from None
+        return cls(mean, std, data["subtract_clip_mean"])

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge.config import FrontendConfig, Normalisation, WindowingConfig
-from edge.frontend import compute_features
+from edge.frontend import compute_features, fixed_order_sum
 
 REFERENCE_SIGNAL_NAME = "ser-reference-v1"
 
@@ -35,8 +35,16 @@ class Quantization:
         return self.scale * (q.astype(np.float64) - self.zero_point)
 
 
+def clip_mean(features: np.ndarray) -> np.ndarray:
+    """Mean of each feature over a clip's frames, summed in a fixed order (same bits everywhere)."""
+    return fixed_order_sum(np.ascontiguousarray(features.T)) / len(features)
+
+
 def normalise(features: np.ndarray, normalisation: Normalisation) -> np.ndarray:
-    """Standardise each feature column with the training speakers' mean and std."""
+    """Standardise each feature column with the training speakers' mean and std, after removing
+    the clip's own mean if the normalisation says so."""
+    if normalisation.subtract_clip_mean and len(features):
+        features = features - clip_mean(features)
     return (features - np.asarray(normalisation.mean)) / np.asarray(normalisation.std)
 
 

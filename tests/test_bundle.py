@@ -48,17 +48,18 @@ def test_fingerprint_depends_on_every_input_stage(shipped_bundle):
     manifest = shipped_bundle.manifest
     import dataclasses
 
-    from edge.config import Normalisation
     from edge.model_input import Quantization
 
     base = (manifest.frontend, manifest.normalisation, manifest.windowing, manifest.input_quantization)
+    norm = manifest.normalisation
     changed = [
         (dataclasses.replace(manifest.frontend, preemphasis=0.95), *base[1:]),
-        (base[0], Normalisation((manifest.normalisation.mean[0] + 0.5, *manifest.normalisation.mean[1:]), manifest.normalisation.std), *base[2:]),
+        (base[0], dataclasses.replace(norm, mean=(norm.mean[0] + 0.5, *norm.mean[1:])), *base[2:]),
+        (base[0], dataclasses.replace(norm, subtract_clip_mean=not norm.subtract_clip_mean), *base[2:]),
         (*base[:2], dataclasses.replace(manifest.windowing, hop_frames=manifest.windowing.hop_frames - 1), base[3]),
         (*base[:3], Quantization(manifest.input_quantization.scale * 1.01, manifest.input_quantization.zero_point)),
     ]
-    assert len({fingerprint(*args) for args in [base, *changed]}) == 5
+    assert len({fingerprint(*args) for args in [base, *changed]}) == 6
     assert fingerprint(*base) == manifest.fingerprint
 
 

@@ -55,15 +55,28 @@ def test_smoke_bundle_runs_on_the_device_path(smoke_run, speech_files):
     assert run_ser("info", "--model", str(out)).returncode == 0
 
 
+def device_accuracy(bundle: Path | None, folders: list[Path]) -> tuple[int, float]:
+    """Clips classified and accuracy of `ser classify --json` against the RAVDESS file-name labels."""
+    model = ["--model", str(bundle)] if bundle else []
+    result = run_ser("classify", "--json", *model, *map(str, folders))
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    correct = [r["emotion"] == parse_ravdess_name(Path(r["file"])).label for r in records]
+    return len(records), round(float(np.mean(correct)), 4)
+
+
 def test_recorded_int8_metrics_are_what_the_device_computes(smoke_run, ravdess_dir):
     """Re-classify the test actors through `ser classify`: the manifest's int8 accuracy is reproduced."""
     out, _ = smoke_run
     manifest = json.loads((out / "manifest.json").read_text())
-    result = run_ser("classify", "--json", "--model", str(out), str(ravdess_dir / "Actor_05"), str(ravdess_dir / "Actor_06"))
-    records = [json.loads(line) for line in result.stdout.splitlines()]
-    truth = [parse_ravdess_name(Path(r["file"])).label for r in records]
-    accuracy = np.mean([r["emotion"] == t for r, t in zip(records, truth)])
-    assert len(records) == 120 and round(float(accuracy), 4) == manifest["metrics"]["int8"]["accuracy"]
+    clips, accuracy = device_accuracy(out, [ravdess_dir / "Actor_05", ravdess_dir / "Actor_06"])
+    assert (clips, accuracy) == (120, manifest["metrics"]["int8"]["accuracy"])
+
+
+def test_shipped_model_figures_are_what_the_device_computes(shipped_bundle, ravdess_dir):
+    document = shipped_bundle.manifest.document
+    test_actors = document["training"]["speakers"]["test"]
+    clips, accuracy = device_accuracy(None, [ravdess_dir / f"Actor_{actor}" for actor in test_actors])
+    assert (clips, accuracy) == (document["metrics"]["int8"]["clips"], document["metrics"]["int8"]["accuracy"])
 
 
 def test_the_int8_gate_fails_loudly_and_writes_no_bundle(ravdess_dir, tmp_path):

@@ -44,6 +44,7 @@ class SpeakerList(click.ParamType):
 @click.option("--layers", default=1, show_default=True, help="Stacked LSTM layers.")
 @click.option("--pooling", type=click.Choice(["mean", "last"]), default="mean", show_default=True,
               help="Average the LSTM outputs over time, or take the final state.")
+@click.option("--input-noise", default=0.3, show_default=True, help="Gaussian noise on the features in training.")
 @click.option("--dropout", default=0.5, show_default=True)
 @click.option("--learning-rate", default=1e-3, show_default=True)
 @click.option("--batch-size", default=32, show_default=True)
@@ -52,7 +53,7 @@ class SpeakerList(click.ParamType):
 @click.option("--seed", default=7, show_default=True)
 @click.option("--max-int8-drop", default=3.0, show_default=True,
               help="Fail if int8 test accuracy is more than this many points below float32.")
-def main(out_dir, corpus_dir, train_speakers, validation_speakers, test_speakers, name, units, layers, pooling, dropout,
+def main(out_dir, corpus_dir, train_speakers, validation_speakers, test_speakers, name, units, layers, pooling, input_noise, dropout,
          learning_rate, batch_size, epochs, patience, seed, max_int8_drop):  # fmt: skip
     """Train an LSTM on RAVDESS (7 classes, split by actor) and write a full-int8 bundle to OUT_DIR."""
     from trainer.corpus import corpus_root, read_ravdess
@@ -75,7 +76,7 @@ def main(out_dir, corpus_dir, train_speakers, validation_speakers, test_speakers
         name=name or out_dir.name,
         corpus="ravdess",
         split=split,
-        model=ModelConfig("lstm", units, layers, pooling, dropout, learning_rate, batch_size),
+        model=ModelConfig("lstm", units, layers, pooling, input_noise, dropout, learning_rate, batch_size),
         epochs=epochs,
         patience=patience,
         seed=seed,

@@ -9,7 +9,7 @@ import numpy as np
 from edge.audio import load_audio
 from edge.config import FrontendConfig, Normalisation, WindowingConfig
 from edge.frontend import compute_features
-from edge.model_input import normalise, windows
+from edge.model_input import clip_mean, normalise, windows
 from trainer.corpus import Utterance
 
 
@@ -44,11 +44,12 @@ def extract_features(utterances: list[Utterance], config: FrontendConfig, progre
     return result
 
 
-def fit_normalisation(features: list[np.ndarray]) -> Normalisation:
-    """Per-feature mean and std over every frame of the (training) clips."""
-    frames = np.concatenate(features)
+def fit_normalisation(features: list[np.ndarray], subtract_clip_mean: bool) -> Normalisation:
+    """Per-feature mean and std over every frame of the (training) clips, each clip made
+    mean-free first if ``subtract_clip_mean``, exactly as ``edge.model_input.normalise`` will."""
+    frames = np.concatenate([f - clip_mean(f) if subtract_clip_mean else f for f in features])
     std = frames.std(axis=0)
-    return Normalisation(tuple(frames.mean(axis=0).tolist()), tuple(np.where(std > 0, std, 1.0).tolist()))
+    return Normalisation(tuple(frames.mean(axis=0).tolist()), tuple(np.where(std > 0, std, 1.0).tolist()), subtract_clip_mean)
 
 
 def clip_windows(features: np.ndarray, normalisation: Normalisation, windowing: WindowingConfig) -> np.ndarray:

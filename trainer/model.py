@@ -21,6 +21,8 @@ class ModelConfig:
     """Number of stacked recurrent layers."""
     pooling: str = "mean"
     """How the last layer's outputs become one vector: mean (average over time) or last (final state)."""
+    input_noise: float = 0.3
+    """Std of Gaussian noise added to the normalised features while training (none at inference)."""
     dropout: float = 0.5
     """Dropout rate before the output layer."""
     learning_rate: float = 1e-3
@@ -38,7 +40,7 @@ def build_model(config: ModelConfig, frames: int, features: int, classes: int, b
     if config.architecture != "lstm" or config.pooling not in ("mean", "last"):
         raise ValueError(f"unknown architecture {config.architecture!r} or pooling {config.pooling!r}")
     inputs = keras.Input(shape=(frames, features), batch_size=batch_size, name="features")
-    x = inputs
+    x = keras.layers.GaussianNoise(config.input_noise, name="training_noise")(inputs) if config.input_noise else inputs
     for layer in range(config.layers):
         sequences = layer < config.layers - 1 or config.pooling == "mean"
         x = keras.layers.LSTM(config.units, return_sequences=sequences, name=f"lstm_{layer}")(x)

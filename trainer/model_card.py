@@ -11,6 +11,10 @@ def _percent(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+def _standard_error(proportion: float, n: int) -> float:
+    return (proportion * (1 - proportion) / n) ** 0.5
+
+
 def _metrics_table(metrics: dict) -> list[str]:
     rows = ["| model | clips | accuracy | UAR | macro F1 |", "|---|---|---|---|---|"]
     for name in ("float32", "int8"):
@@ -34,6 +38,26 @@ def _confusion_table(labels: list[str], matrix: list[list[int]]) -> list[str]:
     return rows
 
 
+def _top_confusions(labels: list[str], matrix: list[list[int]], count: int = 3) -> str:
+    cells = [(matrix[t][p], labels[t], labels[p]) for t in range(len(labels)) for p in range(len(labels)) if t != p]
+    return ", ".join(f"{true} taken for {predicted} ({n} clips)" for n, true, predicted in sorted(cells, reverse=True)[:count])
+
+
+def _input_summary(manifest: dict) -> str:
+    frontend, windowing, normalisation = manifest["frontend"], manifest["windowing"], manifest["normalisation"]
+    rate = frontend["sample_rate"]
+    extras = ", ".join(frontend["extras"]) or "no extras"
+    deltas = {0: "no deltas", 1: "deltas", 2: "deltas and delta-deltas"}[frontend["delta_order"]]
+    clip_mean = "each clip's mean removed, then " if normalisation["subtract_clip_mean"] else ""
+    return (
+        f"Input: {rate} Hz mono; {1000 * frontend['frame_length'] / rate:g} ms frames every "
+        f"{1000 * frontend['frame_step'] / rate:g} ms; {frontend['n_cepstra']} MFCCs from {frontend['n_filters']} mel "
+        f"filters{' (c0 replaced by log energy)' if frontend['append_energy'] else ''}, {extras}, {deltas}; "
+        f"{clip_mean}standardised with training-speaker statistics; windows of {windowing['window_frames']} frames "
+        f"every {windowing['hop_frames']}, probabilities averaged over windows."
+    )
+
+
 def write_model_card(manifest: dict, out_dir: Path) -> Path:
     """Write MODEL_CARD.md for a bundle from its manifest; every figure comes from the manifest."""
     training, metrics, model = manifest["training"], manifest["metrics"], manifest["model"]
@@ -45,6 +69,8 @@ def write_model_card(manifest: dict, out_dir: Path) -> Path:
         f"Speech emotion recognition, {len(manifest['labels'])} classes ({', '.join(manifest['labels'])}), "
         f"full-int8 TFLite {arch['architecture'].upper()} ({arch['layers']} x {arch['units']} units, "
         f"{model['parameters']} parameters, {model['size_bytes']} bytes) over the edge MFCC frontend.",
+        "",
+        _input_summary(manifest),
         "",
         "## Intended use",
         "",
@@ -86,10 +112,13 @@ def write_model_card(manifest: dict, out_dir: Path) -> Path:
         "",
         "## Limitations",
         "",
-        f"- Only {len(speakers['test'])} test speakers: the figures carry wide uncertainty (a few points either way).",
+        f"- Only {len(speakers['test'])} test speakers: the standard error of the int8 accuracy over clips alone is "
+        f"±{100 * _standard_error(metrics['int8']['accuracy'], metrics['int8']['clips']):.1f} points, and speakers differ "
+        "more than that (see the rows by gender).",
         "- Acted speech in one language and accent; spontaneous speech, other languages, far-field "
         "microphones and noise will lower accuracy.",
-        "- 'calm' is merged into 'neutral'; 'disgust', 'fearful' and 'sad' are often confused.",
+        f"- 'calm' is merged into 'neutral'. Most frequent confusions (int8): "
+        f"{_top_confusions(manifest['labels'], metrics['int8']['confusion_matrix'])}.",
         "",
         "## Reproduce",
         "",

@@ -54,6 +54,8 @@ class TrainOptions:
     """Feature extraction, shared with the device."""
     windowing: WindowingConfig = DEFAULT_WINDOWING
     """Model input length and pooling, shared with the device."""
+    subtract_clip_mean: bool = True
+    """Remove each clip's mean feature vector before normalising (helps with unseen speakers)."""
     epochs: int = 80
     """Most epochs; early stopping on the validation speakers usually ends sooner."""
     patience: int = 12
@@ -136,7 +138,7 @@ def train_bundle(options: TrainOptions, utterances: list[Utterance], out_dir: Pa
             raise ValueError(f"the {part} split has no utterances")
     features = {part: extract_features(items, options.frontend, _progress(f"features {part}")) for part, items in parts.items()}
     targets = {part: [labels.index(u.label) for u in items] for part, items in parts.items()}
-    normalisation = fit_normalisation(features["train"])
+    normalisation = fit_normalisation(features["train"], options.subtract_clip_mean)
     train_xy = window_dataset(features["train"], targets["train"], normalisation, options.windowing)
     validation_xy = window_dataset(features["validation"], targets["validation"], normalisation, options.windowing)
     _log(f"windows: {len(train_xy[0])} train, {len(validation_xy[0])} validation, shape {train_xy[0].shape[1:]}")
