@@ -90,10 +90,10 @@ def parse_manifest(document: dict) -> Manifest:
     for section, shape in expected_shapes.items():
         if document[section].get("shape") != shape:
             raise ValueError(f"{section}.shape must be {shape}, got {document[section].get('shape')}")
-    model, print_ = document["model"], document["fingerprint"]
+    model, fingerprint_section = document["model"], document["fingerprint"]
     if not isinstance(model.get("file"), str) or not isinstance(model.get("sha256"), str):
         raise ValueError("model needs file and sha256")
-    if not isinstance(print_.get("sha256"), str):
+    if not isinstance(fingerprint_section.get("sha256"), str):
         raise ValueError("fingerprint needs sha256")
     return Manifest(
         name=document["name"],
@@ -105,7 +105,7 @@ def parse_manifest(document: dict) -> Manifest:
         output_quantization=_parse_quantization(document["output"], "output"),
         model_file=model["file"],
         model_sha256=model["sha256"],
-        fingerprint=print_["sha256"],
+        fingerprint=fingerprint_section["sha256"],
         document=document,
     )
 
@@ -149,8 +149,6 @@ class ModelBundle:
     manifest: Manifest
     runtime: Runtime
     interpreter: object
-    input_index: int
-    output_index: int
 
 
 def _check_tensor(detail: dict, shape: list[int], quantization: Quantization, what: str, path: Path) -> None:
@@ -186,4 +184,4 @@ def load_bundle(name_or_path: str | Path | None = None, runtime: str | None = No
     document = manifest.document
     _check_tensor(input_detail, document["input"]["shape"], manifest.input_quantization, "input", model_path)
     _check_tensor(output_detail, document["output"]["shape"], manifest.output_quantization, "output", model_path)
-    return ModelBundle(path, manifest, found, interpreter, input_detail["index"], output_detail["index"])
+    return ModelBundle(path, manifest, found, interpreter)

@@ -12,6 +12,7 @@ from edge.bundle import ModelBundle
 from edge.errors import AudioError
 from edge.frontend import compute_features
 from edge.model_input import normalise, windows
+from edge.runtime import run_windows
 
 
 @dataclass(frozen=True)
@@ -39,16 +40,9 @@ class Classifier:
 
     def window_probabilities(self, features: np.ndarray) -> np.ndarray:
         """Class probabilities of each model window over a clip's features: (windows, classes)."""
-        manifest, interpreter = self.manifest, self.bundle.interpreter
+        manifest = self.manifest
         inputs = manifest.input_quantization.quantize(windows(normalise(features, manifest.normalisation), manifest.windowing))
-        outputs = []
-        for window in inputs:
-            # The fused LSTM keeps its state between invocations: start every window from zero.
-            interpreter.reset_all_variables()
-            interpreter.set_tensor(self.bundle.input_index, window[None])
-            interpreter.invoke()
-            outputs.append(interpreter.get_tensor(self.bundle.output_index)[0])
-        return manifest.output_quantization.dequantize(np.stack(outputs))
+        return manifest.output_quantization.dequantize(run_windows(self.bundle.interpreter, inputs))
 
     def classify_features(self, features: np.ndarray, what: str = "audio") -> Prediction:
         """Classify a clip given its frontend features; ``what`` names it in errors."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 EXTRA_FEATURES = ("rms", "zcr", "pitch")
 WINDOW_FUNCTIONS = ("rectangular", "hamming", "hann")
@@ -164,9 +164,9 @@ class WindowingConfig:
 class Normalisation:
     """Per-feature mean and standard deviation, from the training speakers only."""
 
-    mean: tuple[float, ...] = field(default=())
+    mean: tuple[float, ...]
     """Mean of each feature over all training frames."""
-    std: tuple[float, ...] = field(default=())
+    std: tuple[float, ...]
     """Standard deviation of each feature over all training frames (strictly positive)."""
     subtract_clip_mean: bool = False
     """First subtract each clip's own mean of every feature (removes speaker and channel offsets);

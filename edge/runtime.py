@@ -6,6 +6,8 @@ import importlib
 from dataclasses import dataclass
 from importlib import metadata
 
+import numpy as np
+
 from edge.errors import BundleError
 
 # (module holding Interpreter, distribution that provides it), in order of preference. TensorFlow
@@ -57,3 +59,19 @@ def load_interpreter(runtime: Runtime, model_path, num_threads: int = 1):
     except (ValueError, RuntimeError) as error:
         raise BundleError(f"{model_path}: {runtime} cannot load this model ({error})") from None
     return interpreter
+
+
+def run_windows(interpreter, windows: np.ndarray) -> np.ndarray:
+    """Raw model outputs for each input window, (windows, outputs), one invocation per window.
+
+    A fused LSTM keeps its state between invocations, so every window starts from reset state:
+    otherwise a result would depend on the clip classified before it.
+    """
+    (input_detail,), (output_detail,) = interpreter.get_input_details(), interpreter.get_output_details()
+    outputs = []
+    for window in windows:
+        interpreter.reset_all_variables()
+        interpreter.set_tensor(input_detail["index"], window[None])
+        interpreter.invoke()
+        outputs.append(interpreter.get_tensor(output_detail["index"])[0])
+    return np.stack(outputs)

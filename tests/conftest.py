@@ -27,7 +27,7 @@ def ravdess_dir() -> Path:
         reason = f"RAVDESS corpus not found at {path} (set SER_CORPUS_DIR to the folder holding ravdess/)"
         if os.environ.get("CI"):
             pytest.fail(reason + "; CI must have it")
-        pytest.skip(reason)
+        pytest.skip(reason=reason)
     return path
 
 

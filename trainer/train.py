@@ -17,7 +17,7 @@ from edge.bundle import MANIFEST_FILE, SCHEMA_VERSION, Manifest, ModelBundle, pa
 from edge.classifier import Classifier
 from edge.config import FrontendConfig, WindowingConfig
 from edge.model_input import Quantization, fingerprint
-from edge.runtime import find_runtime, load_interpreter
+from edge.runtime import find_runtime, load_interpreter, run_windows
 from trainer.corpus import CANONICAL_LABELS, RAVDESS_LABEL_MAP, Utterance
 from trainer.dataset import SpeakerSplit, clip_windows, extract_features, fit_normalisation, window_dataset
 from trainer.evaluate import classification_metrics, metrics_by_group, pooled_predictions
@@ -104,21 +104,6 @@ def _train_keras(options: TrainOptions, train_xy, validation_xy, n_classes: int)
     return model, history.history
 
 
-def _float_tflite_probabilities(model_path: Path, clips: list[np.ndarray]) -> list[np.ndarray]:
-    interpreter = load_interpreter(find_runtime(), model_path)
-    (input_detail,), (output_detail,) = interpreter.get_input_details(), interpreter.get_output_details()
-    result = []
-    for windows in clips:
-        outputs = []
-        for window in windows:
-            interpreter.reset_all_variables()
-            interpreter.set_tensor(input_detail["index"], window[None])
-            interpreter.invoke()
-            outputs.append(interpreter.get_tensor(output_detail["index"])[0].copy())
-        result.append(np.stack(outputs))
-    return result
-
-
 def _tensor_section(detail: dict) -> dict:
     scale, zero_point = detail["quantization"]
     return {"shape": [int(n) for n in detail["shape"]], "dtype": "int8", "scale": float(scale), "zero_point": int(zero_point)}
@@ -182,10 +167,11 @@ def train_bundle(options: TrainOptions, utterances: list[Utterance], out_dir: Pa
         "metrics": {},
     }  # fmt: skip
     manifest: Manifest = parse_manifest(document)
-    device = Classifier(ModelBundle(out_dir, manifest, runtime, interpreter, input_detail["index"], output_detail["index"]))
+    device = Classifier(ModelBundle(out_dir, manifest, runtime, interpreter))
     y_test = np.asarray(targets["test"])
     y_int8 = pooled_predictions([device.window_probabilities(f) for f in test_features])
-    y_float = pooled_predictions(_float_tflite_probabilities(out_dir / FLOAT_MODEL_FILE, test_clips))
+    float_interpreter = load_interpreter(runtime, out_dir / FLOAT_MODEL_FILE)
+    y_float = pooled_predictions([run_windows(float_interpreter, clip) for clip in test_clips])
     genders = [u.gender for u in parts["test"]]
     metrics = {
         "split": "test speakers (never used for training, early stopping or model choice)",
