@@ -89,8 +89,9 @@ def test_the_int8_gate_fails_loudly_and_writes_no_bundle(ravdess_dir, tmp_path):
 
 
 def test_ravdess_reader_labels_speakers_and_genders(ravdess_dir):
-    utterances = read_ravdess(ravdess_dir)
-    assert len(utterances) == 1200 and len({u.speaker for u in utterances}) == 20
+    corpus = read_ravdess(ravdess_dir)
+    utterances = corpus.utterances
+    assert corpus.labels == CANONICAL_LABELS and len(utterances) == 1200 and len({u.speaker for u in utterances}) == 20
     assert {u.label for u in utterances} == set(CANONICAL_LABELS)
     calm = parse_ravdess_name(Path("Actor_07/03-01-02-02-01-01-07.flac"))
     assert (calm.label, calm.speaker, calm.gender) == ("neutral", "07", "male")
@@ -100,7 +101,7 @@ def test_ravdess_reader_labels_speakers_and_genders(ravdess_dir):
 
 
 def test_no_speaker_is_in_two_splits(ravdess_dir):
-    utterances = read_ravdess(ravdess_dir)
+    utterances = read_ravdess(ravdess_dir).utterances
     split = SpeakerSplit(("01", "02", "03"), ("04",), ("05", "06"))
     parts = {part: {u.speaker for u in split.of(utterances, part)} for part in ("train", "validation", "test")}
     assert parts == {"train": {"01", "02", "03"}, "validation": {"04"}, "test": {"05", "06"}}

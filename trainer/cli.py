@@ -10,12 +10,16 @@ import click
 
 
 def _speakers(value: str) -> tuple[str, ...]:
-    """'17-20' or '1,3,5' → zero-padded RAVDESS actor ids."""
-    ids: list[int] = []
-    for part in value.split(","):
-        first, _, last = part.strip().partition("-")
-        ids.extend(range(int(first), int(last or first) + 1))
-    return tuple(f"{i:02d}" for i in ids)
+    """Speaker ids separated by commas; numeric ranges like 17-20 expand to zero-padded ids
+    (RAVDESS actors '17'..'20'); anything else (ShEMO 'F03', CSV ids) is taken as written."""
+    ids: list[str] = []
+    for part in (p.strip() for p in value.split(",") if p.strip()):
+        first, dash, last = part.partition("-")
+        if first.isdigit() and (not dash or last.isdigit()):
+            ids.extend(f"{i:02d}" for i in range(int(first), int(last or first) + 1))
+        else:
+            ids.append(part)
+    return tuple(ids)
 
 
 class SpeakerList(click.ParamType):
@@ -27,18 +31,20 @@ class SpeakerList(click.ParamType):
         try:
             return _speakers(value)
         except ValueError:
-            self.fail(f"{value!r} is not a list of actor numbers like 1-12 or 13,15", param, ctx)
+            self.fail(f"{value!r} is not a list of speakers like 1-12, 13,15 or F03,M07", param, ctx)
 
 
 @click.command()
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--corpus-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="RAVDESS folder (default: $SER_CORPUS_DIR/ravdess, else ../shared/corpora/ravdess).")
+@click.option("--corpus", "corpus_kind", type=click.Choice(["ravdess", "shemo", "csv"]), default="ravdess",
+              show_default=True, help="How to read labels, speakers and genders.")
+@click.option("--corpus-path", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Corpus folder (csv: the CSV file); default $SER_CORPUS_DIR/<corpus>, else ../shared/corpora/<corpus>.")
 @click.option("--train-speakers", type=SpeakerList(), default=None, help="Training actors (default: all others).")
-@click.option("--validation-speakers", type=SpeakerList(), default="13-16", show_default=True,
-              help="Actors for early stopping and the learning-rate schedule.")
-@click.option("--test-speakers", type=SpeakerList(), default="17-20", show_default=True,
-              help="Actors held out for the reported metrics.")
+@click.option("--validation-speakers", type=SpeakerList(), default=None,
+              help="Speakers for early stopping and the learning-rate schedule (RAVDESS default: 13-16).")
+@click.option("--test-speakers", type=SpeakerList(), default=None,
+              help="Speakers held out for the reported metrics (RAVDESS default: 17-20).")
 @click.option("--name", default=None, help="Bundle name (default: the output folder's name).")
 @click.option("--units", default=64, show_default=True, help="Units per LSTM layer.")
 @click.option("--layers", default=1, show_default=True, help="Stacked LSTM layers.")
@@ -53,28 +59,33 @@ class SpeakerList(click.ParamType):
 @click.option("--seed", default=7, show_default=True)
 @click.option("--max-int8-drop", default=3.0, show_default=True,
               help="Fail if int8 test accuracy is more than this many points below float32.")
-def main(out_dir, corpus_dir, train_speakers, validation_speakers, test_speakers, name, units, layers, pooling, input_noise, dropout,
+def main(out_dir, corpus_kind, corpus_path, train_speakers, validation_speakers, test_speakers, name, units, layers, pooling, input_noise, dropout,
          learning_rate, batch_size, epochs, patience, seed, max_int8_drop):  # fmt: skip
-    """Train an LSTM on RAVDESS (7 classes, split by actor) and write a full-int8 bundle to OUT_DIR."""
-    from trainer.corpus import corpus_root, read_ravdess
-    from trainer.dataset import SpeakerSplit
+    """Train an LSTM on a corpus (RAVDESS by default: 7 classes, split by actor) and write a
+    full-int8 bundle to OUT_DIR."""
+    from trainer.corpus import corpus_root, read_corpus
+    from trainer.dataset import SpeakerSplit, balanced_split
     from trainer.model import ModelConfig
     from trainer.train import QuantizationGateError, TrainOptions, train_bundle
 
-    root = corpus_dir or corpus_root() / "ravdess"
     try:
-        utterances = read_ravdess(root)
+        corpus = read_corpus(corpus_kind, corpus_path or corpus_root() / corpus_kind)
     except (FileNotFoundError, ValueError) as error:
         raise click.ClickException(str(error)) from None
-    held_out = set(validation_speakers) | set(test_speakers)
-    train_speakers = train_speakers or tuple(sorted({u.speaker for u in utterances} - held_out))
+    if corpus_kind == "ravdess":  # the shipped models' fixed split: 2 male and 2 female actors each
+        validation_speakers = validation_speakers or ("13", "14", "15", "16")
+        test_speakers = test_speakers or ("17", "18", "19", "20")
     try:
-        split = SpeakerSplit(train_speakers, validation_speakers, test_speakers)
+        if validation_speakers and test_speakers:
+            held_out = set(validation_speakers) | set(test_speakers)
+            train_speakers = train_speakers or tuple(sorted({u.speaker for u in corpus.utterances} - held_out))
+            split = SpeakerSplit(train_speakers, validation_speakers, test_speakers)
+        else:
+            split = balanced_split(corpus.utterances, seed=seed)
     except ValueError as error:
         raise click.ClickException(str(error)) from None
     options = TrainOptions(
         name=name or out_dir.name,
-        corpus="ravdess",
         split=split,
         model=ModelConfig("lstm", units, layers, pooling, input_noise, dropout, learning_rate, batch_size),
         epochs=epochs,
@@ -84,7 +95,7 @@ def main(out_dir, corpus_dir, train_speakers, validation_speakers, test_speakers
         command=shlex.join(["ser-train", *sys.argv[1:]]),
     )
     try:
-        manifest = train_bundle(options, utterances, out_dir)
+        manifest = train_bundle(options, corpus, out_dir)
     except (QuantizationGateError, ValueError) as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"wrote {out_dir} (int8 test accuracy {manifest['metrics']['int8']['accuracy']:.2%}, "

@@ -28,10 +28,62 @@ class SpeakerSplit:
         if len(groups[0] | groups[1] | groups[2]) != sum(map(len, groups)):
             raise ValueError("a speaker is in more than one split")
 
-    def of(self, utterances: list[Utterance], part: str) -> list[Utterance]:
+    def of(self, utterances, part: str) -> list[Utterance]:
         """The utterances of one part: train, validation or test."""
         speakers = set(getattr(self, part))
         return [u for u in utterances if u.speaker in speakers]
+
+
+def _distribution(utterances, key) -> dict:
+    values = [key(u) for u in utterances]
+    return {value: values.count(value) / len(values) for value in set(values)}
+
+
+def _imbalance(parts: list[list[Utterance]], everything: list[Utterance]) -> float:
+    """How far the parts' emotion and gender mixes are from the whole corpus's (sum of L1 distances)."""
+    total = 0.0
+    for key in (lambda u: u.label, lambda u: u.gender):
+        overall = _distribution(everything, key)
+        for part in parts:
+            mix = _distribution(part, key)
+            total += sum(abs(mix.get(value, 0.0) - share) for value, share in overall.items())
+    return total
+
+
+def balanced_split(utterances, validation_share: float = 0.2, test_share: float = 0.2, seed: int = 0,
+                   tries: int = 2000) -> SpeakerSplit:  # fmt: skip
+    """Split speakers into train/validation/test so that emotions and genders are mixed as in the
+    whole corpus, as far as whole speakers allow: the best of ``tries`` seeded random assignments."""
+    utterances = list(utterances)
+    speakers = sorted({u.speaker for u in utterances})
+    n_test = max(1, round(test_share * len(speakers)))
+    n_validation = max(1, round(validation_share * len(speakers)))
+    if len(speakers) < n_test + n_validation + 1:
+        raise ValueError(f"{len(speakers)} speakers are too few for train, validation and test splits")
+    by_speaker = {s: [u for u in utterances if u.speaker == s] for s in speakers}
+    rng = np.random.default_rng(seed)
+    best, best_score = None, float("inf")
+    for _ in range(tries):
+        order = [speakers[i] for i in rng.permutation(len(speakers))]
+        groups = (order[n_test + n_validation :], order[n_test : n_test + n_validation], order[:n_test])
+        score = _imbalance([[u for s in g for u in by_speaker[s]] for g in groups], utterances)
+        if score < best_score:
+            best, best_score = groups, score
+    return SpeakerSplit(*(tuple(sorted(g)) for g in best))
+
+
+def speaker_folds(utterances, k: int, seed: int = 0) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    """Speaker-grouped k-fold for tuning: (training speakers, held-out speakers) per fold, no
+    speaker on both sides, folds stratified by emotion and gender (scikit-learn)."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    utterances = list(utterances)
+    strata = [f"{u.label}/{u.gender}" for u in utterances]
+    groups = [u.speaker for u in utterances]
+    folds = []
+    for train_index, held_index in StratifiedGroupKFold(k, shuffle=True, random_state=seed).split(strata, strata, groups):
+        folds.append((tuple(sorted({groups[i] for i in train_index})), tuple(sorted({groups[i] for i in held_index}))))
+    return folds
 
 
 def extract_features(utterances: list[Utterance], config: FrontendConfig, progress=None) -> list[np.ndarray]:

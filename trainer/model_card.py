@@ -5,6 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 CARD_FILE = "MODEL_CARD.md"
+CORPUS_NOTES = {
+    "ravdess": "RAVDESS speech (Livingstone & Russo 2018, PLoS ONE 13(5): e0196391; licence CC BY-NC-SA 4.0, "
+    "which this model inherits: attribution, non-commercial, share-alike). North-American English, professional "
+    "actors, two fixed sentences, studio recordings. Odd actors are male, even female; actors 21–24 were never "
+    "seen by anyone here and are not part of these figures.",
+    "shemo": "ShEMO, the Sharif Emotional Speech Database (Persian, radio plays; Mohamad Nezami et al. 2019). "
+    "Check its licence before sharing this model.",
+}
 
 
 def _percent(x: float) -> str:
@@ -81,15 +89,12 @@ def write_model_card(manifest: dict, out_dir: Path) -> Path:
         "",
         "## Training data",
         "",
-        f"Corpus: {training['corpus']} (RAVDESS speech, Livingstone & Russo 2018, PLoS ONE 13(5): e0196391; "
-        "licence CC BY-NC-SA 4.0, which this model inherits: attribution, non-commercial, share-alike). "
-        "North-American English, professional actors, two fixed sentences, studio recordings.",
+        f"Corpus: {training['corpus']}. {CORPUS_NOTES.get(training['corpus'], '')}".rstrip(),
         f"Label map: {', '.join(f'{k} → {v}' for k, v in training['label_map'].items() if k != v) or 'none'} "
         "(all other labels kept).",
-        f"Speakers (split by actor, none in two splits): train {', '.join(speakers['train'])}; "
+        f"Speakers (split by speaker, none in two splits): train {', '.join(speakers['train'])}; "
         f"validation {', '.join(speakers['validation'])} (early stopping and learning-rate schedule only); "
-        f"test {', '.join(speakers['test'])}. Odd actors are male, even female. Actors 21–24 of RAVDESS "
-        "were never seen by anyone here and are not part of these figures.",
+        f"test {', '.join(speakers['test'])}.",
         f"Clips: {training['clips']['train']} train, {training['clips']['validation']} validation, "
         f"{training['clips']['test']} test. Epochs run: {training['epochs_run']} (best on validation: "
         f"{training['best_epoch']}).",

@@ -18,7 +18,7 @@ from edge.classifier import Classifier
 from edge.config import FrontendConfig, WindowingConfig
 from edge.model_input import Quantization, fingerprint
 from edge.runtime import find_runtime, load_interpreter, run_windows
-from trainer.corpus import CANONICAL_LABELS, RAVDESS_LABEL_MAP, Utterance
+from trainer.corpus import Corpus
 from trainer.dataset import SpeakerSplit, clip_windows, extract_features, fit_normalisation, window_dataset
 from trainer.evaluate import classification_metrics, metrics_by_group, pooled_predictions
 from trainer.model import ModelConfig, build_model, export_tflite
@@ -44,8 +44,6 @@ class TrainOptions:
 
     name: str
     """Bundle name, e.g. lstm-ravdess."""
-    corpus: str
-    """Corpus name recorded in the manifest."""
     split: SpeakerSplit
     """Speakers for train, validation and test."""
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -109,14 +107,14 @@ def _tensor_section(detail: dict) -> dict:
     return {"shape": [int(n) for n in detail["shape"]], "dtype": "int8", "scale": float(scale), "zero_point": int(zero_point)}
 
 
-def train_bundle(options: TrainOptions, utterances: list[Utterance], out_dir: Path) -> dict:
+def train_bundle(options: TrainOptions, corpus: Corpus, out_dir: Path) -> dict:
     """Train, export, evaluate and write a bundle into ``out_dir``; returns the manifest.
 
     Raises QuantizationGateError (after writing nothing) if int8 loses more than allowed.
     """
     started = time.monotonic()
-    labels = CANONICAL_LABELS
-    parts = {part: options.split.of(utterances, part) for part in ("train", "validation", "test")}
+    labels = corpus.labels
+    parts = {part: options.split.of(corpus.utterances, part) for part in ("train", "validation", "test")}
     for part, items in parts.items():
         _log(f"{part}: {len(items)} clips from speakers {', '.join(getattr(options.split, part))}")
         if not items:
@@ -193,8 +191,8 @@ def train_bundle(options: TrainOptions, utterances: list[Utterance], out_dir: Pa
         )
     document["metrics"] = metrics
     document["training"] = {
-        "corpus": options.corpus,
-        "label_map": RAVDESS_LABEL_MAP if options.corpus == "ravdess" else {},
+        "corpus": corpus.name,
+        "label_map": corpus.label_map,
         "speakers": {part: list(getattr(options.split, part)) for part in ("train", "validation", "test")},
         "clips": {part: len(items) for part, items in parts.items()},
         "epochs_run": len(history["loss"]),

@@ -1,0 +1,101 @@
+"""Corpus readers keep label, speaker and gender with every utterance; splits never share a speaker
+and keep emotions and genders mixed like the whole corpus."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from trainer.corpus import CANONICAL_LABELS, SHEMO_LABEL_MAP, parse_shemo_name, read_corpus, read_csv_corpus, read_shemo
+from trainer.dataset import balanced_split, speaker_folds
+
+
+def write_tone(path: Path, seconds: float = 0.6) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t = np.arange(int(16000 * seconds)) / 16000
+    soundfile.write(path, 0.2 * np.sin(2 * np.pi * 180 * t), 16000)
+
+
+@pytest.fixture
+def shemo_dir(tmp_path) -> Path:
+    """A ShEMO-shaped corpus: 6 female and 6 male speakers, uneven emotions per speaker, as in ShEMO."""
+    rng = np.random.default_rng(3)
+    for gender in "FM":
+        for speaker in range(1, 7):
+            for utterance, emotion in enumerate(rng.choice(list("AFHNSW"), size=8)):
+                write_tone(tmp_path / "shemo" / ("female" if gender == "F" else "male") / f"{gender}{speaker:02d}{emotion}{utterance:02d}.wav")
+    return tmp_path / "shemo"
+
+
+def test_shemo_names_give_gender_speaker_and_label():
+    utterance = parse_shemo_name(Path("F03S02.wav"))
+    assert (utterance.gender, utterance.speaker, utterance.label) == ("female", "F03", "sad")
+    assert parse_shemo_name(Path("M12W07.wav")).label == "surprised"
+    assert set(SHEMO_LABEL_MAP.values()) <= set(CANONICAL_LABELS)
+    for bad in ("F3S02.wav", "X03S02.wav", "F03D02.wav", "03-01-01-01-01-01-01.wav"):
+        with pytest.raises(ValueError, match="not a ShEMO file name"):
+            parse_shemo_name(Path(bad))
+
+
+def test_shemo_reader_reads_a_generated_corpus(shemo_dir):
+    corpus = read_shemo(shemo_dir)
+    assert corpus.name == "shemo" and len(corpus.utterances) == 96
+    assert len({u.speaker for u in corpus.utterances}) == 12  # F01 and M01 are different people
+    assert "disgust" not in corpus.labels and set(corpus.labels) <= set(CANONICAL_LABELS)
+    assert all(u.gender == ("female" if u.speaker[0] == "F" else "male") for u in corpus.utterances)
+
+
+def test_csv_corpus_maps_labels_and_genders(tmp_path):
+    for name in ("a.wav", "b.wav", "c.flac"):
+        write_tone(tmp_path / "audio" / name)
+    (tmp_path / "corpus.csv").write_text("path,label,speaker,gender\naudio/a.wav,joy,s1,F\naudio/b.wav,angry,s2,m\naudio/c.flac,neutral,s3,\n")
+    (tmp_path / "labels.json").write_text(json.dumps({"joy": "happy"}))
+    corpus = read_corpus("csv", tmp_path / "corpus.csv")
+    assert [(u.path.name, u.label, u.speaker, u.gender) for u in corpus.utterances] == [
+        ("a.wav", "happy", "s1", "female"), ("b.wav", "angry", "s2", "male"), ("c.flac", "neutral", "s3", "")]
+    assert corpus.label_map == {"joy": "happy"}
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("path,label\nx.wav,happy\n", "missing column"),
+        ("path,label,speaker\nx.wav,bored,s1\n", "neither canonical nor in the label map"),
+        ("path,label,speaker,gender\nx.wav,sad,s1,x\n", "gender 'x'"),
+        ("path,label,speaker\n", "no rows"),
+    ],
+)
+def test_bad_csv_corpora_are_refused_naming_the_line(tmp_path, content, message):
+    (tmp_path / "c.csv").write_text(content)
+    with pytest.raises(ValueError, match=message):
+        read_csv_corpus(tmp_path / "c.csv")
+
+
+def test_balanced_split_shares_no_speaker_and_mixes_genders_and_emotions(shemo_dir):
+    utterances = read_shemo(shemo_dir).utterances
+    split = balanced_split(utterances, seed=0)
+    parts = [set(split.train), set(split.validation), set(split.test)]
+    assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    assert set().union(*parts) == {u.speaker for u in utterances}
+    for part in ("validation", "test"):
+        genders = Counter(s[0] for s in getattr(split, part))
+        assert genders["F"] == genders["M"]  # 12 speakers, 2 + 2 held out: one of each can always be had
+        assert len({u.label for u in split.of(utterances, part)}) == 6
+    assert balanced_split(utterances, seed=0) == split  # reproducible
+
+
+def test_speaker_folds_hold_out_every_speaker_once(ravdess_dir):
+    from trainer.corpus import read_ravdess
+
+    utterances = read_ravdess(ravdess_dir).utterances
+    folds = speaker_folds(utterances, 4, seed=0)
+    held = [s for _, held_out in folds for s in held_out]
+    assert sorted(held) == sorted({u.speaker for u in utterances})
+    for train, held_out in folds:
+        assert not set(train) & set(held_out)
+        assert sum(int(s) % 2 for s in held_out) in (2, 3)  # males among 5 held-out actors
