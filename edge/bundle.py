@@ -84,6 +84,8 @@ def parse_manifest(document: dict) -> Manifest:
     frontend = FrontendConfig.from_dict(document["frontend"])
     normalisation = Normalisation.from_dict(document["normalisation"])
     windowing = WindowingConfig.from_dict(document["windowing"])
+    if windowing.trim_db > 0 and not frontend.append_energy:
+        raise ValueError("windowing.trim_db needs frontend.append_energy (feature 0 is the log energy)")
     if len(normalisation.mean) != frontend.n_features:
         raise ValueError(f"normalisation has {len(normalisation.mean)} features, the frontend {frontend.n_features}")
     expected_shapes = {"input": [1, windowing.window_frames, frontend.n_features], "output": [1, len(labels)]}

@@ -11,7 +11,7 @@ from edge.audio import load_audio
 from edge.bundle import ModelBundle
 from edge.errors import AudioError
 from edge.frontend import compute_features
-from edge.model_input import normalise, windows
+from edge.model_input import prepare
 from edge.runtime import run_windows
 
 
@@ -41,7 +41,7 @@ class Classifier:
     def window_probabilities(self, features: np.ndarray) -> np.ndarray:
         """Class probabilities of each model window over a clip's features: (windows, classes)."""
         manifest = self.manifest
-        inputs = manifest.input_quantization.quantize(windows(normalise(features, manifest.normalisation), manifest.windowing))
+        inputs = manifest.input_quantization.quantize(prepare(features, manifest.normalisation, manifest.windowing))
         return manifest.output_quantization.dequantize(run_windows(self.bundle.interpreter, inputs))
 
     def classify_features(self, features: np.ndarray, what: str = "audio") -> Prediction:

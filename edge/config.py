@@ -143,8 +143,13 @@ class WindowingConfig:
     """Clips with fewer frames than this are rejected as too short; shorter than a window is padded."""
     pooling: str = "mean"
     """How per-window class probabilities become the clip's: mean."""
+    trim_db: float = 0.0
+    """Drop leading and trailing frames whose log energy (feature 0, so append_energy must be on)
+    is more than this many dB below the clip's loudest frame; 0 keeps every frame."""
 
     def __post_init__(self) -> None:
+        if self.trim_db < 0:
+            raise ValueError("invalid windowing: trim_db must be >= 0")
         if not 0 < self.hop_frames <= self.window_frames:
             raise ValueError("invalid windowing: need 0 < hop_frames <= window_frames")
         if not 0 < self.min_frames <= self.window_frames:

@@ -66,6 +66,25 @@ def windows(normalised: np.ndarray, windowing: WindowingConfig) -> np.ndarray:
     return np.stack([normalised[start : start + frames] for start in window_starts(len(normalised), windowing)])
 
 
+TRIM_MARGIN_FRAMES = 3  # kept on each side of the loud part, so onsets and decays survive
+
+
+def trim_silence(features: np.ndarray, trim_db: float) -> np.ndarray:
+    """Drop leading and trailing frames more than ``trim_db`` dB below the loudest frame, by the
+    log energy in feature 0; ``trim_db`` 0 returns the features unchanged."""
+    if trim_db <= 0 or len(features) == 0:
+        return features
+    energy = features[:, 0]
+    loud = np.flatnonzero(energy >= energy.max() - trim_db * np.log(10) / 10)
+    first, last = max(loud[0] - TRIM_MARGIN_FRAMES, 0), min(loud[-1] + TRIM_MARGIN_FRAMES + 1, len(features))
+    return features[first:last]
+
+
+def prepare(features: np.ndarray, normalisation: Normalisation, windowing: WindowingConfig) -> np.ndarray:
+    """A clip's float model inputs: trim silence, normalise, cut windows. (windows, frames, features)."""
+    return windows(normalise(trim_silence(features, windowing.trim_db), normalisation), windowing)
+
+
 def reference_signal(sample_rate: int, seconds: float = 5.0, seed: int = 20261121) -> np.ndarray:
     """A speech-like test signal, long enough for several model windows, made from integer
     arithmetic only so that it is the same on every machine: a sawtooth whose pitch glides
@@ -93,7 +112,7 @@ def fingerprint(
     input pipeline produce exactly what the model was trained and calibrated on.
     """
     features = compute_features(reference_signal(frontend.sample_rate), frontend)
-    tensor = quantization.quantize(windows(normalise(features, normalisation), windowing))
+    tensor = quantization.quantize(prepare(features, normalisation, windowing))
     digest = hashlib.sha256(f"{REFERENCE_SIGNAL_NAME}:{tensor.dtype}:{tensor.shape}:".encode())
     digest.update(np.ascontiguousarray(tensor).tobytes())
     return digest.hexdigest()

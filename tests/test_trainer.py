@@ -16,7 +16,8 @@ from conftest import REPO, corpus_root, run_ser
 from trainer.corpus import CANONICAL_LABELS, parse_ravdess_name, read_ravdess
 from trainer.dataset import SpeakerSplit
 
-SMOKE_ARGS = ["--train-speakers", "1-3", "--validation-speakers", "4", "--test-speakers", "5,6", "--epochs", "2"]
+SMOKE_ARGS = ["--train-speakers", "1-3", "--validation-speakers", "4", "--test-speakers", "5,6", "--epochs", "2",
+              "--augment-copies", "1"]
 
 
 def run_train(*args: str) -> subprocess.CompletedProcess:
@@ -30,7 +31,7 @@ def smoke_run(ravdess_dir, tmp_path_factory) -> tuple[Path, subprocess.Completed
     out = tmp_path_factory.mktemp("smoke") / "lstm-smoke"
     # The gate is tested on its own below: two epochs on three actors give a near-random model
     # whose int8/float difference on 120 clips says nothing.
-    result = run_train(str(out), *SMOKE_ARGS, "--max-int8-drop", "100")
+    result = run_train("train", str(out), *SMOKE_ARGS, "--max-uar-drop", "100", "--max-accuracy-drop", "100")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return out, result
 
@@ -39,11 +40,12 @@ def test_smoke_training_prints_and_records_float_and_int8_test_metrics(smoke_run
     out, result = smoke_run
     manifest = json.loads((out / "manifest.json").read_text())
     metrics = manifest["metrics"]
-    line = next(line for line in result.stdout.splitlines() if "test accuracy float32" in line)
+    line = next(line for line in result.stdout.splitlines() if "test speakers, 120 clips: accuracy float32" in line)
     assert f"{metrics['float32']['accuracy']:.2%}" in line and f"{metrics['int8']['accuracy']:.2%}" in line
     assert metrics["int8"]["clips"] == 120 and set(metrics["int8_by_gender"]) == {"male", "female"}
     assert manifest["training"]["speakers"] == {"train": ["01", "02", "03"], "validation": ["04"], "test": ["05", "06"]}
-    assert manifest["command"].startswith("ser-train ") and "--epochs 2" in manifest["command"]
+    assert manifest["command"].startswith("ser-train train ") and "--epochs 2" in manifest["command"]
+    assert manifest["training"]["settings"]["augmented_clips"] == 180  # one copy of each training clip
     assert (out / "MODEL_CARD.md").read_text().count(f"{100 * metrics['int8']['uar']:.1f}%") >= 1
 
 
@@ -82,7 +84,7 @@ def test_shipped_model_figures_are_what_the_device_computes(shipped_bundle, ravd
 def test_the_int8_gate_fails_loudly_and_writes_no_bundle(ravdess_dir, tmp_path):
     out = tmp_path / "gated"
     # A negative allowance means "int8 must beat float by 101 points", which no model can.
-    result = run_train(str(out), *SMOKE_ARGS, "--max-int8-drop", "-101")
+    result = run_train("train", str(out), *SMOKE_ARGS, "--max-uar-drop", "-101")
     assert result.returncode == 1
     assert "points below float32 (allowed: -101.0); no bundle written" in result.stderr
     assert not (out / "manifest.json").exists() and not (out / "model.tflite").exists()
@@ -107,3 +109,18 @@ def test_no_speaker_is_in_two_splits(ravdess_dir):
     assert parts == {"train": {"01", "02", "03"}, "validation": {"04"}, "test": {"05", "06"}}
     with pytest.raises(ValueError, match="more than one split"):
         SpeakerSplit(("01", "02"), ("02",), ("03",))
+
+
+def test_gate_compares_the_shipped_bundle_on_its_test_speakers(ravdess_dir):
+    result = run_train("gate", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["int8"]["clips"] == 240 and report["failures"] == []
+    assert 0 <= report["max_probability_difference"] < 1 and 0.9 <= report["argmax_agreement"] <= 1
+    assert "lstm-ravdess on ravdess, 240 clips" in result.stderr and "gate passed" in result.stderr
+
+
+def test_gate_exits_nonzero_when_int8_loses_more_than_allowed(ravdess_dir):
+    result = run_train("gate", "--speakers", "19", "--max-uar-drop", "-101")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "60 clips" in result.stdout and "int8 uar is" in result.stderr and "(allowed: -101.0)" in result.stderr

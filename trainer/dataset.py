@@ -9,7 +9,7 @@ import numpy as np
 from edge.audio import load_audio
 from edge.config import FrontendConfig, Normalisation, WindowingConfig
 from edge.frontend import compute_features
-from edge.model_input import clip_mean, normalise, windows
+from edge.model_input import clip_mean, prepare, trim_silence
 from trainer.corpus import Utterance
 
 
@@ -96,17 +96,34 @@ def extract_features(utterances: list[Utterance], config: FrontendConfig, progre
     return result
 
 
-def fit_normalisation(features: list[np.ndarray], subtract_clip_mean: bool) -> Normalisation:
-    """Per-feature mean and std over every frame of the (training) clips, each clip made
-    mean-free first if ``subtract_clip_mean``, exactly as ``edge.model_input.normalise`` will."""
-    frames = np.concatenate([f - clip_mean(f) if subtract_clip_mean else f for f in features])
+def augmented_features(utterances, config: FrontendConfig, augment_config, seed: int, progress=None):
+    """Features of ``augment_config.copies`` altered copies of each utterance, with their labels."""
+    from trainer.augment import augment
+
+    rng = np.random.default_rng(seed)
+    features, labels = [], []
+    for index, utterance in enumerate(utterances):
+        samples = load_audio(utterance.path, config.sample_rate)
+        for _ in range(augment_config.copies):
+            features.append(compute_features(augment(samples, config.sample_rate, augment_config, rng), config))
+            labels.append(utterance.label)
+        if progress and augment_config.copies:
+            progress(index + 1, len(utterances))
+    return features, labels
+
+
+def fit_normalisation(features: list[np.ndarray], subtract_clip_mean: bool, trim_db: float) -> Normalisation:
+    """Per-feature mean and std over every frame of the (training) clips, trimmed and made
+    mean-free first as ``edge.model_input.prepare`` will do."""
+    trimmed = [trim_silence(f, trim_db) for f in features]
+    frames = np.concatenate([f - clip_mean(f) if subtract_clip_mean else f for f in trimmed])
     std = frames.std(axis=0)
     return Normalisation(tuple(frames.mean(axis=0).tolist()), tuple(np.where(std > 0, std, 1.0).tolist()), subtract_clip_mean)
 
 
 def clip_windows(features: np.ndarray, normalisation: Normalisation, windowing: WindowingConfig) -> np.ndarray:
     """The float model inputs of one clip, as the device cuts them: (windows, frames, features)."""
-    return windows(normalise(features, normalisation), windowing).astype(np.float32)
+    return prepare(features, normalisation, windowing).astype(np.float32)
 
 
 def window_dataset(

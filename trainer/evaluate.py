@@ -6,11 +6,6 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support, recall_score
 
 
-def pooled_predictions(window_probabilities: list[np.ndarray]) -> np.ndarray:
-    """Each clip's class: argmax of its windows' mean probabilities (as the device pools)."""
-    return np.array([int(np.argmax(p.mean(axis=0))) for p in window_probabilities])
-
-
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: tuple[str, ...]) -> dict:
     """Accuracy, unweighted average recall (UAR), macro F1, per-class P/R/F1 and the confusion
     matrix (rows: true class, columns: predicted), as plain JSON-ready numbers."""

@@ -14,7 +14,8 @@ class ModelConfig:
     """Architecture and optimisation settings of a recurrent classifier."""
 
     architecture: str = "lstm"
-    """Recurrent cell: lstm."""
+    """Recurrent cell: lstm (becomes one fused TFLite op) or gru (unrolled over the fixed input
+    length, the only way it converts to builtin int8 ops)."""
     units: int = 64
     """Units per recurrent layer."""
     layers: int = 1
@@ -37,13 +38,16 @@ def build_model(config: ModelConfig, frames: int, features: int, classes: int, b
     The export copy is built with ``batch_size=1``: a fixed shape is what lets the converter
     emit builtin int8 ops only.
     """
-    if config.architecture != "lstm" or config.pooling not in ("mean", "last"):
+    if config.architecture not in ("lstm", "gru") or config.pooling not in ("mean", "last"):
         raise ValueError(f"unknown architecture {config.architecture!r} or pooling {config.pooling!r}")
     inputs = keras.Input(shape=(frames, features), batch_size=batch_size, name="features")
     x = keras.layers.GaussianNoise(config.input_noise, name="training_noise")(inputs) if config.input_noise else inputs
     for layer in range(config.layers):
         sequences = layer < config.layers - 1 or config.pooling == "mean"
-        x = keras.layers.LSTM(config.units, return_sequences=sequences, name=f"lstm_{layer}")(x)
+        if config.architecture == "lstm":
+            x = keras.layers.LSTM(config.units, return_sequences=sequences, name=f"lstm_{layer}")(x)
+        else:
+            x = keras.layers.GRU(config.units, return_sequences=sequences, unroll=True, name=f"gru_{layer}")(x)
     if config.pooling == "mean":
         # Averaging over time weighs every part of the utterance, not just its end.
         x = keras.layers.GlobalAveragePooling1D(name="mean_over_time")(x)
