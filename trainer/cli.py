@@ -148,7 +148,7 @@ def gate(model, corpus_kind, corpus_path, speakers, max_uar_drop, max_accuracy_d
     """Compare a bundle's float32 and int8 models on labelled speech; exit 1 if int8 loses too much."""
     from edge.bundle import load_bundle
     from edge.errors import SerError
-    from trainer.dataset import extract_features
+    from trainer.dataset import load_clips
     from trainer.gate import GateLimits, compare_float_int8, gate_failures, summary_line
 
     try:
@@ -166,9 +166,9 @@ def gate(model, corpus_kind, corpus_path, speakers, max_uar_drop, max_accuracy_d
     skipped = sum(1 for u in corpus.utterances if u.label not in labels)
     if skipped:
         click.echo(f"skipping {skipped} clips whose labels the model does not have", err=True)
-    features = extract_features(chosen, bundle.manifest.frontend)
+    clips = load_clips(chosen, bundle.manifest.frontend)
     try:
-        comparison = compare_float_int8(bundle, features, [labels.index(u.label) for u in chosen])
+        comparison = compare_float_int8(bundle, clips.features, clips.targets(labels))
     except ValueError as error:
         raise click.ClickException(str(error)) from None
     failures = gate_failures(comparison, GateLimits(max_uar_drop, max_accuracy_drop))

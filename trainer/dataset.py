@@ -86,30 +86,37 @@ def speaker_folds(utterances, k: int, seed: int = 0) -> list[tuple[tuple[str, ..
     return folds
 
 
-def extract_features(utterances: list[Utterance], config: FrontendConfig, progress=None) -> list[np.ndarray]:
-    """Frontend features of each utterance, computed exactly as the device computes them."""
-    result = []
-    for index, utterance in enumerate(utterances):
-        result.append(compute_features(load_audio(utterance.path, config.sample_rate), config))
-        if progress:
-            progress(index + 1, len(utterances))
-    return result
+@dataclass
+class ClipSet:
+    """Utterances with their features (and, for training speakers, augmented copies' features)."""
+
+    utterances: list[Utterance]
+    features: list[np.ndarray]
+    augmented: list[list[np.ndarray]]
+
+    def subset(self, keep) -> "ClipSet":
+        """The clips whose utterance satisfies ``keep``."""
+        index = [i for i, u in enumerate(self.utterances) if keep(u)]
+        return ClipSet([self.utterances[i] for i in index], [self.features[i] for i in index], [self.augmented[i] for i in index])
+
+    def targets(self, labels: tuple[str, ...]) -> list[int]:
+        return [labels.index(u.label) for u in self.utterances]
 
 
-def augmented_features(utterances, config: FrontendConfig, augment_config, seed: int, progress=None):
-    """Features of ``augment_config.copies`` altered copies of each utterance, with their labels."""
+def load_clips(utterances, config: FrontendConfig, augment_config=None, seed: int = 0, progress=None) -> ClipSet:
+    """Features of every utterance and, if ``augment_config`` asks for copies, of its altered copies."""
     from trainer.augment import augment
 
     rng = np.random.default_rng(seed)
-    features, labels = [], []
+    copies = augment_config.copies if augment_config else 0
+    features, augmented = [], []
     for index, utterance in enumerate(utterances):
         samples = load_audio(utterance.path, config.sample_rate)
-        for _ in range(augment_config.copies):
-            features.append(compute_features(augment(samples, config.sample_rate, augment_config, rng), config))
-            labels.append(utterance.label)
-        if progress and augment_config.copies:
+        features.append(compute_features(samples, config))
+        augmented.append([compute_features(augment(samples, config.sample_rate, augment_config, rng), config) for _ in range(copies)])
+        if progress:
             progress(index + 1, len(utterances))
-    return features, labels
+    return ClipSet(list(utterances), features, augmented)
 
 
 def fit_normalisation(features: list[np.ndarray], subtract_clip_mean: bool, trim_db: float) -> Normalisation:

@@ -15,12 +15,12 @@ import tensorflow as tf
 import tf_keras as keras
 
 from edge.bundle import MANIFEST_FILE, SCHEMA_VERSION, ModelBundle, parse_manifest, sha256_file
-from edge.config import FrontendConfig, WindowingConfig
+from edge.config import FrontendConfig, Normalisation, WindowingConfig
 from edge.model_input import Quantization, fingerprint
 from edge.runtime import find_runtime, load_interpreter
 from trainer.corpus import Corpus
 from trainer.augment import AugmentConfig
-from trainer.dataset import SpeakerSplit, augmented_features, extract_features, fit_normalisation, window_dataset
+from trainer.dataset import ClipSet, SpeakerSplit, clip_windows, fit_normalisation, load_clips, window_dataset
 from trainer.evaluate import metrics_by_group
 from trainer.gate import GateLimits, compare_float_int8, gate_failures, summary_line
 from trainer.model import ModelConfig, build_model, export_tflite
@@ -84,7 +84,42 @@ def _progress(what: str):
     return report
 
 
-def _train_keras(options: TrainOptions, train_xy, validation_xy, n_classes: int, checkpoint: Path):
+@dataclass
+class Fit:
+    """A trained Keras model with what it was trained on."""
+
+    model: object
+    normalisation: Normalisation
+    history: dict
+    train_windows: np.ndarray
+
+
+def fit(options: TrainOptions, train: ClipSet, validation: ClipSet, labels: tuple[str, ...], verbose: int = 2) -> Fit:
+    """Train on the training clips and their augmented copies, checkpointing, stopping early and
+    lowering the learning rate on the validation clips; normalisation from training clips only."""
+    normalisation = fit_normalisation(train.features, options.subtract_clip_mean, options.windowing.trim_db)
+    copies = [(copy, target) for clips, target in zip(train.augmented, train.targets(labels)) for copy in clips]
+    train_xy = window_dataset(
+        train.features + [c for c, _ in copies], train.targets(labels) + [t for _, t in copies], normalisation, options.windowing
+    )
+    validation_xy = window_dataset(validation.features, validation.targets(labels), normalisation, options.windowing)
+    if verbose:
+        _log(f"windows: {len(train_xy[0])} train ({len(copies)} augmented clips), {len(validation_xy[0])} validation, "
+             f"shape {train_xy[0].shape[1:]}")  # fmt: skip
+    with tempfile.TemporaryDirectory() as scratch:
+        model, history = _train_keras(options, train_xy, validation_xy, len(labels), Path(scratch) / "best.weights.h5", verbose)
+    return Fit(model, normalisation, history, train_xy[0])
+
+
+def predict_clips(result: Fit, clips: ClipSet, windowing: WindowingConfig) -> np.ndarray:
+    """Keras float32 class of each clip, window probabilities pooled as the device pools them."""
+    windows = [clip_windows(f, result.normalisation, windowing) for f in clips.features]
+    probabilities = result.model.predict(np.concatenate(windows), verbose=0, batch_size=256)
+    bounds = np.cumsum([0] + [len(w) for w in windows])
+    return np.array([int(np.argmax(probabilities[a:b].mean(axis=0))) for a, b in zip(bounds[:-1], bounds[1:])])
+
+
+def _train_keras(options: TrainOptions, train_xy, validation_xy, n_classes: int, checkpoint: Path, verbose: int):
     keras.utils.set_random_seed(options.seed)
     x_train, y_train = train_xy
     model = build_model(options.model, x_train.shape[1], x_train.shape[2], n_classes)
@@ -103,7 +138,7 @@ def _train_keras(options: TrainOptions, train_xy, validation_xy, n_classes: int,
     ]
     history = model.fit(
         x_train, y_train, validation_data=validation_xy, epochs=options.epochs, batch_size=options.model.batch_size,
-        class_weight=class_weight, callbacks=callbacks, verbose=2, shuffle=True,
+        class_weight=class_weight, callbacks=callbacks, verbose=verbose, shuffle=True,
     )  # fmt: skip
     model.load_weights(str(checkpoint))
     return model, history.history
@@ -126,19 +161,15 @@ def train_bundle(options: TrainOptions, corpus: Corpus, out_dir: Path) -> dict:
         _log(f"{part}: {len(items)} clips from speakers {', '.join(getattr(options.split, part))}")
         if not items:
             raise ValueError(f"the {part} split has no utterances")
-    features = {part: extract_features(items, options.frontend, _progress(f"features {part}")) for part, items in parts.items()}
-    targets = {part: [labels.index(u.label) for u in items] for part, items in parts.items()}
-    normalisation = fit_normalisation(features["train"], options.subtract_clip_mean, options.windowing.trim_db)
-    augmented = augmented_features(parts["train"], options.frontend, options.augment, options.seed, _progress("augmenting train"))
-    labelled = [labels.index(label) for label in augmented[1]]
-    train_xy = window_dataset(features["train"] + augmented[0], targets["train"] + labelled, normalisation, options.windowing)
-    validation_xy = window_dataset(features["validation"], targets["validation"], normalisation, options.windowing)
-    _log(f"windows: {len(train_xy[0])} train, {len(validation_xy[0])} validation, shape {train_xy[0].shape[1:]}")
-
-    with tempfile.TemporaryDirectory() as scratch:
-        model, history = _train_keras(options, train_xy, validation_xy, len(labels), Path(scratch) / "best.weights.h5")
+    clips = {
+        part: load_clips(items, options.frontend, options.augment if part == "train" else None, options.seed,
+                         _progress(f"features {part}" + (" (with augmented copies)" if part == "train" else "")))
+        for part, items in parts.items()
+    }  # fmt: skip
+    trained = fit(options, clips["train"], clips["validation"], labels)
+    model, normalisation, history = trained.model, trained.normalisation, trained.history
     rng = np.random.default_rng(options.seed)
-    calibration = train_xy[0][rng.permutation(len(train_xy[0]))[: options.calibration_windows]]
+    calibration = trained.train_windows[rng.permutation(len(trained.train_windows))[: options.calibration_windows]]
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / FLOAT_MODEL_FILE).write_bytes(export_tflite(model, options.model, None))
     int8_path = out_dir / MODEL_FILE
@@ -174,7 +205,7 @@ def train_bundle(options: TrainOptions, corpus: Corpus, out_dir: Path) -> dict:
     }  # fmt: skip
     # The int8 model is evaluated through the device's own classifier, the float one alike.
     bundle = ModelBundle(out_dir, parse_manifest(document), runtime, interpreter)
-    comparison = compare_float_int8(bundle, features["test"], targets["test"])
+    comparison = compare_float_int8(bundle, clips["test"].features, clips["test"].targets(labels))
     predictions = comparison.pop("predictions")
     genders = [u.gender for u in parts["test"]]
     metrics = {
@@ -201,7 +232,8 @@ def train_bundle(options: TrainOptions, corpus: Corpus, out_dir: Path) -> dict:
         "history": {key: [round(float(v), 5) for v in values] for key, values in history.items()},
         "settings": {"epochs": options.epochs, "patience": options.patience, "seed": options.seed,
                      "calibration_windows": len(calibration), "gate": asdict(options.gate),
-                     "augmentation": options.augment.to_dict(), "augmented_clips": len(augmented[0])},
+                     "augmentation": options.augment.to_dict(),
+                     "augmented_clips": sum(len(copies) for copies in clips["train"].augmented)},
         "software": {"tensorflow": tf.__version__, "python": platform.python_version(), "runtime": str(runtime)},
         "seconds": round(time.monotonic() - started, 1),
     }  # fmt: skip
