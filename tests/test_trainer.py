@@ -42,7 +42,8 @@ def test_smoke_training_prints_and_records_float_and_int8_test_metrics(smoke_run
     metrics = manifest["metrics"]
     line = next(line for line in result.stdout.splitlines() if "test speakers, 120 clips: accuracy float32" in line)
     assert f"{metrics['float32']['accuracy']:.2%}" in line and f"{metrics['int8']['accuracy']:.2%}" in line
-    assert metrics["int8"]["clips"] == 120 and set(metrics["int8_by_gender"]) == {"male", "female"}
+    assert metrics["int8"]["clips"] == 120 and set(metrics["int8_gender"]["by_gender"]) == {"male", "female"}
+    assert set(metrics["int8_gender"]["difference"]) == {"accuracy", "uar"}
     assert manifest["training"]["speakers"] == {"train": ["01", "02", "03"], "validation": ["04"], "test": ["05", "06"]}
     assert manifest["command"].startswith("ser-train train ") and "--epochs 2" in manifest["command"]
     assert manifest["training"]["settings"]["augmented_clips"] == 180  # one copy of each training clip

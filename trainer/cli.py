@@ -53,6 +53,38 @@ def load_corpus(kind: str, path: Path | None):
         raise click.ClickException(str(error)) from None
 
 
+def split_options(command):
+    """--train/--validation/--test-speakers, shared by the commands that split a corpus."""
+    for option in reversed([
+        click.option("--train-speakers", type=SpeakerList(), default=None, help="Training speakers (default: all others)."),
+        click.option("--validation-speakers", type=SpeakerList(), default=None,
+                     help="Speakers for checkpointing, early stopping and the learning-rate schedule (RAVDESS default: 13-16)."),
+        click.option("--test-speakers", type=SpeakerList(), default=None,
+                     help="Speakers held out for the reported metrics (RAVDESS default: 17-20). Without both, a "
+                          "split balanced for emotion and gender is drawn."),
+    ]):  # fmt: skip
+        command = option(command)
+    return command
+
+
+def resolve_split(corpus_kind: str, corpus, train_speakers, validation_speakers, test_speakers, seed: int):
+    """The speakers given, RAVDESS's fixed split (2 male and 2 female actors held out for each of
+    validation and test), or a split balanced for emotion and gender."""
+    from trainer.dataset import SpeakerSplit, balanced_split
+
+    if corpus_kind == "ravdess":
+        validation_speakers = validation_speakers or ("13", "14", "15", "16")
+        test_speakers = test_speakers or ("17", "18", "19", "20")
+    try:
+        if validation_speakers and test_speakers:
+            held_out = set(validation_speakers) | set(test_speakers)
+            train_speakers = train_speakers or tuple(sorted({u.speaker for u in corpus.utterances} - held_out))
+            return SpeakerSplit(train_speakers, validation_speakers, test_speakers)
+        return balanced_split(corpus.utterances, seed=seed)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+
+
 def command_line() -> str:
     return shlex.join(["ser-train", *sys.argv[1:]])
 
@@ -65,12 +97,7 @@ def main():
 @main.command()
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @corpus_options
-@click.option("--train-speakers", type=SpeakerList(), default=None, help="Training speakers (default: all others).")
-@click.option("--validation-speakers", type=SpeakerList(), default=None,
-              help="Speakers for checkpointing, early stopping and the learning-rate schedule (RAVDESS default: 13-16).")
-@click.option("--test-speakers", type=SpeakerList(), default=None,
-              help="Speakers held out for the reported metrics (RAVDESS default: 17-20). Without both, a "
-                   "split balanced for emotion and gender is drawn.")  # fmt: skip
+@split_options
 @click.option("--name", default=None, help="Bundle name (default: the output folder's name).")
 @click.option("--architecture", type=click.Choice(["lstm", "gru"]), default="lstm", show_default=True)
 @click.option("--units", default=64, show_default=True, help="Units per recurrent layer.")
@@ -96,22 +123,13 @@ def train(out_dir, corpus_kind, corpus_path, train_speakers, validation_speakers
     import dataclasses
 
     from trainer.augment import AugmentConfig
-    from trainer.dataset import SpeakerSplit, balanced_split
     from trainer.gate import GateLimits
     from trainer.model import ModelConfig
     from trainer.train import DEFAULT_WINDOWING, QuantizationGateError, TrainOptions, train_bundle
 
     corpus = load_corpus(corpus_kind, corpus_path)
-    if corpus_kind == "ravdess":  # the shipped models' fixed split: 2 male and 2 female actors each
-        validation_speakers = validation_speakers or ("13", "14", "15", "16")
-        test_speakers = test_speakers or ("17", "18", "19", "20")
+    split = resolve_split(corpus_kind, corpus, train_speakers, validation_speakers, test_speakers, seed)
     try:
-        if validation_speakers and test_speakers:
-            held_out = set(validation_speakers) | set(test_speakers)
-            train_speakers = train_speakers or tuple(sorted({u.speaker for u in corpus.utterances} - held_out))
-            split = SpeakerSplit(train_speakers, validation_speakers, test_speakers)
-        else:
-            split = balanced_split(corpus.utterances, seed=seed)
         windowing = dataclasses.replace(DEFAULT_WINDOWING, window_frames=window_frames,
                                         hop_frames=window_frames // 2, trim_db=trim_db)  # fmt: skip
     except ValueError as error:
@@ -178,6 +196,83 @@ def gate(model, corpus_kind, corpus_path, speakers, max_uar_drop, max_accuracy_d
     if failures:
         raise click.ClickException("; ".join(failures))
     click.echo("gate passed", err=as_json)
+
+
+def _experiment_setup(corpus_kind, corpus_path, speakers, seed, augment_copies, epochs, parts_needed):
+    from trainer.augment import AugmentConfig
+    from trainer.dataset import load_clips
+    from trainer.train import TrainOptions, _progress
+
+    corpus = load_corpus(corpus_kind, corpus_path)
+    split = resolve_split(corpus_kind, corpus, *speakers, seed)
+    options = TrainOptions(name="experiment", split=split, seed=seed, epochs=epochs,
+                           augment=AugmentConfig(copies=augment_copies), command=command_line())  # fmt: skip
+    wanted = {s for part in parts_needed for s in getattr(split, part)}
+    clips = load_clips([u for u in corpus.utterances if u.speaker in wanted], options.frontend, options.augment, seed,
+                       _progress("features (with augmented copies)"))  # fmt: skip
+    parts = {part: clips.subset(lambda u, s=set(getattr(split, part)): u.speaker in s) for part in parts_needed}
+    return corpus, options, parts
+
+
+experiment_options = [
+    click.option("--augment-copies", default=2, show_default=True, help="Augmented copies per training clip."),
+    click.option("--epochs", default=80, show_default=True, help="Most epochs per model (early stopping)."),
+    click.option("--seed", default=7, show_default=True),
+]
+
+
+def with_experiment_options(command):
+    for option in reversed(experiment_options):
+        command = option(command)
+    return command
+
+
+@main.command()
+@click.argument("out_json", type=click.Path(dir_okay=False, path_type=Path))
+@corpus_options
+@split_options
+@click.option("--folds", default=4, show_default=True, help="Speaker-grouped folds over training + validation speakers.")
+@click.option("--budget-minutes", default=30.0, show_default=True, help="Stop starting new configurations after this.")
+@click.option("--max-configs", default=None, type=int, help="Try at most this many configurations.")
+@with_experiment_options
+def tune(out_json, corpus_kind, corpus_path, train_speakers, validation_speakers, test_speakers, folds, budget_minutes,
+         max_configs, augment_copies, epochs, seed):  # fmt: skip
+    """Search layers, units, learning rate and batch size by speaker-grouped cross-validation on
+    the training and validation speakers (never the test speakers); write every result to OUT_JSON."""
+    from trainer.experiments import tune as search
+
+    speakers = (train_speakers, validation_speakers, test_speakers)
+    corpus, options, parts = _experiment_setup(corpus_kind, corpus_path, speakers, seed, augment_copies, epochs,
+                                               ("train", "validation"))  # fmt: skip
+    development = parts["train"].join(parts["validation"])
+    result = search(options, development, corpus.labels, folds, 60 * budget_minutes, max_configs)
+    out_json.write_text(json.dumps({"corpus": corpus.name, "command": command_line(), **result}, indent=2) + "\n")
+    for row in result["tried"]:
+        c = row["config"]
+        click.echo(f"{c['architecture']} {c['layers']}x{c['units']:<4} lr {c['learning_rate']:<7g} batch {c['batch_size']:<3} "
+                   f"CV UAR {row['uar']:.2%}  accuracy {row['accuracy']:.2%}  {row['seconds']:.0f} s")  # fmt: skip
+    click.echo(f"{len(result['tried'])} configurations in {result['seconds']:.0f} s ({result['untried']} not tried); wrote {out_json}")
+
+
+@main.command()
+@click.argument("out_json", type=click.Path(dir_okay=False, path_type=Path))
+@corpus_options
+@split_options
+@with_experiment_options
+def gender(out_json, corpus_kind, corpus_path, train_speakers, validation_speakers, test_speakers, augment_copies, epochs, seed):
+    """The gender-dependent experiment: train on female speakers only, male only and both; test
+    each on female, male and all test speakers; write the table to OUT_JSON."""
+    from trainer.experiments import gender_experiment
+
+    speakers = (train_speakers, validation_speakers, test_speakers)
+    corpus, options, parts = _experiment_setup(corpus_kind, corpus_path, speakers, seed, augment_copies, epochs,
+                                               ("train", "validation", "test"))  # fmt: skip
+    rows = gender_experiment(options, parts["train"], parts["validation"], parts["test"], corpus.labels)
+    out_json.write_text(json.dumps({"corpus": corpus.name, "command": command_line(), "rows": rows}, indent=2) + "\n")
+    click.echo(f"{'trained on':10} {'tested on':9} {'clips':>5} {'accuracy':>8} {'UAR':>7}")
+    for r in rows:
+        click.echo(f"{r['trained_on']:10} {r['tested_on']:9} {r['clips']:5d} {r['accuracy']:8.2%} {r['uar']:7.2%}")
+    click.echo(f"wrote {out_json}")
 
 
 if __name__ == "__main__":

@@ -99,6 +99,10 @@ class ClipSet:
         index = [i for i, u in enumerate(self.utterances) if keep(u)]
         return ClipSet([self.utterances[i] for i in index], [self.features[i] for i in index], [self.augmented[i] for i in index])
 
+    def join(self, other: "ClipSet") -> "ClipSet":
+        """These clips followed by ``other``'s."""
+        return ClipSet(self.utterances + other.utterances, self.features + other.features, self.augmented + other.augmented)
+
     def targets(self, labels: tuple[str, ...]) -> list[int]:
         return [labels.index(u.label) for u in self.utterances]
 

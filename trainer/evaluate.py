@@ -6,6 +6,19 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support, recall_score
 
 
+def accuracy(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
+    """Share of clips classified correctly (plain numpy: bootstraps call it thousands of times)."""
+    return float(np.mean(y_true == y_pred))
+
+
+def uar(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
+    """Unweighted average recall over the classes present in y_true (plain numpy, as above)."""
+    hits = np.bincount(y_true[y_true == y_pred], minlength=n_classes)
+    support = np.bincount(y_true, minlength=n_classes)
+    present = support > 0
+    return float(np.mean(hits[present] / support[present]))
+
+
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: tuple[str, ...]) -> dict:
     """Accuracy, unweighted average recall (UAR), macro F1, per-class P/R/F1 and the confusion
     matrix (rows: true class, columns: predicted), as plain JSON-ready numbers."""
@@ -21,13 +34,4 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: tuple
             for label, p, r, f, s in zip(labels, precision, recall, f1, support)
         },
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=classes).tolist(),
-    }
-
-
-def metrics_by_group(y_true: np.ndarray, y_pred: np.ndarray, groups: list[str], labels: tuple[str, ...]) -> dict:
-    """``classification_metrics`` for each group (e.g. gender) separately."""
-    groups_array = np.asarray(groups)
-    return {
-        group: classification_metrics(y_true[groups_array == group], y_pred[groups_array == group], labels)
-        for group in sorted(set(groups))
     }

@@ -28,9 +28,22 @@ def _metrics_table(metrics: dict) -> list[str]:
     for name in ("float32", "int8"):
         m = metrics[name]
         rows.append(f"| {name} | {m['clips']} | {_percent(m['accuracy'])} | {_percent(m['uar'])} | {_percent(m['macro_f1'])} |")
-    for gender, m in metrics["int8_by_gender"].items():
+    for gender, m in metrics["int8_gender"]["by_gender"].items():
         rows.append(f"| int8, {gender} speakers | {m['clips']} | {_percent(m['accuracy'])} | {_percent(m['uar'])} | {_percent(m['macro_f1'])} |")
     return rows
+
+
+def _gender_lines(metrics: dict) -> list[str]:
+    analysis = metrics["int8_gender"]
+    lines = ["| speakers | accuracy (95% CI) | UAR (95% CI) |", "|---|---|---|"]
+    for gender, m in analysis["by_gender"].items():
+        lines.append(f"| {gender} | {_percent(m['accuracy'])} ({_percent(m['accuracy_ci95'][0])}–{_percent(m['accuracy_ci95'][1])}) "
+                     f"| {_percent(m['uar'])} ({_percent(m['uar_ci95'][0])}–{_percent(m['uar_ci95'][1])}) |")  # fmt: skip
+    for metric, d in analysis["difference"].items():
+        lines.append(f"\nFemale minus male {metric}: {100 * d['female_minus_male']:+.1f} points, permutation-test "
+                     f"p = {d['p_value']:.3f} (clips exchanged; with few speakers per gender this is weak evidence "
+                     "about genders in general).")  # fmt: skip
+    return lines
 
 
 def _per_class_table(metrics: dict) -> list[str]:
@@ -106,6 +119,10 @@ def write_model_card(manifest: dict, out_dir: Path) -> Path:
         *_metrics_table(metrics),
         "",
         f"int8 and float32 predict the same class for {_percent(metrics['int8_float32_agreement'])} of test clips.",
+        "",
+        "By gender (int8; bootstrap intervals over clips):",
+        "",
+        *_gender_lines(metrics),
         "",
         "Per class (int8):",
         "",

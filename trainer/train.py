@@ -21,7 +21,7 @@ from edge.runtime import find_runtime, load_interpreter
 from trainer.corpus import Corpus
 from trainer.augment import AugmentConfig
 from trainer.dataset import ClipSet, SpeakerSplit, clip_windows, fit_normalisation, load_clips, window_dataset
-from trainer.evaluate import metrics_by_group
+from trainer.gender import gender_analysis
 from trainer.gate import GateLimits, compare_float_int8, gate_failures, summary_line
 from trainer.model import ModelConfig, build_model, export_tflite
 from trainer.model_card import write_model_card
@@ -211,7 +211,7 @@ def train_bundle(options: TrainOptions, corpus: Corpus, out_dir: Path) -> dict:
     metrics = {
         "split": "test speakers (never used for training, early stopping or model choice)",
         **{key: comparison[key] for key in ("float32", "int8")},
-        "int8_by_gender": metrics_by_group(np.asarray(predictions["true"]), np.asarray(predictions["int8"]), genders, labels),
+        "int8_gender": gender_analysis(predictions["true"], predictions["int8"], genders, labels, options.seed),
         "int8_float32_agreement": comparison["argmax_agreement"],
         "max_probability_difference": comparison["max_probability_difference"],
     }
