@@ -67,3 +67,25 @@ def run_ser(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run the `ser` CLI in a fresh process, as a user would."""
     return subprocess.run([sys.executable, "-m", "edge.cli", *args], capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, cwd=REPO, timeout=300)
+
+
+def run_train(*args: str) -> subprocess.CompletedProcess:
+    """Run the `ser-train` CLI in a fresh process, on the corpus the tests use."""
+    env = {**os.environ, "SER_CORPUS_DIR": str(corpus_root())}
+    return subprocess.run([sys.executable, "-m", "trainer.cli", *args], capture_output=True, text=True, env=env,
+                          cwd=REPO, timeout=900)  # fmt: skip
+
+
+SMOKE_SPLIT = ["--train-speakers", "1-3", "--validation-speakers", "4", "--test-speakers", "5,6"]
+
+
+@pytest.fixture(scope="session")
+def smoke_run(ravdess_dir, tmp_path_factory):
+    """A bundle from a smoke training run (3 actors, 2 epochs, one augmented copy): (folder, process)."""
+    out = tmp_path_factory.mktemp("smoke") / "lstm-smoke"
+    # The gate is tested on its own: two epochs on three actors give a near-random model whose
+    # int8/float difference on 120 clips says nothing.
+    result = run_train("train", str(out), *SMOKE_SPLIT, "--epochs", "2", "--augment-copies", "1",
+                       "--max-uar-drop", "100", "--max-accuracy-drop", "100")  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return out, result

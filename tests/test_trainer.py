@@ -4,37 +4,14 @@ device verifies and runs; splits never share a speaker; the int8 gate fails loud
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, corpus_root, run_ser
+from conftest import SMOKE_SPLIT, run_ser, run_train
 
 from trainer.corpus import CANONICAL_LABELS, parse_ravdess_name, read_ravdess
 from trainer.dataset import SpeakerSplit
-
-SMOKE_ARGS = ["--train-speakers", "1-3", "--validation-speakers", "4", "--test-speakers", "5,6", "--epochs", "2",
-              "--augment-copies", "1"]
-
-
-def run_train(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "SER_CORPUS_DIR": str(corpus_root())}
-    return subprocess.run([sys.executable, "-m", "trainer.cli", *args], capture_output=True, text=True, env=env,
-                          cwd=REPO, timeout=900)  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def smoke_run(ravdess_dir, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
-    out = tmp_path_factory.mktemp("smoke") / "lstm-smoke"
-    # The gate is tested on its own below: two epochs on three actors give a near-random model
-    # whose int8/float difference on 120 clips says nothing.
-    result = run_train("train", str(out), *SMOKE_ARGS, "--max-uar-drop", "100", "--max-accuracy-drop", "100")
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return out, result
-
 
 def test_smoke_training_prints_and_records_float_and_int8_test_metrics(smoke_run):
     out, result = smoke_run
@@ -85,7 +62,7 @@ def test_shipped_model_figures_are_what_the_device_computes(shipped_bundle, ravd
 def test_the_int8_gate_fails_loudly_and_writes_no_bundle(ravdess_dir, tmp_path):
     out = tmp_path / "gated"
     # A negative allowance means "int8 must beat float by 101 points", which no model can.
-    result = run_train("train", str(out), *SMOKE_ARGS, "--max-uar-drop", "-101")
+    result = run_train("train", str(out), *SMOKE_SPLIT, "--epochs", "1", "--augment-copies", "0", "--max-uar-drop", "-101")
     assert result.returncode == 1
     assert "points below float32 (allowed: -101.0); no bundle written" in result.stderr
     assert not (out / "manifest.json").exists() and not (out / "model.tflite").exists()

@@ -275,5 +275,22 @@ def gender(out_json, corpus_kind, corpus_path, train_speakers, validation_speake
     click.echo(f"wrote {out_json}")
 
 
+@main.command()
+@click.argument("bundle_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@corpus_options
+def report(bundle_dir, corpus_kind, corpus_path):
+    """Write BUNDLE_DIR/report.html (self-contained) and MODEL_CARD.md from the bundle's manifest,
+    its corpus, and tuning.json / gender_experiment.json in the folder where present."""
+    from trainer.model_card import read_experiments, write_model_card
+    from trainer.report import write_report
+
+    manifest = json.loads((bundle_dir / "manifest.json").read_text())
+    corpus = load_corpus(corpus_kind, corpus_path)
+    tuning, experiment = read_experiments(bundle_dir)
+    path = write_report(manifest, corpus, bundle_dir, tuning, experiment)
+    card = write_model_card(manifest, bundle_dir)
+    click.echo(f"wrote {path} and {card}")
+
+
 if __name__ == "__main__":
     main()

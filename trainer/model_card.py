@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 CARD_FILE = "MODEL_CARD.md"
+TUNING_FILE, GENDER_EXPERIMENT_FILE = "tuning.json", "gender_experiment.json"
 CORPUS_NOTES = {
     "ravdess": "RAVDESS speech (Livingstone & Russo 2018, PLoS ONE 13(5): e0196391; licence CC BY-NC-SA 4.0, "
     "which this model inherits: attribution, non-commercial, share-alike). North-American English, professional "
@@ -79,6 +81,34 @@ def _input_summary(manifest: dict) -> str:
     )
 
 
+def read_experiments(bundle_dir: Path) -> tuple[dict | None, list[dict] | None]:
+    """The tuning result and gender-experiment rows stored beside a bundle, where present."""
+    tuning = bundle_dir / TUNING_FILE
+    experiment = bundle_dir / GENDER_EXPERIMENT_FILE
+    return (json.loads(tuning.read_text()) if tuning.is_file() else None,
+            json.loads(experiment.read_text())["rows"] if experiment.is_file() else None)  # fmt: skip
+
+
+def _experiment_lines(bundle_dir: Path) -> list[str]:
+    tuning, experiment = read_experiments(bundle_dir)
+    lines = []
+    if tuning:
+        lines += ["## Tuning", "", f"{len(tuning['tried'])} configurations by {len(tuning['folds'])}-fold speaker-grouped "
+                  f"cross-validation on the training and validation speakers ({tuning['seconds']:.0f} s; "
+                  f"{tuning['untried']} left untried by the budget). Best first:", "",
+                  "| cell | layers | units | learning rate | batch | CV UAR | CV accuracy |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [f"| {r['config']['architecture']} | {r['config']['layers']} | {r['config']['units']} | {r['config']['learning_rate']:g} "
+                  f"| {r['config']['batch_size']} | {_percent(r['uar'])} | {_percent(r['accuracy'])} |" for r in tuning["tried"]]  # fmt: skip
+        lines.append("")
+    if experiment:
+        lines += ["## Gender-dependent experiment", "", "Same validation and test speakers; float32 Keras models.", "",
+                  "| trained on | tested on | training speakers | clips | accuracy | UAR |", "|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [f"| {r['trained_on']} | {r['tested_on']} | {r['train_speakers']} | {r['clips']} | {_percent(r['accuracy'])} "
+                  f"| {_percent(r['uar'])} |" for r in experiment]  # fmt: skip
+        lines.append("")
+    return lines
+
+
 def write_model_card(manifest: dict, out_dir: Path) -> Path:
     """Write MODEL_CARD.md for a bundle from its manifest; every figure comes from the manifest."""
     training, metrics, model = manifest["training"], manifest["metrics"], manifest["model"]
@@ -132,6 +162,7 @@ def write_model_card(manifest: dict, out_dir: Path) -> Path:
         "",
         *_confusion_table(manifest["labels"], metrics["int8"]["confusion_matrix"]),
         "",
+        *_experiment_lines(out_dir),
         "## Limitations",
         "",
         f"- Only {len(speakers['test'])} test speakers: the standard error of the int8 accuracy over clips alone is "

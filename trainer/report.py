@@ -1,0 +1,181 @@
+"""A self-contained HTML report of a bundle: exploration of its corpus and splits, training
+curves, test results of float32 and int8, the gender analysis, and tuning and gender-experiment
+tables when given. Plots are PNGs embedded as data URIs, so the file travels alone."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import soundfile  # noqa: E402
+
+from edge.audio import load_audio  # noqa: E402
+from edge.config import FrontendConfig  # noqa: E402
+from edge.frontend import compute_features, frame_signal, power_spectrum  # noqa: E402
+from trainer.corpus import Corpus  # noqa: E402
+
+REPORT_FILE = "report.html"
+PARTS = ("train", "validation", "test")
+
+
+def _image(figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(figure)
+    return f'<img src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def exploration(corpus: Corpus, speakers: dict, frontend: FrontendConfig) -> str:
+    """Emotion and gender mix and durations per split, and one clip per emotion drawn three ways."""
+    parts = {part: [u for u in corpus.utterances if u.speaker in set(speakers[part])] for part in PARTS}
+    labels = corpus.labels
+    rows = [[part, len({u.speaker for u in items}), len(items)] + [sum(u.label == label for u in items) for label in labels]
+            + [sum(u.gender == "female" for u in items), sum(u.gender == "male" for u in items)]
+            for part, items in parts.items()]  # fmt: skip
+    counts = _table(["split", "speakers", "clips", *labels, "female clips", "male clips"], rows)
+    figure, axis = plt.subplots(figsize=(7, 3))
+    for part, items in parts.items():
+        durations = [soundfile.info(u.path).duration for u in items]
+        axis.hist(durations, bins=30, alpha=0.5, label=f"{part} (median {np.median(durations):.2f} s)")
+    axis.set(xlabel="duration (s)", ylabel="clips", title="Clip durations per split")
+    axis.legend()
+    durations_plot = _image(figure)
+    examples = []
+    for label in labels:
+        utterance = next(u for u in parts["train"] if u.label == label)
+        samples = load_audio(utterance.path, frontend.sample_rate)
+        figure, axes = plt.subplots(1, 3, figsize=(12, 2.4))
+        axes[0].plot(np.arange(len(samples)) / frontend.sample_rate, samples, linewidth=0.4)
+        axes[0].set(title=f"{label}: waveform", xlabel="s")
+        spectrum = power_spectrum(frame_signal(samples, 512, 160) * np.hanning(512), 512)
+        axes[1].imshow(10 * np.log10(spectrum.T + 1e-10), origin="lower", aspect="auto", cmap="magma",
+                       extent=(0, len(samples) / frontend.sample_rate, 0, frontend.sample_rate / 2000))  # fmt: skip
+        axes[1].set(title="spectrogram", xlabel="s", ylabel="kHz")
+        axes[2].imshow(compute_features(samples, frontend)[:, : frontend.n_cepstra].T, origin="lower", aspect="auto", cmap="coolwarm")
+        axes[2].set(title="MFCC (model frontend)", xlabel="frame", ylabel="coefficient")
+        examples.append(f"<p>{html.escape(utterance.path.name)} ({utterance.gender} speaker {utterance.speaker})</p>{_image(figure)}")
+    return f"<h2>Corpus and splits</h2>{counts}{durations_plot}<h3>One training clip per emotion</h3>{''.join(examples)}"
+
+
+def training_curves(history: dict) -> str:
+    figure, axes = plt.subplots(1, 2, figsize=(11, 3))
+    for axis, metric in zip(axes, ("loss", "accuracy")):
+        axis.plot(history[metric], label=f"train {metric}")
+        axis.plot(history[f"val_{metric}"], label=f"validation {metric}")
+        axis.set(xlabel="epoch", title=metric)
+        axis.legend()
+    best = int(np.argmin(history["val_loss"]))
+    axes[0].axvline(best, color="grey", linestyle=":")
+    return f"<h2>Training</h2><p>Best validation loss at epoch {best + 1}; its weights were kept.</p>{_image(figure)}"
+
+
+def test_results(manifest: dict) -> str:
+    metrics, labels = manifest["metrics"], manifest["labels"]
+    rows = [[name, metrics[name]["clips"], _pct(metrics[name]["accuracy"]), _pct(metrics[name]["uar"]), _pct(metrics[name]["macro_f1"])]
+            for name in ("float32", "int8")]  # fmt: skip
+    summary = _table(["model", "clips", "accuracy", "UAR", "macro F1"], rows)
+    gate = (f"<p>int8 and float32 agree on {_pct(metrics['int8_float32_agreement'])} of test clips; the largest difference of a "
+            f"pooled class probability is {metrics['max_probability_difference']:.3f}.</p>")  # fmt: skip
+    figure, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    for axis, name in zip(axes[:2], ("float32", "int8")):
+        matrix = np.array(metrics[name]["confusion_matrix"])
+        axis.imshow(matrix, cmap="Blues")
+        for (i, j), n in np.ndenumerate(matrix):
+            axis.text(j, i, n, ha="center", va="center", fontsize=8)
+        axis.set(title=f"confusion, {name}", xticks=range(len(labels)), yticks=range(len(labels)), xlabel="predicted", ylabel="true")
+        axis.set_xticklabels(labels, rotation=45, ha="right")
+        axis.set_yticklabels(labels)
+    x = np.arange(len(labels))
+    for offset, name in ((-0.2, "float32"), (0.2, "int8")):
+        axes[2].bar(x + offset, [metrics[name]["per_class"][label]["f1"] for label in labels], 0.4, label=name)
+    axes[2].set(title="F1 per class", xticks=x, ylim=(0, 1))
+    axes[2].set_xticklabels(labels, rotation=45, ha="right")
+    axes[2].legend()
+    return f"<h2>Test speakers</h2>{summary}{gate}{_image(figure)}"
+
+
+def gender_section(manifest: dict, experiment: list[dict] | None) -> str:
+    analysis = manifest["metrics"]["int8_gender"]
+    genders = list(analysis["by_gender"])
+    rows = [[g, m["clips"], f"{_pct(m['accuracy'])} ({_pct(m['accuracy_ci95'][0])}–{_pct(m['accuracy_ci95'][1])})",
+             f"{_pct(m['uar'])} ({_pct(m['uar_ci95'][0])}–{_pct(m['uar_ci95'][1])})"] for g, m in analysis["by_gender"].items()]  # fmt: skip
+    parts = [f"<h2>Female and male speakers</h2>{_table(['speakers', 'clips', 'accuracy (95% CI)', 'UAR (95% CI)'], rows)}"]
+    parts += [f"<p>Female minus male {metric}: {100 * d['female_minus_male']:+.1f} points, permutation p = {d['p_value']:.3f} "
+              "(clips exchanged between genders; with few speakers per gender, weak evidence about genders in general).</p>"
+              for metric, d in analysis["difference"].items()]  # fmt: skip
+    figure, axes = plt.subplots(1, 1 + len(genders), figsize=(5 * (1 + len(genders)), 3.5))
+    for index, metric in enumerate(("accuracy", "uar")):
+        values = [analysis["by_gender"][g][metric] for g in genders]
+        errors = np.array([[v - analysis["by_gender"][g][f"{metric}_ci95"][0], analysis["by_gender"][g][f"{metric}_ci95"][1] - v]
+                           for g, v in zip(genders, values)]).T  # fmt: skip
+        axes[0].bar(np.arange(len(genders)) + 0.4 * index, values, 0.4, yerr=errors, capsize=4, label=metric)
+    axes[0].set(title="int8, by gender", xticks=np.arange(len(genders)) + 0.2, ylim=(0, 1))
+    axes[0].set_xticklabels(genders)
+    axes[0].legend()
+    for axis, gender in zip(axes[1:], genders):
+        axis.imshow(np.array(analysis["by_gender"][gender]["confusion_matrix"]), cmap="Purples")
+        axis.set(title=f"confusion, {gender} speakers", xlabel="predicted", ylabel="true")
+    parts.append(_image(figure))
+    if experiment:
+        table = _table(["trained on", "tested on", "training speakers", "clips", "accuracy", "UAR"],
+                       [[r["trained_on"], r["tested_on"], r["train_speakers"], r["clips"], _pct(r["accuracy"]), _pct(r["uar"])]
+                        for r in experiment])  # fmt: skip
+        figure, axis = plt.subplots(figsize=(7, 3.5))
+        trained = ("female", "male", "both")
+        for index, tested in enumerate(("female", "male", "all")):
+            values = [next(r["uar"] for r in experiment if r["trained_on"] == t and r["tested_on"] == tested) for t in trained]
+            axis.bar(np.arange(3) + 0.27 * index, values, 0.27, label=f"tested on {tested}")
+        axis.set(title="Gender-dependent training (float32, UAR)", xticks=np.arange(3) + 0.27, ylim=(0, 1))
+        axis.set_xticklabels([f"trained on {t}" for t in trained])
+        axis.legend()
+        parts.append(f"<h3>Gender-dependent experiment</h3>{table}{_image(figure)}")
+    return "".join(parts)
+
+
+def tuning_section(tuning: dict | None) -> str:
+    if not tuning:
+        return ""
+    rows = [[r["config"]["architecture"], r["config"]["layers"], r["config"]["units"], r["config"]["learning_rate"],
+             r["config"]["batch_size"], _pct(r["uar"]), _pct(r["accuracy"]), " ".join(_pct(u) for u in r["fold_uar"]),
+             f"{r['seconds']:.0f}"] for r in tuning["tried"]]  # fmt: skip
+    return (f"<h2>Tuning</h2><p>{len(tuning['tried'])} configurations by {len(tuning['folds'])}-fold speaker-grouped "
+            f"cross-validation in {tuning['seconds']:.0f} s ({tuning['untried']} left untried by the budget).</p>"
+            + _table(["cell", "layers", "units", "learning rate", "batch", "CV UAR", "CV accuracy", "fold UAR", "s"], rows))  # fmt: skip
+
+
+def write_report(manifest: dict, corpus: Corpus, out_dir: Path, tuning: dict | None = None,
+                 gender_experiment: list[dict] | None = None) -> Path:  # fmt: skip
+    """Write report.html for a bundle into ``out_dir``."""
+    frontend = FrontendConfig.from_dict(manifest["frontend"])
+    sections = [
+        exploration(corpus, manifest["training"]["speakers"], frontend),
+        training_curves(manifest["training"]["history"]),
+        test_results(manifest),
+        gender_section(manifest, gender_experiment),
+        tuning_section(tuning),
+    ]
+    style = ("body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse;margin:1em 0}"
+             "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}img{max-width:100%}")  # fmt: skip
+    document = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(manifest['name'])}</title>"
+                f"<style>{style}</style></head><body><h1>Report: {html.escape(manifest['name'])}</h1>"
+                f"<p><code>{html.escape(manifest['command'])}</code></p>{''.join(sections)}</body></html>")  # fmt: skip
+    path = out_dir / REPORT_FILE
+    path.write_text(document)
+    return path
