@@ -1,0 +1,53 @@
+"""Every shipped bundle runs on both device runtimes with the same results: ai-edge-litert (this
+environment) and tflite-runtime 2.14, the last release, which needs numpy<2 and so its own venv."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import venv
+
+import pytest
+from conftest import REPO, run_ser
+
+from edge.bundle import MODELS_DIR
+
+TFLITE_RUNTIME_VENV = REPO / ".cache" / "venv-tflite-runtime"
+SHIPPED = sorted(p.name for p in MODELS_DIR.iterdir() if (p / "manifest.json").is_file())
+
+
+@pytest.fixture(scope="module")
+def tflite_runtime_python() -> str:
+    """A venv with tflite-runtime 2.14, numpy<2 and this package's device dependencies (cached)."""
+    python = TFLITE_RUNTIME_VENV / "bin" / "python"
+    if not python.exists():
+        venv.create(TFLITE_RUNTIME_VENV, with_pip=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "tflite-runtime==2.14.0", "numpy<2",
+                        "soundfile", "soxr", "click"], check=True, timeout=600)  # fmt: skip
+    return str(python)
+
+
+@pytest.mark.parametrize("bundle", SHIPPED)
+def test_shipped_bundle_gives_the_same_results_on_tflite_runtime(bundle, tflite_runtime_python, speech_files):
+    files = [str(REPO / "examples"), *map(str, speech_files[:4])]
+    reference = run_ser("classify", "--json", "--model", bundle, *files)
+    assert reference.returncode == 0, reference.stderr
+    # The package itself comes from this checkout (PYTHONPATH), its dependencies from the venv.
+    other = subprocess.run([tflite_runtime_python, "-m", "edge.cli", "classify", "--json", "--runtime", "tflite-runtime",
+                            "--model", bundle, *files], capture_output=True, text=True, cwd=REPO, timeout=300,
+                           env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+    assert other.returncode == 0, other.stderr
+    assert "on tflite-runtime 2.14.0" in other.stderr
+    expected = [json.loads(line) for line in reference.stdout.splitlines()]
+    actual = [json.loads(line) for line in other.stdout.splitlines()]
+    assert len(actual) == len(expected) == 9
+    for mine, theirs in zip(actual, expected):
+        assert mine["emotion"] == theirs["emotion"], mine["file"]
+        assert all(abs(mine["scores"][k] - theirs["scores"][k]) <= 1 / 256 for k in mine["scores"]), mine["file"]
+
+
+def test_the_test_venv_really_lacks_numpy_2_and_ai_edge_litert(tflite_runtime_python):
+    probe = "import numpy, importlib.util; print(numpy.__version__, importlib.util.find_spec('ai_edge_litert') is None)"
+    version, no_litert = subprocess.run([tflite_runtime_python, "-c", probe], capture_output=True, text=True).stdout.split()
+    assert version.startswith("1.") and no_litert == "True"
