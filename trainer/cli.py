@@ -208,8 +208,9 @@ def _experiment_setup(corpus_kind, corpus_path, speakers, seed, augment_copies, 
     options = TrainOptions(name="experiment", split=split, seed=seed, epochs=epochs,
                            augment=AugmentConfig(copies=augment_copies), command=command_line())  # fmt: skip
     wanted = {s for part in parts_needed for s in getattr(split, part)}
+    what = f"features (with {augment_copies} augmented copies)" if augment_copies else "features"
     clips = load_clips([u for u in corpus.utterances if u.speaker in wanted], options.frontend, options.augment, seed,
-                       _progress("features (with augmented copies)"))  # fmt: skip
+                       _progress(what))  # fmt: skip
     parts = {part: clips.subset(lambda u, s=set(getattr(split, part)): u.speaker in s) for part in parts_needed}
     return corpus, options, parts
 

@@ -163,7 +163,7 @@ def train_bundle(options: TrainOptions, corpus: Corpus, out_dir: Path) -> dict:
             raise ValueError(f"the {part} split has no utterances")
     clips = {
         part: load_clips(items, options.frontend, options.augment if part == "train" else None, options.seed,
-                         _progress(f"features {part}" + (" (with augmented copies)" if part == "train" else "")))
+                         _progress(f"features {part}" + (" (with augmented copies)" if part == "train" and options.augment.copies else "")))
         for part, items in parts.items()
     }  # fmt: skip
     trained = fit(options, clips["train"], clips["validation"], labels)
