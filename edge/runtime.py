@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 from dataclasses import dataclass
 from importlib import metadata
 
@@ -16,7 +17,7 @@ from edge.errors import BundleError
 RUNTIMES = (
     ("ai_edge_litert.interpreter", "ai-edge-litert"),
     ("tflite_runtime.interpreter", "tflite-runtime"),
-    ("tensorflow.lite", "tensorflow"),
+    ("tensorflow.lite.python.interpreter", "tensorflow"),  # tf.lite.Interpreter
 )
 
 
@@ -52,9 +53,17 @@ def find_runtime(preferred: str | None = None) -> Runtime:
 
 
 def load_interpreter(runtime: Runtime, model_path, num_threads: int = 1):
-    """An interpreter for the .tflite file at ``model_path`` with its tensors allocated."""
+    """An interpreter for the .tflite file at ``model_path`` with its tensors allocated.
+
+    Builtin kernels only, without the default XNNPACK delegate: its int8 kernels round
+    differently (an unrolled GRU's outputs moved by two quantization steps), so only the builtin
+    kernels give the same int8 outputs on every runtime and in the trainer's evaluation.
+    """
+    resolver = sys.modules[runtime.interpreter_class.__module__].OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     try:
-        interpreter = runtime.interpreter_class(model_path=str(model_path), num_threads=num_threads)
+        interpreter = runtime.interpreter_class(
+            model_path=str(model_path), num_threads=num_threads, experimental_op_resolver_type=resolver
+        )
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as error:
         raise BundleError(f"{model_path}: {runtime} cannot load this model ({error})") from None

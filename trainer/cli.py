@@ -85,6 +85,34 @@ def resolve_split(corpus_kind: str, corpus, train_speakers, validation_speakers,
         raise click.ClickException(str(error)) from None
 
 
+def model_options(command):
+    """The model's architecture and optimiser settings, gathered into one ``model_config`` argument."""
+    from functools import wraps
+
+    options = [
+        click.option("--architecture", type=click.Choice(["lstm", "gru"]), default="lstm", show_default=True),
+        click.option("--units", default=64, show_default=True, help="Units per recurrent layer."),
+        click.option("--layers", default=1, show_default=True, help="Stacked recurrent layers."),
+        click.option("--pooling", type=click.Choice(["mean", "last"]), default="mean", show_default=True,
+                     help="Average the recurrent outputs over time, or take the final state."),
+        click.option("--input-noise", default=0.3, show_default=True, help="Gaussian noise on the features in training."),
+        click.option("--dropout", default=0.5, show_default=True),
+        click.option("--learning-rate", default=1e-3, show_default=True),
+        click.option("--batch-size", default=32, show_default=True),
+    ]  # fmt: skip
+    names = ("architecture", "units", "layers", "pooling", "input_noise", "dropout", "learning_rate", "batch_size")
+
+    @wraps(command)
+    def gathered(**kwargs):
+        from trainer.model import ModelConfig
+
+        return command(model_config=ModelConfig(**{name: kwargs.pop(name) for name in names}), **kwargs)
+
+    for option in reversed(options):
+        gathered = option(gathered)
+    return gathered
+
+
 def command_line() -> str:
     return shlex.join(["ser-train", *sys.argv[1:]])
 
@@ -99,15 +127,7 @@ def main():
 @corpus_options
 @split_options
 @click.option("--name", default=None, help="Bundle name (default: the output folder's name).")
-@click.option("--architecture", type=click.Choice(["lstm", "gru"]), default="lstm", show_default=True)
-@click.option("--units", default=64, show_default=True, help="Units per recurrent layer.")
-@click.option("--layers", default=1, show_default=True, help="Stacked recurrent layers.")
-@click.option("--pooling", type=click.Choice(["mean", "last"]), default="mean", show_default=True,
-              help="Average the recurrent outputs over time, or take the final state.")
-@click.option("--input-noise", default=0.3, show_default=True, help="Gaussian noise on the features in training.")
-@click.option("--dropout", default=0.5, show_default=True)
-@click.option("--learning-rate", default=1e-3, show_default=True)
-@click.option("--batch-size", default=32, show_default=True)
+@model_options
 @click.option("--window-frames", default=192, show_default=True, help="Model input length in frames (16 ms each).")
 @click.option("--trim-db", default=0.0, show_default=True, help="Trim leading/trailing frames this far below the peak.")
 @click.option("--augment-copies", default=2, show_default=True, help="Augmented copies per training clip (0: none).")
@@ -116,15 +136,13 @@ def main():
 @click.option("--seed", default=7, show_default=True)
 @click.option("--max-uar-drop", default=2.0, show_default=True, help="Fail if int8 test UAR is this many points below float32.")
 @click.option("--max-accuracy-drop", default=3.0, show_default=True, help="Fail if int8 test accuracy is this many points below float32.")
-def train(out_dir, corpus_kind, corpus_path, train_speakers, validation_speakers, test_speakers, name, architecture,
-          units, layers, pooling, input_noise, dropout, learning_rate, batch_size, window_frames, trim_db,
-          augment_copies, epochs, patience, seed, max_uar_drop, max_accuracy_drop):  # fmt: skip
+def train(out_dir, corpus_kind, corpus_path, train_speakers, validation_speakers, test_speakers, name, model_config,
+          window_frames, trim_db, augment_copies, epochs, patience, seed, max_uar_drop, max_accuracy_drop):  # fmt: skip
     """Train a model (RAVDESS by default: 7 classes, split by actor) and write a full-int8 bundle to OUT_DIR."""
     import dataclasses
 
     from trainer.augment import AugmentConfig
     from trainer.gate import GateLimits
-    from trainer.model import ModelConfig
     from trainer.train import DEFAULT_WINDOWING, QuantizationGateError, TrainOptions, train_bundle
 
     corpus = load_corpus(corpus_kind, corpus_path)
@@ -137,7 +155,7 @@ def train(out_dir, corpus_kind, corpus_path, train_speakers, validation_speakers
     options = TrainOptions(
         name=name or out_dir.name,
         split=split,
-        model=ModelConfig(architecture, units, layers, pooling, input_noise, dropout, learning_rate, batch_size),
+        model=model_config,
         windowing=windowing,
         epochs=epochs,
         patience=patience,
@@ -259,15 +277,20 @@ def tune(out_json, corpus_kind, corpus_path, train_speakers, validation_speakers
 @click.argument("out_json", type=click.Path(dir_okay=False, path_type=Path))
 @corpus_options
 @split_options
+@model_options
 @with_experiment_options
-def gender(out_json, corpus_kind, corpus_path, train_speakers, validation_speakers, test_speakers, augment_copies, epochs, seed):
+def gender(out_json, corpus_kind, corpus_path, train_speakers, validation_speakers, test_speakers, model_config,
+           augment_copies, epochs, seed):  # fmt: skip
     """The gender-dependent experiment: train on female speakers only, male only and both; test
     each on female, male and all test speakers; write the table to OUT_JSON."""
+    import dataclasses
+
     from trainer.experiments import gender_experiment
 
     speakers = (train_speakers, validation_speakers, test_speakers)
     corpus, options, parts = _experiment_setup(corpus_kind, corpus_path, speakers, seed, augment_copies, epochs,
                                                ("train", "validation", "test"))  # fmt: skip
+    options = dataclasses.replace(options, model=model_config)
     rows = gender_experiment(options, parts["train"], parts["validation"], parts["test"], corpus.labels)
     out_json.write_text(json.dumps({"corpus": corpus.name, "command": command_line(), "rows": rows}, indent=2) + "\n")
     click.echo(f"{'trained on':10} {'tested on':9} {'clips':>5} {'accuracy':>8} {'UAR':>7}")
