@@ -44,23 +44,26 @@ class Classifier:
         inputs = manifest.input_quantization.quantize(prepare(features, manifest.normalisation, manifest.windowing))
         return manifest.output_quantization.dequantize(run_windows(self.bundle.interpreter, inputs))
 
+    def _seconds(self, frames: int) -> float:
+        """Seconds of audio that ``frames`` complete frames span."""
+        frontend = self.manifest.frontend
+        return ((frames - 1) * frontend.frame_step + frontend.frame_length) / frontend.sample_rate
+
     def classify_features(self, features: np.ndarray, what: str = "audio") -> Prediction:
         """Classify a clip given its frontend features; ``what`` names it in errors."""
-        frontend, windowing = self.manifest.frontend, self.manifest.windowing
-        if len(features) < windowing.min_frames:
-            needed = ((windowing.min_frames - 1) * frontend.frame_step + frontend.frame_length) / frontend.sample_rate
-            raise AudioError(f"{what}: too short to classify (needs at least {needed:.2f} s of audio)")
+        min_frames = self.manifest.windowing.min_frames
+        if len(features) < min_frames:
+            raise AudioError(f"{what}: too short to classify (needs at least {self._seconds(min_frames):.2f} s of audio)")
         probabilities = self.window_probabilities(features)
         pooled = probabilities.mean(axis=0)
         pooled = pooled / pooled.sum() if pooled.sum() > 0 else np.full(len(pooled), 1 / len(pooled))
         best = int(np.argmax(pooled))
-        duration = ((len(features) - 1) * frontend.frame_step + frontend.frame_length) / frontend.sample_rate
         return Prediction(
             label=self.manifest.labels[best],
             confidence=float(pooled[best]),
             scores={label: float(p) for label, p in zip(self.manifest.labels, pooled)},
             windows=len(probabilities),
-            duration=duration,
+            duration=self._seconds(len(features)),
         )
 
     def classify_samples(self, samples: np.ndarray, what: str = "audio") -> Prediction:

@@ -41,10 +41,7 @@ def clip_mean(features: np.ndarray) -> np.ndarray:
 
 
 def normalise(features: np.ndarray, normalisation: Normalisation) -> np.ndarray:
-    """Standardise each feature column with the training speakers' mean and std, after removing
-    the clip's own mean if the normalisation says so."""
-    if normalisation.subtract_clip_mean and len(features):
-        features = features - clip_mean(features)
+    """Standardise each feature column with the training speakers' mean and std."""
     return (features - np.asarray(normalisation.mean)) / np.asarray(normalisation.std)
 
 
@@ -80,9 +77,18 @@ def trim_silence(features: np.ndarray, trim_db: float) -> np.ndarray:
     return features[first:last]
 
 
+def clip_frames(features: np.ndarray, trim_db: float, subtract_clip_mean: bool) -> np.ndarray:
+    """A clip's frames as the normalisation statistics see them, in training and on the device:
+    silence trimmed, then the clip's own mean removed if asked."""
+    features = trim_silence(features, trim_db)
+    return features - clip_mean(features) if subtract_clip_mean and len(features) else features
+
+
 def prepare(features: np.ndarray, normalisation: Normalisation, windowing: WindowingConfig) -> np.ndarray:
-    """A clip's float model inputs: trim silence, normalise, cut windows. (windows, frames, features)."""
-    return windows(normalise(trim_silence(features, windowing.trim_db), normalisation), windowing)
+    """A clip's float model inputs: trim silence, remove the clip mean, standardise, cut windows.
+    (windows, frames, features)."""
+    frames = clip_frames(features, windowing.trim_db, normalisation.subtract_clip_mean)
+    return windows(normalise(frames, normalisation), windowing)
 
 
 def reference_signal(sample_rate: int, seconds: float = 5.0, seed: int = 20261121) -> np.ndarray:

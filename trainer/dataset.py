@@ -9,7 +9,7 @@ import numpy as np
 from edge.audio import load_audio
 from edge.config import FrontendConfig, Normalisation, WindowingConfig
 from edge.frontend import compute_features
-from edge.model_input import clip_mean, prepare, trim_silence
+from edge.model_input import clip_frames, prepare
 from trainer.corpus import Utterance
 
 
@@ -124,10 +124,9 @@ def load_clips(utterances, config: FrontendConfig, augment_config=None, seed: in
 
 
 def fit_normalisation(features: list[np.ndarray], subtract_clip_mean: bool, trim_db: float) -> Normalisation:
-    """Per-feature mean and std over every frame of the (training) clips, trimmed and made
-    mean-free first as ``edge.model_input.prepare`` will do."""
-    trimmed = [trim_silence(f, trim_db) for f in features]
-    frames = np.concatenate([f - clip_mean(f) if subtract_clip_mean else f for f in trimmed])
+    """Per-feature mean and std over every frame of the (training) clips, each first trimmed and
+    made mean-free by the device's own ``edge.model_input.clip_frames``."""
+    frames = np.concatenate([clip_frames(f, trim_db, subtract_clip_mean) for f in features])
     std = frames.std(axis=0)
     return Normalisation(tuple(frames.mean(axis=0).tolist()), tuple(np.where(std > 0, std, 1.0).tolist()), subtract_clip_mean)
 
