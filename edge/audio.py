@@ -20,11 +20,31 @@ def to_mono(samples: np.ndarray) -> np.ndarray:
     return samples if samples.ndim == 1 else samples.mean(axis=1)
 
 
+RESAMPLING_QUALITY = "HQ"  # soxr's high quality: files and the microphone are resampled alike
+
+
+def pcm16_to_float(data: bytes, channels: int) -> np.ndarray:
+    """Interleaved 16-bit PCM as float64 in [-1, 1) (scaled as soundfile scales it), (frames, channels)."""
+    return (np.frombuffer(data, dtype="<i2").astype(np.float64) / 32768.0).reshape(-1, channels)
+
+
 def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     """Resample mono float samples from ``from_rate`` to ``to_rate`` Hz (soxr, high quality)."""
     if from_rate == to_rate:
         return samples
-    return soxr.resample(samples, from_rate, to_rate, quality="HQ")
+    return soxr.resample(samples, from_rate, to_rate, quality=RESAMPLING_QUALITY)
+
+
+class StreamResampler:
+    """``resample`` for audio arriving in blocks: soxr's streaming resampler, same quality."""
+
+    def __init__(self, from_rate: int, to_rate: int):
+        self._stream = None if from_rate == to_rate else soxr.ResampleStream(
+            from_rate, to_rate, 1, dtype="float64", quality=RESAMPLING_QUALITY)  # fmt: skip
+
+    def push(self, mono: np.ndarray) -> np.ndarray:
+        """Resampled output available so far for this block of mono samples."""
+        return mono if self._stream is None else self._stream.resample_chunk(mono)
 
 
 def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:

@@ -103,5 +103,120 @@ def info(model, runtime):
     click.echo(f"fingerprint: {manifest.fingerprint} verified (this frontend reproduces it)", err=True)
 
 
+@main.command()
+def devices():
+    """List audio input devices: index, name, channels and default rate (for --device)."""
+    from edge.microphone import list_input_devices
+
+    try:
+        found = list_input_devices()
+    except SerError as error:
+        raise click.ClickException(str(error)) from None
+    if not found:
+        raise click.ClickException("no audio input device (is the sound server running?)")
+    click.echo(f"{'index':>5}  {'name':40} {'channels':>8} {'rate':>7}  host API")
+    for device in found:
+        mark = " (default)" if device.is_default else ""
+        click.echo(f"{device.index:>5}  {device.name[:40]:40} {device.channels:>8} {device.default_rate:>7}  {device.host_api}{mark}")
+
+
+# Command-line overrides of the TOML settings: (option, settings key, type, help).
+OVERRIDES = [
+    ("--device", "capture.device", str, "Input device index or name (see `ser devices`)."),
+    ("--rate", "capture.sample_rate", int, "Capture rate in Hz (default: the device's)."),
+    ("--channels", "capture.channels", int, "Channels to open (averaged to mono)."),
+    ("--device-id", "device_id", str, "Device name in topics and payloads (default: host name)."),
+    ("--hangover", "segmenter.hangover_seconds", float, "Seconds of silence that end an utterance."),
+    ("--min-seconds", "segmenter.min_seconds", float, "Shortest speech kept, in seconds."),
+    ("--max-seconds", "segmenter.max_seconds", float, "Longer utterances are emitted in parts."),
+    ("--threshold-db", "segmenter.threshold_db", float, "Lowest speech level in dBFS."),
+    ("--mqtt-host", "mqtt.host", str, "MQTT broker (credentials only from the config file)."),
+    ("--mqtt-port", "mqtt.port", int, "MQTT broker port."),
+]
+
+
+def listen_options(command):
+    """--config, --model, --runtime and the overrides, shared by `listen` and `daemon`."""
+    for flag, key, kind, help_text in reversed(OVERRIDES):
+        command = click.option(flag, key.replace(".", "__"), type=kind, default=None, help=help_text)(command)
+    command = runtime_option(command)
+    command = model_option(command)
+    return click.option("--config", "-c", "config_file", type=click.Path(path_type=Path), default=None,
+                        help="TOML settings file (see firmware_scripts/ser.toml).")(command)  # fmt: skip
+
+
+def _settings_loader(config_file, model, runtime, overrides):
+    """A function that (re)reads the settings file and applies the command line, for start and SIGHUP."""
+    from edge.settings import load_settings, with_overrides
+
+    values = {key.replace("__", "."): value for key, value in overrides.items()}
+
+    def load():
+        return with_overrides(load_settings(config_file), model=model, runtime=runtime, **values)
+
+    return load
+
+
+def _run_service(load_settings, output) -> None:
+    import logging
+    import signal
+
+    from edge.daemon import EmotionService
+    from edge.systemd import ServiceNotifier
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        service = EmotionService(load_settings(), output, ServiceNotifier(), reload_settings=load_settings)
+    except SerError as error:
+        raise click.ClickException(str(error)) from None
+    signal.signal(signal.SIGTERM, lambda *_: service.request_stop())
+    signal.signal(signal.SIGINT, lambda *_: service.request_stop())
+    signal.signal(signal.SIGHUP, lambda *_: service.request_reload())
+    try:
+        service.run()
+    except SerError as error:
+        raise click.ClickException(str(error)) from None
+    except BrokenPipeError:
+        pass  # whoever read our stdout has gone; nothing more to say
+
+
+class HumanSink:
+    """`ser listen`'s output: one readable line per utterance; status changes go to the log."""
+
+    def publish(self, topic: str, payload: dict) -> None:
+        if payload["type"] != "emotion":
+            return
+        import time
+
+        clock = time.strftime("%H:%M:%S", time.localtime(payload["end"]))
+        part = f"  (part {payload['part']})" if payload["part"] > 1 else ""
+        top = sorted(payload["scores"].items(), key=lambda item: -item[1])[1:3]
+        others = ", ".join(f"{label} {score:.2f}" for label, score in top)
+        click.echo(f"{clock}  {payload['duration']:5.1f} s  {payload['emotion']:9} {payload['confidence']:.2f}   ({others}){part}")
+
+
+@main.command()
+@listen_options
+@click.option("--events", is_flag=True, help="Print the daemon's MQTT-style event lines instead.")
+def listen(config_file, model, runtime, events, **overrides):
+    """Listen to the microphone and print the emotion of each utterance as it ends (Ctrl-C stops)."""
+    from edge.events import StdoutSink
+
+    _run_service(_settings_loader(config_file, model, runtime, overrides), StdoutSink() if events else HumanSink())
+
+
+@main.command()
+@listen_options
+def daemon(config_file, model, runtime, **overrides):
+    """Run as a service: events on stdout (one `<topic> <json>` line each) and MQTT; logs on stderr.
+
+    Speaks systemd's notify protocol (READY, STATUS, WATCHDOG); SIGTERM stops, SIGHUP reloads the
+    settings and the model (keeping the old model if the new one fails its checks).
+    """
+    from edge.events import StdoutSink
+
+    _run_service(_settings_loader(config_file, model, runtime, overrides), StdoutSink())
+
+
 if __name__ == "__main__":
     main(prog_name="ser")

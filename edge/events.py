@@ -1,0 +1,115 @@
+"""Events: small typed messages, written MQTT-style as ``<topic> <json>`` lines.
+
+Topics are ``<prefix>/<device_id>/emotion`` (one per utterance) and ``<prefix>/<device_id>/status``
+(service life cycle); MQTT also carries a retained ``<prefix>/<device_id>/availability`` of
+``online`` or ``offline``. Payloads never contain audio. The schema is ``docs/events.md``; its
+version is in every payload and changes whenever a field changes meaning or disappears.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+
+SCHEMA_VERSION = 1
+STATUSES = (
+    "started", "model_loaded", "microphone_open", "microphone_lost", "microphone_back",
+    "reloaded", "reload_failed", "stopped",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class EmotionEvent:
+    """The emotion of one utterance (or one part of a long one)."""
+
+    emotion: str
+    """The most probable class."""
+    confidence: float
+    """Its pooled probability, 0..1."""
+    scores: dict[str, float]
+    """Pooled probability of every class in the model's label order."""
+    start: float
+    """Unix time of the utterance's first sample (pre-roll included)."""
+    end: float
+    """Unix time just after its last sample (hang-over included)."""
+    duration: float
+    """Seconds of audio classified (end - start)."""
+    part: int
+    """1, or which part of an utterance longer than the segmenter's max_seconds."""
+    model: str
+    """Bundle name."""
+    model_sha256: str
+    """sha256 of the model file that classified it."""
+    kind = "emotion"
+
+
+@dataclass(frozen=True)
+class StatusEvent:
+    """A change in the service's life: started, model_loaded, microphone_lost, stopped, ..."""
+
+    status: str
+    """One of STATUSES."""
+    detail: str = ""
+    """Human-readable context: the device, the model, the error."""
+    dropped_events: int = 0
+    """Events not delivered to MQTT so far (queue full while the broker was away)."""
+    dropped_audio_seconds: float = 0.0
+    """Audio dropped so far because processing fell behind capture."""
+    kind = "status"
+
+    def __post_init__(self):
+        if self.status not in STATUSES:
+            raise ValueError(f"unknown status {self.status!r}")
+
+
+@dataclass
+class EventStamper:
+    """Adds what every payload carries: schema, type, device, sequence number and time."""
+
+    device_id: str
+    topic_prefix: str = "ser"
+    _sequence: int = field(default=0, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def topic(self, kind: str) -> str:
+        return f"{self.topic_prefix}/{self.device_id}/{kind}"
+
+    def stamp(self, event: EmotionEvent | StatusEvent) -> tuple[str, dict]:
+        """(topic, payload) with the next sequence number; sequence numbers count from 1 per run."""
+        with self._lock:
+            self._sequence += 1
+            sequence = self._sequence
+        payload = {"schema": SCHEMA_VERSION, "type": event.kind, "device_id": self.device_id, "sequence": sequence,
+                   "time": round(time.time(), 3), **_rounded(asdict(event))}  # fmt: skip
+        return self.topic(event.kind), payload
+
+
+def _rounded(values: dict) -> dict:
+    """Floats to millisecond / 4-digit precision, so lines stay short and readable."""
+    def tidy(value):
+        if isinstance(value, float):
+            return round(value, 4)
+        if isinstance(value, dict):
+            return {k: tidy(v) for k, v in value.items()}
+        return value
+
+    return {k: tidy(v) for k, v in values.items()}
+
+
+def event_line(topic: str, payload: dict) -> str:
+    """One event as a line: topic, a space, compact JSON."""
+    return f"{topic} {json.dumps(payload, separators=(',', ':'))}"
+
+
+class StdoutSink:
+    """Writes each event as one line and flushes at once, so a pipe sees it immediately."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stdout
+
+    def publish(self, topic: str, payload: dict) -> None:
+        self.stream.write(event_line(topic, payload) + "\n")
+        self.stream.flush()

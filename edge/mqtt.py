@@ -1,0 +1,97 @@
+"""Events to an MQTT broker (extra ``mqtt``, paho-mqtt), alongside stdout.
+
+The connection runs in paho's network thread, reconnecting with exponential backoff. While the
+broker is away, events wait in a bounded queue (the oldest are dropped and counted beyond it) and
+go out in order once it is back. ``<prefix>/<device>/availability`` is ``online`` (retained) while
+connected, and ``offline`` (retained) after a clean stop or, through the last will, after the
+device vanishes.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import ssl
+import threading
+
+from edge.errors import SerError
+from edge.settings import MqttSettings, read_credentials
+
+log = logging.getLogger(__name__)
+
+
+class MqttPublisher:
+    """Publishes (topic, payload) pairs to the broker in ``settings``."""
+
+    def __init__(self, settings: MqttSettings, availability_topic: str, client_id: str):
+        try:
+            import paho.mqtt.client as mqtt
+        except ImportError:
+            raise SerError("MQTT needs paho-mqtt: pip install 'edge-ser[mqtt]'") from None
+        self.settings = settings
+        self.availability_topic = availability_topic
+        self.dropped = 0
+        """Events dropped because the queue was full while the broker was away."""
+        self._pending: collections.deque[tuple[str, bytes]] = collections.deque()
+        self._connected = False
+        self._lock = threading.Lock()
+        self._client = client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
+        if settings.credentials_file:
+            client.username_pw_set(*read_credentials(settings.credentials_file))
+        if settings.tls:
+            client.tls_set(ca_certs=settings.ca_file, cert_reqs=ssl.CERT_REQUIRED)
+        client.will_set(availability_topic, "offline", qos=1, retain=True)
+        client.reconnect_delay_set(round(settings.reconnect_min_seconds) or 1, round(settings.reconnect_max_seconds))
+        client.max_queued_messages_set(settings.queue_size)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+
+    def start(self) -> None:
+        """Connect in the background; events queue until the broker answers."""
+        self._client.connect_async(self.settings.host, self.settings.port, self.settings.keepalive_seconds)
+        self._client.loop_start()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.warning("MQTT broker %s:%d refused the connection: %s", self.settings.host, self.settings.port, reason_code)
+            return
+        log.info("MQTT connected to %s:%d", self.settings.host, self.settings.port)
+        with self._lock:
+            client.publish(self.availability_topic, "online", qos=1, retain=True)
+            while self._pending:
+                client.publish(*self._pending.popleft(), qos=self.settings.qos)
+            self._connected = True
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        with self._lock:
+            was_connected, self._connected = self._connected, False
+        if was_connected:
+            log.warning("MQTT connection to %s:%d lost (%s); reconnecting", self.settings.host, self.settings.port, reason_code)
+
+    def publish(self, topic: str, payload: dict) -> None:
+        """Send now if connected, else queue (dropping the oldest beyond ``queue_size``)."""
+        message = json.dumps(payload, separators=(",", ":")).encode()
+        with self._lock:
+            if self._connected:
+                self._client.publish(topic, message, qos=self.settings.qos)
+                return
+            if len(self._pending) >= self.settings.queue_size:
+                self._pending.popleft()
+                self.dropped += 1
+            self._pending.append((topic, message))
+
+    def stop(self, timeout: float = 1.0) -> None:
+        """Retained ``offline``, then disconnect; gives up waiting for the broker after ``timeout``."""
+        with self._lock:
+            connected = self._connected
+        if connected:
+            info = self._client.publish(self.availability_topic, "offline", qos=1, retain=True)
+            try:
+                info.wait_for_publish(timeout)
+            except (RuntimeError, ValueError):
+                pass  # the connection went away meanwhile; the last will says offline instead
+        self._client.disconnect()
+        self._client.loop_stop()
+        if self._pending:
+            log.warning("MQTT: %d event(s) still queued at stop were not delivered", len(self._pending))

@@ -1,0 +1,154 @@
+"""Stream → utterances: voice activity detection, and features computed while the person speaks.
+
+The stream is judged in blocks of one frame step (16 ms for the shipped models). A block is
+speech when its level is above an absolute threshold and above the background level (the quietest
+block of the last few seconds) by a margin. An utterance starts at the first speech block (plus a little pre-roll) and ends after a
+hang-over of silence. Its samples go through the streaming frontend as they arrive, restarted at
+the utterance's first sample, so the features are bit-for-bit ``compute_features`` of exactly the
+utterance's samples and only the flush and the model remain once it ends.
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge.config import FrontendConfig
+from edge.frontend import StreamingFrontend
+from edge.settings import SegmenterSettings
+
+SILENCE_DB = -120.0  # level given to digital silence, so log10(0) never appears
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """A stretch of speech cut from the stream, with its frontend features."""
+
+    start: float
+    """Seconds from the start of the stream to its first sample (pre-roll included)."""
+    end: float
+    """Seconds from the start of the stream to the sample after its last (hang-over included)."""
+    features: np.ndarray
+    """``compute_features`` of its samples: (frames, n_features)."""
+    part: int
+    """1, or the number of this part when a long utterance is emitted in parts."""
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+def block_levels(blocks: np.ndarray) -> np.ndarray:
+    """Level in dB relative to full scale of each row of ``blocks`` (mean power of samples in [-1, 1])."""
+    power = np.mean(blocks * blocks, axis=1)
+    return np.where(power > 0, 10 * np.log10(np.maximum(power, 1e-30)), SILENCE_DB)
+
+
+class BackgroundLevel:
+    """The room's level: the quietest block of the last ``window_seconds`` (speech always has
+    quiet gaps, so this follows the noise floor, and learns a new steady noise within the window)."""
+
+    def __init__(self, block_seconds: float, window_seconds: float = 5.0):
+        self._levels: collections.deque[float] = collections.deque(maxlen=max(1, round(window_seconds / block_seconds)))
+
+    def update(self, level: float) -> None:
+        self._levels.append(level)
+
+    @property
+    def level(self) -> float:
+        return min(self._levels, default=SILENCE_DB)
+
+
+class Segmenter:
+    """Feed mono float samples at the frontend's rate with ``push``; get finished utterances."""
+
+    def __init__(self, settings: SegmenterSettings, frontend: FrontendConfig, min_frames: int = 1):
+        self.settings = settings
+        self.rate = frontend.sample_rate
+        self.block = frontend.frame_step
+        block_seconds = self.block / self.rate
+        self._preroll_blocks = round(settings.preroll_seconds / block_seconds)
+        self._hangover_blocks = max(1, round(settings.hangover_seconds / block_seconds))
+        self._max_samples = round(settings.max_seconds * self.rate)
+        # Never emit what the model cannot classify: at least min_frames frames.
+        self._model_min = (min_frames - 1) * frontend.frame_step + frontend.frame_length
+        self._min_speech = round(settings.min_seconds * self.rate)
+        self._frontend = StreamingFrontend(frontend)
+        self._background = BackgroundLevel(block_seconds)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the stream so far (after a gap in the audio): any open utterance is dropped."""
+        self._pending = np.empty(0)
+        self._position = 0  # samples judged so far
+        self._preroll: collections.deque[np.ndarray] = collections.deque(maxlen=self._preroll_blocks)
+        self._in_speech = False
+        self._frontend.reset()
+
+    def is_speech(self, level: float) -> bool:
+        """Whether a block at ``level`` dBFS counts as speech against the background so far."""
+        return level > self.settings.threshold_db and level > self._background.level + self.settings.noise_margin_db
+
+    def push(self, samples: np.ndarray) -> list[Utterance]:
+        """Judge the new samples; returns the utterances (or parts) that ended in them."""
+        self._pending = np.concatenate([self._pending, samples])
+        n_blocks = len(self._pending) // self.block
+        blocks = self._pending[: n_blocks * self.block].reshape(n_blocks, self.block)
+        self._pending = self._pending[n_blocks * self.block :]
+        finished = []
+        for block, level in zip(blocks, block_levels(blocks)):
+            self._background.update(level)
+            speech = self.is_speech(level)
+            finished.extend(self._step(block, speech))
+            self._position += self.block
+        return finished
+
+    def flush(self) -> list[Utterance]:
+        """End of stream: the open utterance, if any, ends here."""
+        finished = [self._finish()] if self._in_speech else []
+        self.reset()
+        return [u for u in finished if u is not None]
+
+    def _step(self, block: np.ndarray, speech: bool) -> list[Utterance]:
+        if not self._in_speech:
+            if not speech:
+                self._preroll.append(block)
+                return []
+            self._begin(self._position - len(self._preroll) * self.block, part=1, samples=[*self._preroll, block])
+            self._speech_from, self._speech_to = self._position, self._position + self.block
+            self._preroll.clear()
+            return []
+        self._feed(block)
+        self._silent_blocks = 0 if speech else self._silent_blocks + 1
+        if speech:
+            self._speech_to = self._position + self.block
+        if self._silent_blocks >= self._hangover_blocks:
+            self._in_speech = False
+            return [u for u in [self._finish()] if u is not None]
+        if self._samples >= self._max_samples:
+            part = self._finish()
+            self._begin(self._position + self.block, part=self._part + 1, samples=[])
+            self._speech_from = self._speech_to = self._position + self.block
+            return [u for u in [part] if u is not None]
+        return []
+
+    def _begin(self, start: int, part: int, samples: list[np.ndarray]) -> None:
+        self._in_speech, self._start, self._part = True, start, part
+        self._samples, self._silent_blocks, self._features = 0, 0, []
+        self._frontend.reset()
+        for block in samples:
+            self._feed(block)
+
+    def _feed(self, block: np.ndarray) -> None:
+        self._features.append(self._frontend.push(block))
+        self._samples += len(block)
+
+    def _finish(self) -> Utterance | None:
+        """Close the current utterance; None when it has too little speech or too few frames."""
+        self._features.append(self._frontend.flush())
+        if self._speech_to - self._speech_from < self._min_speech or self._samples < self._model_min:
+            return None
+        end = self._start + self._samples
+        return Utterance(self._start / self.rate, end / self.rate, np.concatenate(self._features), self._part)

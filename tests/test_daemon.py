@@ -1,0 +1,206 @@
+"""`ser daemon` end to end: real speech played into a virtual microphone (PulseAudio null sink),
+captured by a real PyAudio stream, segmented, classified by the real TFLite interpreter, and
+emitted as event lines on stdout."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import time
+
+import numpy as np
+import pytest
+from conftest import REPO, run_ser
+from service_process import ServiceProcess
+from sound_server import VirtualMicrophone, require_programs
+
+from edge.audio import load_audio
+from edge.classifier import Classifier
+from edge.segmenter import Segmenter
+from edge.settings import SegmenterSettings
+
+# Real speech: the five example clips (actors 17-20) and three of validation actors 13-16.
+EXAMPLES = sorted((REPO / "examples").glob("*.flac"))
+VALIDATION_CLIPS = ["Actor_13/03-01-03-01-02-02-13.flac", "Actor_14/03-01-05-02-01-02-14.flac",
+                    "Actor_16/03-01-02-01-02-01-16.flac"]
+pytestmark = pytest.mark.usefixtures("ravdess_dir")
+
+
+@pytest.fixture(scope="module")
+def microphone(tmp_path_factory):
+    require_programs("pulseaudio", "pacat", "paplay", "pactl")
+    pytest.importorskip("pyaudio", reason="needs the mic extra (script/test installs it)")
+    mic = VirtualMicrophone(tmp_path_factory.mktemp("pulse"))
+    mic.start()
+    yield mic
+    mic.kill()
+
+
+@pytest.fixture(scope="module")
+def clips(ravdess_dir) -> list:
+    return EXAMPLES + [ravdess_dir / name for name in VALIDATION_CLIPS]
+
+
+@pytest.fixture(scope="module")
+def file_emotions(clips) -> dict:
+    """`ser classify --json` on the clips: file name → emotion."""
+    result = run_ser("classify", "--json", *map(str, clips))
+    assert result.returncode == 0, result.stderr
+    return {record["file"]: record["emotion"] for record in map(json.loads, result.stdout.splitlines())}
+
+
+def offline_utterance_emotions(path, bundle):
+    """What the daemon's own segmenter and classifier give offline on the file played into silence,
+    for every alignment of the file to the segmenter's 16 ms blocks, lazily. The live utterance's
+    edges fall on one of these alignments (the virtual microphone at 16 kHz returns the played
+    samples bit for bit), and the model's windows and the clip mean move with the edges."""
+    classifier, frontend = Classifier(bundle), bundle.manifest.frontend
+    samples, silence = load_audio(path, frontend.sample_rate), np.zeros(2 * frontend.sample_rate)
+    for offset in range(frontend.frame_step):
+        segmenter = Segmenter(SegmenterSettings(), frontend, bundle.manifest.windowing.min_frames)
+        (utterance,) = segmenter.push(np.concatenate([silence, np.zeros(offset), samples, silence]))
+        yield classifier.classify_features(utterance.features).label
+
+
+def start_daemon(tmp_path, microphone, *args: str, env: dict | None = None) -> ServiceProcess:
+    service = ServiceProcess("--device-id", "test", *args, env={**microphone.env, **(env or {})},
+                             log_path=tmp_path / "daemon.log")  # fmt: skip
+    service.next_event(status="microphone_open")
+    return service
+
+
+def test_each_played_utterance_gives_one_event_with_the_files_emotion_within_a_second(tmp_path, microphone, clips,
+                                                                                     file_emotions, shipped_bundle):
+    service = start_daemon(tmp_path, microphone, "--rate", "16000")
+    exact = 0
+    for path in clips:
+        played_until = microphone.play(path)
+        topic, payload, _ = service.next_event(type="emotion", timeout=5)
+        assert topic == "ser/test/emotion"
+        assert payload["time"] - played_until < 1.0, f"{path.name}: event {payload['time'] - played_until:.2f} s after the audio"
+        # `ser classify`'s emotion, or the same utterance cut offline at one of the block alignments.
+        emotion = payload["emotion"]
+        exact += emotion == file_emotions[str(path)]
+        assert emotion == file_emotions[str(path)] or emotion in offline_utterance_emotions(path, shipped_bundle), \
+            (path.name, emotion, file_emotions[str(path)])  # fmt: skip
+        assert payload["end"] - payload["start"] == pytest.approx(payload["duration"], abs=2e-3)
+        assert payload["model"] == "lstm-ravdess" and len(payload["model_sha256"]) == 64
+        time.sleep(0.3)
+    print(f"daemon and `ser classify` gave the same emotion for {exact} of {len(clips)} clips")
+    assert service.no_event(2.0) == [], "more events than utterances"
+    assert service.stop() < 2.0
+    sequences = [json.loads(line.split(" ", 1)[1])["sequence"] for line in service.lines]
+    assert sequences == list(range(1, len(sequences) + 1))
+    assert json.loads(service.lines[-1].split(" ", 1)[1])["status"] == "stopped"
+    assert service.process.returncode == 0
+
+
+def test_sighup_reloads_the_model_and_keeps_the_old_one_if_the_new_one_fails_its_checks(tmp_path, microphone, bundle_copy):
+    config = tmp_path / "ser.toml"
+    config.write_text('model = "lstm-ravdess"\n')
+    service = start_daemon(tmp_path, microphone, "--config", str(config), "--channels", "2")  # 44.1 kHz stereo
+
+    config.write_text('model = "gru-ravdess"\n')
+    service.signal(signal.SIGHUP)
+    assert "gru-ravdess" in service.next_event(status="reloaded")[1]["detail"]
+
+    manifest = json.loads((bundle_copy / "manifest.json").read_text())
+    manifest["normalisation"]["mean"][0] += 1.0  # the fingerprint no longer matches
+    (bundle_copy / "manifest.json").write_text(json.dumps(manifest))
+    config.write_text(f'model = "{bundle_copy}"\n')
+    service.signal(signal.SIGHUP)
+    detail = service.next_event(status="reload_failed")[1]["detail"]
+    assert "fingerprint" in detail and "keeping gru-ravdess" in detail
+
+    microphone.play(EXAMPLES[0])
+    assert service.next_event(type="emotion", timeout=5)[1]["model"] == "gru-ravdess"
+    assert service.stop() < 2.0 and service.process.returncode == 0
+
+
+def test_the_microphone_lost_and_back_is_reported_and_listening_resumes(tmp_path_factory, tmp_path):
+    require_programs("pulseaudio", "pacat", "paplay", "pactl")
+    mic = VirtualMicrophone(tmp_path_factory.mktemp("pulse-restart"))
+    mic.start()
+    try:
+        service = start_daemon(tmp_path, mic)
+        mic.kill()
+        assert service.next_event(status="microphone_lost", timeout=5)[1]["detail"]
+        time.sleep(2.0)
+        assert service.process.poll() is None, "the daemon died with the sound server"
+        mic.start()
+        service.next_event(status="microphone_back", timeout=15)
+        mic.play(EXAMPLES[1])
+        assert service.next_event(type="emotion", timeout=5)[1]["emotion"]
+        assert service.stop() < 2.0 and service.process.returncode == 0
+    finally:
+        mic.kill()
+
+
+def test_without_a_sound_server_it_retries_and_still_stops_promptly(tmp_path):
+    service = ServiceProcess("--device-id", "test", env={"PULSE_SERVER": f"unix:{tmp_path}/nothing-here"},
+                             log_path=tmp_path / "daemon.log")  # fmt: skip
+    detail = service.next_event(status="microphone_lost", timeout=30)[1]["detail"]
+    assert "no audio input device" in detail
+    time.sleep(1.0)
+    assert service.process.poll() is None
+    assert service.stop() < 2.0 and service.process.returncode == 0
+
+
+def test_the_loop_sends_ready_status_and_watchdog_keepalives_and_stops_them_when_stuck(tmp_path, microphone):
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.settimeout(0.5)
+    service = start_daemon(tmp_path, microphone, env={"NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": "1000000"})
+
+    def messages(seconds: float) -> list[str]:
+        seen, deadline = [], time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                seen.extend(notify.recv(4096).decode().splitlines())
+            except TimeoutError:
+                pass
+        return seen
+
+    first = messages(2.0)
+    assert "READY=1" in first and any(m.startswith("STATUS=listening on") for m in first)
+    assert first.count("WATCHDOG=1") >= 4  # every quarter of the 1 s interval
+    service.signal(signal.SIGSTOP)  # the loop hangs: no more keep-alives
+    assert "WATCHDOG=1" not in messages(1.5)
+    service.signal(signal.SIGCONT)
+    assert "WATCHDOG=1" in messages(1.5)
+    assert service.stop() < 2.0
+    assert "STOPPING=1" in messages(0.5)
+
+
+def test_bad_settings_or_model_stop_the_start_with_one_line(tmp_path):
+    config = tmp_path / "ser.toml"
+    config.write_text("[capture]\nrate = 16000\n")
+    result = run_ser("daemon", "--config", str(config))
+    assert result.returncode == 1 and result.stderr.strip().splitlines()[-1] == \
+        f"Error: {config} [capture]: unknown setting(s) rate"  # fmt: skip
+    result = run_ser("daemon", "--model", str(tmp_path / "no-bundle"))
+    assert result.returncode == 1 and "no-bundle" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_devices_lists_the_virtual_microphone(microphone):
+    result = run_ser("devices", env=microphone.env)
+    assert result.returncode == 0, result.stderr
+    assert any(line.split()[1:2] == ["pulse"] for line in result.stdout.splitlines()[1:])
+    assert "(default)" in result.stdout
+
+
+def test_listen_prints_a_readable_line_per_utterance(tmp_path, microphone):
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-m", "edge.cli", "listen"], cwd=REPO, env=microphone.env,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    time.sleep(2.5)
+    microphone.play(EXAMPLES[2])
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    out, _ = process.communicate(timeout=5)
+    (line,) = out.splitlines()
+    assert " s  " in line and any(label in line for label in ("angry", "happy", "sad", "neutral", "fearful", "disgust", "surprised"))
+    assert process.returncode == 0

@@ -1,0 +1,107 @@
+"""The segmenter: voice activity cuts a stream into utterances whose features are exactly the
+offline frontend's on the same samples."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from conftest import read_speech
+
+from edge.bundle import load_bundle
+from edge.frontend import compute_features
+from edge.segmenter import Segmenter, block_levels
+from edge.settings import SegmenterSettings
+
+RATE = 16000
+
+
+@pytest.fixture(scope="module")
+def manifest():
+    return load_bundle().manifest
+
+
+def silence(seconds: float, level_db: float | None = None, seed: int = 0) -> np.ndarray:
+    """Digital silence, or white noise at ``level_db`` dBFS."""
+    n = round(seconds * RATE)
+    if level_db is None:
+        return np.zeros(n)
+    return np.random.default_rng(seed).standard_normal(n) * 10 ** (level_db / 20)
+
+
+def run(segmenter: Segmenter, stream: np.ndarray, chunk: int = 705) -> list:
+    utterances = []
+    for i in range(0, len(stream), chunk):
+        utterances += segmenter.push(stream[i : i + chunk])
+    return utterances + segmenter.flush()
+
+
+def test_features_of_an_utterance_are_the_offline_features_of_its_samples(manifest, speech_files):
+    speech = read_speech(speech_files[0])
+    stream = np.concatenate([silence(1.7), speech, silence(2.0)])
+    for chunk in (1, 160, 705, 4096):
+        segmenter = Segmenter(SegmenterSettings(), manifest.frontend, manifest.windowing.min_frames)
+        (utterance,) = run(segmenter, stream, chunk)
+        first, last = round(utterance.start * RATE), round(utterance.end * RATE)
+        assert np.array_equal(utterance.features, compute_features(stream[first:last], manifest.frontend))
+
+
+def test_an_utterance_spans_the_speech_with_preroll_and_hangover(manifest, speech_files):
+    settings = SegmenterSettings(preroll_seconds=0.5, hangover_seconds=0.6)
+    stream = np.concatenate([silence(3.0), read_speech(speech_files[1]), silence(2.0)])
+    (utterance,) = run(Segmenter(settings, manifest.frontend), stream)
+    step = manifest.frontend.frame_step
+    levels = block_levels(stream[: len(stream) // step * step].reshape(-1, step))
+    loud = np.flatnonzero(levels > settings.threshold_db)  # the background is digital silence here
+    assert utterance.start == (loud[0] * step - round(0.5 * RATE / step) * step) / RATE
+    assert utterance.end == ((loud[-1] + 1) * step + round(0.6 * RATE / step) * step) / RATE
+    assert utterance.part == 1
+
+
+def test_silence_between_two_clips_separates_them_and_a_short_pause_does_not(manifest, speech_files):
+    one, two = read_speech(speech_files[2]), read_speech(speech_files[3])
+    segmenter = Segmenter(SegmenterSettings(hangover_seconds=0.8), manifest.frontend, manifest.windowing.min_frames)
+    assert len(run(segmenter, np.concatenate([silence(1), one, silence(2), two, silence(2)]))) == 2
+    # The clips carry their own quiet edges; cut to the speech, a 0.3 s gap is a pause, not an end.
+    voiced = [x[np.flatnonzero(np.abs(x) > 0.01)[0] : np.flatnonzero(np.abs(x) > 0.01)[-1]] for x in (one, two)]
+    assert len(run(segmenter, np.concatenate([silence(1), voiced[0], silence(0.3), voiced[1], silence(2)]))) == 1
+
+
+def test_a_long_utterance_is_emitted_in_parts_of_at_most_max_seconds(manifest, speech_files):
+    voiced = [x[np.flatnonzero(np.abs(x) > 0.01)[0] : np.flatnonzero(np.abs(x) > 0.01)[-1]]
+              for x in map(read_speech, speech_files[:6])]  # fmt: skip
+    settings = SegmenterSettings(max_seconds=4.0, hangover_seconds=0.8)
+    stream = np.concatenate([silence(1)] + [np.concatenate([v, silence(0.2)]) for v in voiced] + [silence(2)])
+    parts = run(Segmenter(settings, manifest.frontend, manifest.windowing.min_frames), stream)
+    assert len(parts) >= 3
+    assert [p.part for p in parts] == list(range(1, len(parts) + 1))
+    assert all(p.duration <= 4.0 + 1e-9 for p in parts)
+    assert all(np.isclose(a.end, b.start) for a, b in itertools.pairwise(parts))  # nothing lost between parts
+
+
+def test_clicks_and_steady_noise_make_no_utterance(manifest):
+    settings = SegmenterSettings()
+    click = np.concatenate([silence(2), np.full(80, 0.5), silence(2)])  # 5 ms at -6 dBFS
+    assert run(Segmenter(settings, manifest.frontend, manifest.windowing.min_frames), click) == []
+    fan = silence(10, level_db=-35)  # louder than threshold_db: only the background tracking rejects it
+    assert run(Segmenter(settings, manifest.frontend, manifest.windowing.min_frames), fan) == []
+
+
+def test_speech_is_found_over_a_steady_background_noise(manifest, speech_files):
+    speech = read_speech(speech_files[4])
+    stream = np.concatenate([silence(3), speech, silence(2)]) + silence(3 + len(speech) / RATE + 2, level_db=-50)
+    assert len(run(Segmenter(SegmenterSettings(), manifest.frontend, manifest.windowing.min_frames), stream)) == 1
+
+
+def test_reset_drops_an_open_utterance(manifest, speech_files):
+    segmenter = Segmenter(SegmenterSettings(), manifest.frontend, manifest.windowing.min_frames)
+    speech = read_speech(speech_files[5])
+    assert segmenter.push(np.concatenate([silence(1), speech[: len(speech) // 2]])) == []
+    segmenter.reset()
+    assert segmenter.push(silence(3)) == [] and segmenter.flush() == []
+
+
+def test_block_levels_are_dbfs():
+    blocks = np.stack([np.ones(256), np.full(256, 0.1), np.zeros(256)])
+    assert np.allclose(block_levels(blocks)[:2], [0.0, -20.0]) and block_levels(blocks)[2] <= -100

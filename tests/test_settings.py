@@ -1,0 +1,106 @@
+"""Daemon settings: a TOML file with typed sections, command-line overrides, clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edge.events import EmotionEvent, EventStamper, StatusEvent, StdoutSink, event_line
+from edge.settings import (
+    DaemonSettings,
+    SettingsError,
+    load_settings,
+    read_credentials,
+    with_overrides,
+)
+
+EXAMPLE = "firmware_scripts/ser.toml"
+
+
+def test_an_empty_file_gives_the_defaults(tmp_path):
+    path = tmp_path / "ser.toml"
+    path.write_text("")
+    assert load_settings(path) == DaemonSettings()
+
+
+def test_the_shipped_example_config_parses(tmp_path):
+    from conftest import REPO
+
+    settings = load_settings(REPO / EXAMPLE)
+    assert settings.mqtt.host is None and settings.capture.device is None
+
+
+def test_sections_and_types_are_read(tmp_path):
+    path = tmp_path / "ser.toml"
+    path.write_text('device_id = "kitchen"\nmodel = "gru-ravdess"\n[capture]\ndevice = 3\nchannels = 2\n'
+                    '[segmenter]\nhangover_seconds = 1\n[mqtt]\nhost = "broker"\nqos = 2\n')  # fmt: skip
+    settings = load_settings(path)
+    assert (settings.device_id, settings.model, settings.capture.device, settings.capture.channels) == ("kitchen", "gru-ravdess", 3, 2)
+    assert settings.segmenter.hangover_seconds == 1.0 and isinstance(settings.segmenter.hangover_seconds, float)
+    assert (settings.mqtt.host, settings.mqtt.qos) == ("broker", 2)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("colour = 1\n", "unknown setting(s) colour"),
+    ("[capture]\nrate = 16000\n", "[capture]: unknown setting(s) rate"),
+    ("[mqtt]\nport = \"1883\"\n", "port must be int"),
+    ("[segmenter]\nmin_seconds = 20.0\n", "min_seconds is above max_seconds"),
+    ("device_id = \"a/b\"\n", "device_id must be non-empty and free of / + #"),
+    ("[mqtt]\nqos = 3\n", "qos must be 0, 1 or 2"),
+    ("mqtt = 1\n", "[mqtt] must be a table"),
+    ("this is not toml", "not valid TOML"),
+])  # fmt: skip
+def test_a_bad_file_is_one_error_naming_the_file_and_the_setting(tmp_path, text, message):
+    path = tmp_path / "ser.toml"
+    path.write_text(text)
+    with pytest.raises(SettingsError) as error:
+        load_settings(path)
+    assert str(path) in str(error.value) and message in str(error.value)
+
+
+def test_a_missing_file_is_one_error(tmp_path):
+    with pytest.raises(SettingsError, match="cannot read"):
+        load_settings(tmp_path / "nope.toml")
+
+
+def test_command_line_overrides_replace_single_fields():
+    settings = with_overrides(DaemonSettings(), device_id="hall", **{"capture.device": "pulse", "mqtt.port": 1884,
+                                                                      "segmenter.hangover_seconds": None})  # fmt: skip
+    assert (settings.device_id, settings.capture.device, settings.mqtt.port) == ("hall", "pulse", 1884)
+    assert settings.segmenter == DaemonSettings().segmenter
+    with pytest.raises(SettingsError, match="command line: segmenter min_seconds"):
+        with_overrides(DaemonSettings(), **{"segmenter.min_seconds": 99.0})
+
+
+def test_credentials_come_from_a_file(tmp_path):
+    path = tmp_path / "credentials"
+    path.write_text("sensor:s3cr:et\n")
+    assert read_credentials(path) == ("sensor", "s3cr:et")
+    path.write_text("no colon here\n")
+    with pytest.raises(SettingsError, match="username:password"):
+        read_credentials(path)
+
+
+def test_an_event_is_one_line_topic_space_json_with_sequence_and_no_audio(capsys):
+    stamper = EventStamper("kitchen")
+    sink = StdoutSink()
+    event = EmotionEvent("angry", 0.61234567, {"angry": 0.61234567, "sad": 0.38765433}, 1.7e9, 1.7e9 + 2.5, 2.5, 1,
+                         "lstm-ravdess", "ab" * 32)  # fmt: skip
+    sink.publish(*stamper.stamp(StatusEvent("started")))
+    sink.publish(*stamper.stamp(event))
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" ", 1)[0] for line in lines] == ["ser/kitchen/status", "ser/kitchen/emotion"]
+    payloads = [json.loads(line.split(" ", 1)[1]) for line in lines]
+    assert [p["sequence"] for p in payloads] == [1, 2]
+    assert payloads[1] == {
+        "schema": 1, "type": "emotion", "device_id": "kitchen", "sequence": 2, "time": payloads[1]["time"],
+        "emotion": "angry", "confidence": 0.6123, "scores": {"angry": 0.6123, "sad": 0.3877}, "start": 1.7e9,
+        "end": 1.7e9 + 2.5, "duration": 2.5, "part": 1, "model": "lstm-ravdess", "model_sha256": "ab" * 32,
+    }  # fmt: skip
+    assert event_line("t", {"a": 1}) == 't {"a":1}'
+
+
+def test_unknown_statuses_are_refused():
+    with pytest.raises(ValueError):
+        StatusEvent("exploded")
