@@ -1,0 +1,86 @@
+"""A real mosquitto broker on loopback, with a password file and persistence, for MQTT tests."""
+
+from __future__ import annotations
+
+import queue
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+USERNAME, PASSWORD = "ser-device", "correct horse battery"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Broker:
+    """mosquitto that demands a username and password and keeps sessions across restarts."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.port = free_port()
+        passwords = directory / "passwords"
+        subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), USERNAME, PASSWORD], check=True,
+                       capture_output=True)  # fmt: skip
+        passwords.chmod(0o600)
+        (directory / "mosquitto.conf").write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous false\npassword_file {passwords}\n"
+            f"persistence true\npersistence_location {directory}/\nuser root\n"
+        )
+        self.process = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(["mosquitto", "-c", str(self.directory / "mosquitto.conf")],
+                                        stdout=subprocess.DEVNULL, stderr=open(self.directory / "mosquitto.log", "ab"))  # fmt: skip
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.03)
+        raise TimeoutError("mosquitto did not start: " + (self.directory / "mosquitto.log").read_text())
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+
+class Subscriber:
+    """A paho client that collects (topic, payload bytes, retained) from ``topic`` at QoS 1.
+
+    With ``persistent`` its session (subscription and undelivered messages) outlives its own
+    disconnections and, with the broker's persistence, broker restarts."""
+
+    def __init__(self, port: int, topic: str, client_id: str, persistent: bool = False):
+        import paho.mqtt.client as mqtt
+
+        self.messages: queue.Queue = queue.Queue()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=not persistent)
+        self.client.username_pw_set(USERNAME, PASSWORD)
+        self.client.reconnect_delay_set(1, 1)
+        self.client.on_connect = lambda client, *_: client.subscribe(topic, qos=1)
+        self.client.on_message = lambda client, userdata, message: self.messages.put(
+            (message.topic, message.payload, bool(message.retain)))
+        self.client.connect("127.0.0.1", port, keepalive=5)
+        self.client.loop_start()
+
+    def next(self, timeout: float = 10.0, topic_suffix: str = ""):
+        """The next message whose topic ends with ``topic_suffix``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                message = self.messages.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no MQTT message on *{topic_suffix} within {timeout} s") from None
+            if message[0].endswith(topic_suffix):
+                return message
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()

@@ -1,0 +1,87 @@
+"""Events to a real mosquitto broker: the same as stdout, through a broker restart, with a retained
+availability status and a last will."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import pytest
+from broker import PASSWORD, USERNAME, Broker, Subscriber
+from conftest import REPO
+from service_process import ServiceProcess
+from sound_server import VirtualMicrophone, require_programs
+
+CLIPS = sorted((REPO / "examples").glob("*.flac"))[:2]
+pytestmark = pytest.mark.usefixtures("ravdess_dir")
+
+
+@pytest.fixture
+def microphone(tmp_path_factory):
+    require_programs("pulseaudio", "pacat", "paplay", "pactl")
+    mic = VirtualMicrophone(tmp_path_factory.mktemp("pulse"))
+    mic.start()
+    yield mic
+    mic.kill()
+
+
+@pytest.fixture
+def broker(tmp_path_factory):
+    require_programs("mosquitto", "mosquitto_passwd")
+    pytest.importorskip("paho.mqtt.client", reason="needs the mqtt extra (script/test installs it)")
+    server = Broker(tmp_path_factory.mktemp("mosquitto"))
+    server.start()
+    yield server
+    server.stop()
+
+
+def daemon_with_mqtt(tmp_path, microphone, broker) -> ServiceProcess:
+    credentials = tmp_path / "mqtt-credentials"
+    credentials.write_text(f"{USERNAME}:{PASSWORD}\n")
+    config = tmp_path / "ser.toml"
+    config.write_text(f'device_id = "mqtt"\n[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\n'
+                      f'credentials_file = "{credentials}"\nreconnect_max_seconds = 2\n')  # fmt: skip
+    service = ServiceProcess("--config", str(config), env=microphone.env, log_path=tmp_path / "daemon.log")
+    service.next_event(status="microphone_open")
+    return service
+
+
+def test_mqtt_gets_the_stdout_events_survives_a_broker_restart_and_ends_offline(tmp_path, microphone, broker):
+    subscriber = Subscriber(broker.port, "ser/mqtt/#", "test-subscriber", persistent=True)
+    service = daemon_with_mqtt(tmp_path, microphone, broker)
+    assert subscriber.next(topic_suffix="/availability")[1] == b"online"
+
+    microphone.play(CLIPS[0])
+    _, on_stdout, _ = service.next_event(type="emotion", timeout=5)
+    topic, payload, _ = subscriber.next(topic_suffix="/emotion")
+    assert (topic, json.loads(payload)) == ("ser/mqtt/emotion", on_stdout)
+
+    broker.stop()
+    microphone.play(CLIPS[1])
+    _, while_away, _ = service.next_event(type="emotion", timeout=5)  # stdout goes on without the broker
+    broker.start()
+    topic, payload, _ = subscriber.next(topic_suffix="/emotion", timeout=15)  # queued, sent after reconnecting
+    assert json.loads(payload) == while_away
+    subscriber.close()
+
+    assert service.stop() < 2.0 and service.process.returncode == 0
+    sequences = [json.loads(line.split(" ", 1)[1])["sequence"] for line in service.lines]
+    assert sequences == list(range(1, len(sequences) + 1)), "the stdout stream lost events"
+    stopped = json.loads(service.lines[-1].split(" ", 1)[1])
+    assert stopped["status"] == "stopped" and stopped["dropped_events"] == 0
+
+    late = Subscriber(broker.port, "ser/mqtt/availability", "test-late")
+    assert late.next()[1:] == (b"offline", True)
+    late.close()
+
+
+def test_the_last_will_marks_a_vanished_device_offline(tmp_path, microphone, broker):
+    service = daemon_with_mqtt(tmp_path, microphone, broker)
+    watcher = Subscriber(broker.port, "ser/mqtt/availability", "test-watcher")
+    assert watcher.next()[1:] == (b"online", True)
+    service.signal(signal.SIGKILL)
+    assert watcher.next()[1] == b"offline"
+    watcher.close()
+    late = Subscriber(broker.port, "ser/mqtt/availability", "test-late")
+    assert late.next()[1:] == (b"offline", True)
+    late.close()
