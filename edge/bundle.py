@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,8 @@ from edge.runtime import Runtime, find_runtime, load_interpreter
 
 SCHEMA_VERSION = 1
 MANIFEST_FILE = "manifest.json"
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"  # the checkout's shipped bundles
+MODELS_DIR_VARIABLE = "SER_MODELS_DIR"  # where an installed device keeps its bundles (firmware_scripts/install.sh)
 DEFAULT_MODEL = "lstm-ravdess"
 REQUIRED_SECTIONS = {
     "name": str, "labels": list, "model": dict, "frontend": dict, "normalisation": dict, "windowing": dict,
@@ -112,14 +114,20 @@ def parse_manifest(document: dict) -> Manifest:
     )
 
 
+def models_dirs() -> list[Path]:
+    """Where bundle names are looked up: $SER_MODELS_DIR (if set), then the shipped models/."""
+    configured = os.environ.get(MODELS_DIR_VARIABLE)
+    return ([Path(configured)] if configured else []) + [MODELS_DIR]
+
+
 def resolve_bundle_path(name_or_path: str | Path | None) -> Path:
-    """A bundle folder from a path, or the name of a shipped bundle; None means the default."""
+    """A bundle folder from a path, or a bundle's name in ``models_dirs()``; None means the default."""
     candidate = Path(name_or_path if name_or_path is not None else DEFAULT_MODEL)
     if candidate.is_dir():
         return candidate
-    shipped = MODELS_DIR / candidate
-    if candidate.parent == Path(".") and shipped.is_dir():
-        return shipped
+    for folder in models_dirs() if candidate.parent == Path(".") else []:
+        if (folder / candidate).is_dir():
+            return folder / candidate
     raise BundleError(f"{candidate}: no such model bundle (a folder with {MANIFEST_FILE})")
 
 

@@ -82,8 +82,8 @@ def choose_device(devices: list[InputDevice], wanted: str | int | None) -> Input
     else:
         matches = [d for d in devices if d.name == wanted] or [d for d in devices if str(wanted).lower() in d.name.lower()]
     if len(matches) != 1:
-        found = "no input device" if not matches else f"{len(matches)} input devices"
-        raise MicrophoneError(f"device {wanted!r}: {found} match it (see `ser devices`)")
+        found = "no input device matches" if not matches else f"{len(matches)} input devices match"
+        raise MicrophoneError(f"device {wanted!r}: {found} it (see `ser devices`)")
     return matches[0]
 
 

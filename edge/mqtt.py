@@ -13,6 +13,7 @@ import collections
 import json
 import logging
 import ssl
+import sys
 import threading
 
 from edge.errors import SerError
@@ -45,7 +46,9 @@ class MqttPublisher:
         client.reconnect_delay_set(round(settings.reconnect_min_seconds) or 1, round(settings.reconnect_max_seconds))
         client.max_queued_messages_set(settings.queue_size)
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
+        self._last_failure = None
 
     def start(self) -> None:
         """Connect in the background; events queue until the broker answers."""
@@ -57,11 +60,19 @@ class MqttPublisher:
             log.warning("MQTT broker %s:%d refused the connection: %s", self.settings.host, self.settings.port, reason_code)
             return
         log.info("MQTT connected to %s:%d", self.settings.host, self.settings.port)
+        self._last_failure = None
         with self._lock:
             client.publish(self.availability_topic, "online", qos=1, retain=True)
             while self._pending:
                 client.publish(*self._pending.popleft(), qos=self.settings.qos)
             self._connected = True
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        # paho calls this inside its `except OSError` block, so the error is the one being handled.
+        reason = str(sys.exc_info()[1] or "connection failed")
+        if reason != self._last_failure:  # once per distinct reason, not on every retry
+            self._last_failure = reason
+            log.warning("MQTT broker %s:%d: %s; retrying with backoff", self.settings.host, self.settings.port, reason)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         with self._lock:

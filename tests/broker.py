@@ -1,4 +1,5 @@
-"""A real mosquitto broker on loopback, with a password file and persistence, for MQTT tests."""
+"""A real mosquitto broker on loopback, with a password file, persistence and a TLS listener, for
+MQTT tests."""
 
 from __future__ import annotations
 
@@ -17,12 +18,30 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def make_certificates(directory: Path) -> Path:
+    """A throw-away CA and a server certificate for localhost signed by it; returns the CA file."""
+    def openssl(*args):
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test CA",
+            "-keyout", "ca.key", "-out", "ca.crt")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "server.key", "-out", "server.csr")
+    (directory / "san.ext").write_text("subjectAltName=DNS:localhost\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
+            "-extfile", "san.ext", "-out", "server.crt")
+    (directory / "server.key").chmod(0o600)
+    return directory / "ca.crt"
+
+
 class Broker:
-    """mosquitto that demands a username and password and keeps sessions across restarts."""
+    """mosquitto that demands a username and password, keeps sessions across restarts, and also
+    listens with TLS on ``tls_port`` (certificate for localhost, signed by ``ca_file``)."""
 
     def __init__(self, directory: Path):
         self.directory = directory
         self.port = free_port()
+        self.tls_port = free_port()
+        self.ca_file = make_certificates(directory)
         passwords = directory / "passwords"
         subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), USERNAME, PASSWORD], check=True,
                        capture_output=True)  # fmt: skip
@@ -30,6 +49,8 @@ class Broker:
         (directory / "mosquitto.conf").write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous false\npassword_file {passwords}\n"
             f"persistence true\npersistence_location {directory}/\nuser root\n"
+            f"listener {self.tls_port} 127.0.0.1\ncafile {self.ca_file}\ncertfile {directory}/server.crt\n"
+            f"keyfile {directory}/server.key\n"
         )
         self.process = None
 

@@ -89,3 +89,12 @@ def smoke_run(ravdess_dir, tmp_path_factory):
                        "--max-uar-drop", "100", "--max-accuracy-drop", "100")  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return out, result
+
+
+@pytest.fixture(autouse=True)
+def no_daemon_outlives_its_test():
+    """A failed daemon test must not leave `ser daemon` processes listening behind it."""
+    yield
+    from service_process import ServiceProcess
+
+    ServiceProcess.kill_leftovers()

@@ -18,7 +18,10 @@ REPO = Path(__file__).resolve().parents[1]
 class ServiceProcess:
     """Starts ``ser daemon ARGS``; ``next_event`` returns parsed (topic, payload, arrival time)."""
 
+    started: list[ServiceProcess] = []  # killed after each test (tests/conftest.py), passed or not
+
     def __init__(self, *args: str, env: dict, log_path: Path):
+        ServiceProcess.started.append(self)
         self.log_path = log_path
         self.process = subprocess.Popen(
             [sys.executable, "-m", "edge.cli", "daemon", *args], cwd=REPO, env={**os.environ, **env},
@@ -75,3 +78,11 @@ class ServiceProcess:
     def log(self) -> str:
         text = self.log_path.read_text(errors="replace")
         return "\n".join(line for line in text.splitlines() if "ALSA" not in line and "Jack" not in line)[-4000:]
+
+    @classmethod
+    def kill_leftovers(cls) -> None:
+        for service in cls.started:
+            if service.process.poll() is None:
+                service.process.kill()
+                service.process.wait()
+        cls.started.clear()

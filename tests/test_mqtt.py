@@ -35,12 +35,13 @@ def broker(tmp_path_factory):
     server.stop()
 
 
-def daemon_with_mqtt(tmp_path, microphone, broker) -> ServiceProcess:
+def daemon_with_mqtt(tmp_path, microphone, broker, tls: bool = False) -> ServiceProcess:
     credentials = tmp_path / "mqtt-credentials"
     credentials.write_text(f"{USERNAME}:{PASSWORD}\n")
     config = tmp_path / "ser.toml"
-    config.write_text(f'device_id = "mqtt"\n[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\n'
-                      f'credentials_file = "{credentials}"\nreconnect_max_seconds = 2\n')  # fmt: skip
+    where = f'host = "localhost"\nport = {broker.tls_port}\ntls = true\nca_file = "{broker.ca_file}"\n' if tls else \
+        f'host = "127.0.0.1"\nport = {broker.port}\n'  # fmt: skip
+    config.write_text(f'device_id = "mqtt"\n[mqtt]\n{where}credentials_file = "{credentials}"\nreconnect_max_seconds = 2\n')
     service = ServiceProcess("--config", str(config), env=microphone.env, log_path=tmp_path / "daemon.log")
     service.next_event(status="microphone_open")
     return service
@@ -85,3 +86,32 @@ def test_the_last_will_marks_a_vanished_device_offline(tmp_path, microphone, bro
     late = Subscriber(broker.port, "ser/mqtt/availability", "test-late")
     assert late.next()[1:] == (b"offline", True)
     late.close()
+
+
+def test_events_reach_the_broker_over_tls_with_a_verified_certificate(tmp_path, microphone, broker):
+    subscriber = Subscriber(broker.port, "ser/mqtt/#", "test-tls-subscriber")
+    service = daemon_with_mqtt(tmp_path, microphone, broker, tls=True)
+    assert subscriber.next(topic_suffix="/availability")[1] == b"online"
+    microphone.play(CLIPS[0])
+    _, on_stdout, _ = service.next_event(type="emotion", timeout=5)
+    assert json.loads(subscriber.next(topic_suffix="/emotion")[1]) == on_stdout
+    subscriber.close()
+    assert service.stop() < 2.0
+
+
+def test_a_broker_whose_certificate_does_not_verify_gets_nothing_and_stdout_goes_on(tmp_path, microphone, broker):
+    subscriber = Subscriber(broker.port, "ser/mqtt/#", "test-untrusted")
+    credentials = tmp_path / "mqtt-credentials"
+    credentials.write_text(f"{USERNAME}:{PASSWORD}\n")
+    config = tmp_path / "ser.toml"
+    config.write_text(f'device_id = "mqtt"\n[mqtt]\nhost = "localhost"\nport = {broker.tls_port}\ntls = true\n'
+                      f'credentials_file = "{credentials}"\n')  # the system CAs: the test CA is not among them
+    service = ServiceProcess("--config", str(config), env=microphone.env, log_path=tmp_path / "daemon.log")
+    service.next_event(status="microphone_open")
+    microphone.play(CLIPS[0])
+    assert service.next_event(type="emotion", timeout=5)[1]["emotion"]
+    with pytest.raises(AssertionError, match="no MQTT message"):
+        subscriber.next(timeout=2.0)
+    subscriber.close()
+    assert service.stop() < 2.0 and service.process.returncode == 0
+    assert "certificate verify failed" in service.log()

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Remove what install.sh installed: the service, its unit, the virtualenv and models, the user.
+# /etc/ser (your settings and MQTT credentials) stays unless you pass --purge.
+# Honours the same SER_PREFIX, SER_CONF_DIR, SER_UNIT_DIR and SER_USER as install.sh.
+set -euo pipefail
+
+. "$(dirname "$0")/paths.sh"
+purge=no
+for argument in "$@"; do
+    case "$argument" in
+        --purge) purge=yes ;;
+        *) echo "uninstall.sh: unknown option $argument (only --purge)" >&2; exit 2 ;;
+    esac
+done
+[ "$(id -u)" -eq 0 ] || { echo "uninstall.sh: run as root (sudo)" >&2; exit 1; }
+
+if systemd_manages_units; then
+    systemctl disable --now ser.service 2>/dev/null || true
+fi
+rm -f "$unit_dir/ser.service" "$unit_dir/ser.service.d/mqtt.conf"
+rmdir "$unit_dir/ser.service.d" 2>/dev/null || true
+if systemd_manages_units; then systemctl daemon-reload; fi
+rm -rf "$prefix"
+if id -u "$user" >/dev/null 2>&1; then
+    userdel "$user"
+fi
+[ "$purge" = yes ] && rm -rf "$conf_dir"
+echo "uninstall.sh: removed ser.service, $prefix and user $user$([ "$purge" = yes ] && echo " and $conf_dir")" >&2

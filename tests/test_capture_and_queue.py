@@ -1,0 +1,56 @@
+"""Pieces of the daemon that are specified without a sound server or broker: choosing the input
+device, the bounded capture buffer, and the bounded MQTT queue while the broker is away."""
+
+from __future__ import annotations
+
+import pytest
+
+from edge.audio import pcm16_to_float
+from edge.microphone import InputDevice, Microphone, MicrophoneError, choose_device
+from edge.settings import CaptureSettings, MqttSettings
+
+DEVICES = [InputDevice(0, "USB PnP Sound Device: Audio (hw:1,0)", 1, 48000, "ALSA", False),
+           InputDevice(2, "pulse", 32, 44100, "ALSA", False),
+           InputDevice(3, "default", 32, 44100, "ALSA", True)]  # fmt: skip
+
+
+@pytest.mark.parametrize("wanted, index", [(None, 3), (2, 2), ("2", 2), ("pulse", 2), ("usb pnp", 0), ("default", 3)])
+def test_a_device_is_chosen_by_index_name_or_unique_part_of_a_name(wanted, index):
+    assert choose_device(DEVICES, wanted).index == index
+
+
+@pytest.mark.parametrize("wanted, message", [("a", "2 input devices match"), ("hdmi", "no input device matches"),
+                                             (7, "no input device matches")])  # fmt: skip
+def test_an_unknown_or_ambiguous_device_is_one_clear_error(wanted, message):
+    with pytest.raises(MicrophoneError, match=message):
+        choose_device(DEVICES, wanted)
+    with pytest.raises(MicrophoneError, match="no audio input device"):
+        choose_device([], None)
+
+
+def test_the_capture_buffer_is_bounded_and_counts_what_it_drops():
+    pytest.importorskip("pyaudio", reason="needs the mic extra")
+    microphone = Microphone(CaptureSettings(block_seconds=0.032, buffer_seconds=0.1), 16000)
+    microphone.rate = 16000
+    import queue
+
+    microphone._queue = queue.Queue(maxsize=3)
+    for _ in range(5):
+        microphone._on_audio(b"\0\0" * 512, 512, None, 0)
+    assert microphone._queue.qsize() == 3 and microphone.dropped_seconds == pytest.approx(2 * 512 / 16000)
+
+
+def test_pcm16_is_scaled_like_soundfile():
+    samples = pcm16_to_float(b"\x00\x80\xff\x7f\x00\x00\x00\x40", 2)
+    assert samples.tolist() == [[-1.0, 32767 / 32768], [0.0, 0.5]]
+
+
+def test_mqtt_keeps_at_most_queue_size_events_while_the_broker_is_away():
+    pytest.importorskip("paho.mqtt.client", reason="needs the mqtt extra")
+    from edge.mqtt import MqttPublisher
+
+    publisher = MqttPublisher(MqttSettings(host="127.0.0.1", port=9, queue_size=3), "ser/x/availability", "test")
+    for sequence in range(1, 6):
+        publisher.publish("ser/x/emotion", {"sequence": sequence})
+    assert publisher.dropped == 2
+    assert [message[1] for message in publisher._pending] == [b'{"sequence":3}', b'{"sequence":4}', b'{"sequence":5}']

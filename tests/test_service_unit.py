@@ -1,0 +1,124 @@
+"""The systemd service: the installer (idempotent, and its uninstall), the real unit checked by
+systemd-analyze, and a copy of it run by a real systemd user manager (READY, watchdog, stop)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+from sound_server import VirtualMicrophone, require_programs
+from user_manager import run_in_namespace
+
+FIRMWARE = REPO / "firmware_scripts"
+PREFIX, CONF_DIR, UNIT = Path("/opt/ser"), Path("/etc/ser"), Path("/etc/systemd/system/ser.service")
+pytestmark = pytest.mark.usefixtures("ravdess_dir")
+
+
+def require_root(why: str) -> None:
+    if os.geteuid() != 0:
+        if os.environ.get("CI"):
+            pytest.fail(f"{why} needs root; CI runs as root")
+        pytest.skip(f"{why} needs root")
+
+
+def run(*command, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(c) for c in command], capture_output=True, text=True, timeout=900, check=False,
+                          env={**os.environ, **(env or {})})  # fmt: skip
+
+
+def device_state() -> dict:
+    """What an installation consists of, for comparing two runs."""
+    return {
+        "unit": UNIT.read_text() if UNIT.exists() else None,
+        "mqtt_dropin": (UNIT.parent / "ser.service.d" / "mqtt.conf").exists(),
+        "config": (CONF_DIR / "ser.toml").read_text() if (CONF_DIR / "ser.toml").exists() else None,
+        "models": sorted(str(p.relative_to(PREFIX)) for p in (PREFIX / "models").rglob("*")) if PREFIX.exists() else [],
+        "users": [line.split(":")[0] for line in Path("/etc/passwd").read_text().splitlines() if line.startswith("ser:")],
+    }
+
+
+def test_install_twice_gives_one_working_installation_then_uninstall_removes_it():
+    require_root("installing the service")
+    require_programs("systemd-analyze")
+    if PREFIX.exists() or UNIT.exists():
+        pytest.skip(f"{PREFIX} or {UNIT} exists on this machine: not touching a real installation")
+    try:
+        first = run(FIRMWARE / "install.sh", "--mqtt")
+        assert first.returncode == 0, first.stderr[-3000:]
+        state = device_state()
+        assert state["unit"] == (FIRMWARE / "ser.service").read_text()  # the real unit, unchanged
+        assert state["mqtt_dropin"] and state["users"] == ["ser"]
+        assert state["config"] == (FIRMWARE / "ser.toml").read_text()
+        assert "audio" in run("id", "-nG", "ser").stdout.split()
+        info = run(PREFIX / "venv/bin/ser", "info", "--model", "gru-ravdess", env={"SER_MODELS_DIR": str(PREFIX / "models")})
+        assert info.returncode == 0 and "verified" in info.stderr, info.stderr
+
+        verify = run("systemd-analyze", "verify", UNIT)
+        assert verify.returncode == 0 and verify.stderr.strip() == "", verify.stderr
+        security = run("systemd-analyze", "security", "--offline=true", UNIT)
+        exposure = re.search(r"Overall exposure level for ser\.service: ([\d.]+) (\w+)", security.stdout)
+        assert exposure, security.stdout[-2000:]
+        print(f"systemd-analyze security: exposure {exposure[1]} ({exposure[2]})")
+        assert float(exposure[1]) < 3.0
+
+        with open(CONF_DIR / "ser.toml", "a") as config:
+            config.write('device_id = "living-room"\n')  # the owner's edit
+        second = run(FIRMWARE / "install.sh")  # again, now without MQTT
+        assert second.returncode == 0, second.stderr[-3000:]
+        again = device_state()
+        assert again["config"].endswith('device_id = "living-room"\n'), "the owner's settings were overwritten"
+        assert not again["mqtt_dropin"]
+        assert {k: v for k, v in again.items() if k not in ("config", "mqtt_dropin")} == \
+            {k: v for k, v in state.items() if k not in ("config", "mqtt_dropin")}  # fmt: skip
+        assert run(PREFIX / "venv/bin/ser", "info", env={"SER_MODELS_DIR": str(PREFIX / "models")}).returncode == 0
+
+        removed = run(FIRMWARE / "uninstall.sh")
+        assert removed.returncode == 0, removed.stderr
+        assert not PREFIX.exists() and not UNIT.exists() and device_state()["users"] == []
+        assert (CONF_DIR / "ser.toml").exists(), "settings are kept without --purge"
+        assert run(FIRMWARE / "uninstall.sh", "--purge").returncode == 0 and not CONF_DIR.exists()
+    finally:
+        if PREFIX.exists() or UNIT.exists():
+            run(FIRMWARE / "uninstall.sh", "--purge")
+
+
+@pytest.fixture
+def outside_tmp():
+    """A scratch folder outside /tmp, which the unit's PrivateTmp= hides: the virtual microphone's
+    socket and the user manager's notify socket must stay visible to the service."""
+    directory = REPO / ".cache" / f"service-unit-{os.getpid()}"
+    directory.mkdir(parents=True)
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_the_unit_becomes_active_on_ready_is_restarted_by_the_watchdog_and_stops_fast(outside_tmp):
+    require_root("a systemd user manager in a private mount namespace")
+    require_programs("unshare", "systemctl", "/lib/systemd/systemd", "pulseaudio", "pacat", "pactl")
+    microphone = VirtualMicrophone(outside_tmp / "pulse")
+    microphone.start()
+    try:
+        result = run_in_namespace(REPO / "tests" / "service_unit_scenario.py", str(outside_tmp / "manager"),
+                                  microphone.env["PULSE_SERVER"])  # fmt: skip
+    finally:
+        microphone.kill()
+    assert result.returncode == 0, result.stderr[-3000:]
+    facts = json.loads(result.stdout)
+    context = json.dumps({k: v for k, v in facts.items() if k != "events"}, indent=1)[-4000:]
+    assert facts["start_returncode"] == 0, context
+    assert facts["after_start"]["ActiveState"] == "active" and facts["after_start"]["SubState"] == "running", context
+    assert facts["after_start"]["StatusText"].startswith("listening on"), context
+    # SIGSTOP hangs the loop: no WATCHDOG=1 for 2 s, so systemd kills it and starts a new one.
+    assert facts["after_hang"]["NRestarts"] == "1" and facts["after_hang"]["ActiveState"] == "active", context
+    assert facts["stop_returncode"] == 0 and facts["stop_seconds"] < 2.0, context
+    assert facts["after_stop"] == {"ActiveState": "inactive", "Result": "success"}, context
+    statuses = [json.loads(line.split(" ", 1)[1]).get("status") for line in facts["events"]]
+    assert statuses.count("microphone_open") == 2 and statuses[-1] == "stopped"
+    print(f"user manager: active {facts['start_seconds']} s after start, restarted {facts['restart_seconds']} s "
+          f"after the hang, stopped in {facts['stop_seconds']} s")  # fmt: skip
