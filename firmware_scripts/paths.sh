@@ -4,5 +4,7 @@ conf_dir="${SER_CONF_DIR:-/etc/ser}"
 unit_dir="${SER_UNIT_DIR:-/etc/systemd/system}"
 user="${SER_USER:-ser}"
 
-# True where systemd runs this machine and the unit goes where it looks.
-systemd_manages_units() { [ -d /run/systemd/system ] && [ "$unit_dir" = /etc/systemd/system ]; }
+# True where systemd runs this machine (and answers) and the unit goes where it looks.
+systemd_manages_units() {
+    [ -d /run/systemd/system ] && [ "$unit_dir" = /etc/systemd/system ] && systemctl show-environment >/dev/null 2>&1
+}

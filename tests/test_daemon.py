@@ -79,6 +79,9 @@ def test_each_played_utterance_gives_one_event_with_the_files_emotion_within_a_s
         topic, payload, _ = service.next_event(type="emotion", timeout=5)
         assert topic == "ser/test/emotion"
         assert payload["time"] - played_until < 1.0, f"{path.name}: event {payload['time'] - played_until:.2f} s after the audio"
+        speech_end = payload["end"] - SegmenterSettings().hangover_seconds
+        print(f"{path.name}: {payload['emotion']}, event {payload['time'] - played_until:+.2f} s after the playback ended, "
+              f"{payload['time'] - speech_end:.2f} s after the last speech block")  # fmt: skip
         # `ser classify`'s emotion, or the same utterance cut offline at one of the block alignments.
         emotion = payload["emotion"]
         exact += emotion == file_emotions[str(path)]

@@ -90,8 +90,9 @@ def test_install_twice_gives_one_working_installation_then_uninstall_removes_it(
 
 @pytest.fixture
 def outside_tmp():
-    """A scratch folder outside /tmp, which the unit's PrivateTmp= hides: the virtual microphone's
-    socket and the user manager's notify socket must stay visible to the service."""
+    """A scratch folder in the checkout, outside /tmp (which the unit's PrivateTmp= hides) unless
+    the checkout itself is there: the virtual microphone's socket and the user manager's notify
+    socket must stay visible to the service."""
     directory = REPO / ".cache" / f"service-unit-{os.getpid()}"
     directory.mkdir(parents=True)
     yield directory
