@@ -1,9 +1,10 @@
 """The MFCC frontend, shared bit-for-bit by the trainer and the device.
 
-One short function per DSP step, vectorised over frames. Every step is either elementwise, a
-per-row FFT, or a sum taken in a fixed pairwise order (``fixed_order_sum``): a BLAS matrix product
-or numpy's own reductions may add in a different order depending on how many frames are processed
-at once, which would make streaming features differ from offline ones in the last bits.
+One short function per DSP step, vectorised over frames. Every step is elementwise, a per-row
+FFT, or a sum taken in a fixed order: term by term (``weighted_sum``, for the mel filters and the
+DCT) or pairwise (``fixed_order_sum``). A BLAS matrix product or numpy's own reductions may add in
+a different order depending on how many frames are processed at once (and on the CPU: FMA, kernel
+choice), which would make streaming features differ from offline ones in the last bits.
 
 ``compute_features`` (a whole signal) and ``StreamingFrontend`` (chunk by chunk) are one code
 path, so the device sees exactly the features the model was trained on.
@@ -86,14 +87,14 @@ def fixed_order_sum(x: np.ndarray) -> np.ndarray:
 def sparse_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Split a mostly-zero (rows, columns) matrix into column indices and weights per row.
 
-    Each row keeps its span from first to last non-zero column, padded with zero weights to a
-    common power-of-two width, so that ``sparse_product`` touches only the filters' support.
+    Each row keeps its span from first to last non-zero column, padded with zero weights to the
+    widest span, so that ``weighted_sum`` touches only the filters' support.
     """
     spans = []
     for row in matrix:
         nonzero = np.flatnonzero(row)
         spans.append((int(nonzero[0]), int(nonzero[-1]) + 1) if len(nonzero) else (0, 0))
-    width = 1 << max(max(end - start for start, end in spans) - 1, 0).bit_length()
+    width = max(max(end - start for start, end in spans), 1)
     index = np.zeros((len(matrix), width), dtype=np.intp)
     weight = np.zeros((len(matrix), width))
     for row, (start, end) in enumerate(spans):
@@ -102,9 +103,17 @@ def sparse_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return index, weight
 
 
-def sparse_product(x: np.ndarray, index: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """(frames, columns) times the sparse matrix given by ``sparse_rows``: (frames, rows)."""
-    return fixed_order_sum(x[:, index] * weight)
+def weighted_sum(rows: np.ndarray, index: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """out[i] = sum_j weight[i, j] * rows[index[i, j]], added term by term in order of j.
+
+    ``rows`` is (inputs, frames) with frames along the rows, so each step is one elementwise
+    multiply and add over whole frame vectors: fast, and every frame's result is the same whether
+    it is computed alone or with thousands of others. Returns (outputs, frames).
+    """
+    total = rows[index[:, 0]] * weight[:, :1]
+    for j in range(1, index.shape[1]):
+        total = total + rows[index[:, j]] * weight[:, j : j + 1]
+    return total
 
 
 def preemphasis(previous_and_signal: np.ndarray, coefficient: float) -> np.ndarray:
@@ -180,7 +189,9 @@ class _Constants:
         self.window = window_function(config.window, config.frame_length)
         filterbank = mel_filterbank(config.n_filters, config.n_fft, config.sample_rate, config.low_freq, config.high_freq)
         self.mel_index, self.mel_weight = sparse_rows(filterbank)
-        self.dct = dct_matrix(config.n_filters, config.n_cepstra)
+        # The DCT as a dense "sparse" matrix: every cepstrum sums every log-mel energy, in order.
+        self.dct_weight = dct_matrix(config.n_filters, config.n_cepstra)
+        self.dct_index = np.broadcast_to(np.arange(config.n_filters), self.dct_weight.shape)
         self.lifter = lifter_weights(config.n_cepstra, config.lifter)
 
 
@@ -192,8 +203,8 @@ def static_features(previous_and_signal: np.ndarray, config: FrontendConfig, con
     raw = frame_signal(previous_and_signal[1:], config.frame_length, config.frame_step)
     emphasised = frame_signal(preemphasis(previous_and_signal, config.preemphasis), config.frame_length, config.frame_step)
     power = power_spectrum(emphasised * constants.window, config.n_fft)
-    log_mel = safe_log(sparse_product(power, constants.mel_index, constants.mel_weight))
-    cepstra = fixed_order_sum(log_mel[:, None, :] * constants.dct) * constants.lifter
+    log_mel = safe_log(weighted_sum(np.ascontiguousarray(power.T), constants.mel_index, constants.mel_weight))
+    cepstra = weighted_sum(log_mel, constants.dct_index, constants.dct_weight).T * constants.lifter
     if config.append_energy:
         cepstra[:, 0] = safe_log(fixed_order_sum(power))
     columns = [cepstra]
@@ -246,38 +257,50 @@ class StreamingFrontend:
 
     ``push`` returns the frames completed by a chunk (held back by ``delta_order * delta_width``
     frames when deltas are on); ``flush`` returns the held-back frames at the end of the signal.
+    With ``batch_frames`` > 1, frames are computed only once that many are complete (fewer numpy
+    calls per second of audio, later output); the features are the same bits either way.
     """
 
-    def __init__(self, config: FrontendConfig):
+    def __init__(self, config: FrontendConfig, batch_frames: int = 1):
         self.config = config
+        self.batch_frames = batch_frames
         self._constants = _Constants(config)
-        self._pending = np.zeros(1)  # the sample before the first unframed one, then those samples
-        self._deltas = [_DeltaStream(config.n_static, config.delta_width) for _ in range(config.delta_order)]
+        self.reset()
 
     def push(self, samples: np.ndarray) -> np.ndarray:
         """Feed mono float samples at ``config.sample_rate``; returns (new frames, n_features)."""
         self._pending = np.concatenate([self._pending, np.asarray(samples, dtype=np.float64)])
-        config = self.config
-        count = frame_count(len(self._pending) - 1, config.frame_length, config.frame_step)
-        used = (count - 1) * config.frame_step + config.frame_length + 1 if count else 0
-        frames = static_features(self._pending[:used], config, self._constants) if count else np.empty((0, config.n_static))
-        self._pending = self._pending[count * config.frame_step :]
-        for stage in self._deltas:
-            frames = stage.push(frames)
-        return frames
+        return self._compute(self.batch_frames)
 
     def flush(self) -> np.ndarray:
-        """End of signal: the frames still held back for delta context, then start afresh."""
-        frames = np.empty((0, self.config.n_static))
-        for stage in self._deltas:
-            frames = np.concatenate([stage.push(frames), stage.flush(frames.shape[1])])
+        """End of signal: the frames still pending or held back for delta context, then start afresh."""
+        frames = self._compute(1)
+        for index, stage in enumerate(self._deltas):
+            tail = stage.flush(self.config.n_static * (index + 1))
+            for later in self._deltas[index + 1 :]:
+                tail = later.push(tail)
+            frames = np.concatenate([frames, tail])
         self.reset()
         return frames
 
     def reset(self) -> None:
         """Forget all state, as if newly created (the next sample starts a new signal)."""
-        self._pending = np.zeros(1)
+        self._pending = np.zeros(1)  # the sample before the first unframed one, then those samples
         self._deltas = [_DeltaStream(self.config.n_static, self.config.delta_width) for _ in range(self.config.delta_order)]
+
+    def _compute(self, at_least: int) -> np.ndarray:
+        """Static features of the complete pending frames (if at least ``at_least``), through the deltas."""
+        config = self.config
+        count = frame_count(len(self._pending) - 1, config.frame_length, config.frame_step)
+        if count < at_least or count == 0:
+            frames = np.empty((0, config.n_static))
+        else:
+            used = (count - 1) * config.frame_step + config.frame_length + 1
+            frames = static_features(self._pending[:used], config, self._constants)
+            self._pending = self._pending[count * config.frame_step :]
+        for stage in self._deltas:
+            frames = stage.push(frames)
+        return frames
 
 
 def compute_features(signal: np.ndarray, config: FrontendConfig) -> np.ndarray:

@@ -20,6 +20,8 @@ from edge.frontend import StreamingFrontend
 from edge.settings import SegmenterSettings
 
 SILENCE_DB = -120.0  # level given to digital silence, so log10(0) never appears
+FEATURE_BATCH_FRAMES = 16  # frames computed per frontend step while speech goes on: ~0.26 s of
+# audio per step keeps the numpy calls few; the flush at the utterance's end computes the rest
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,7 @@ class Segmenter:
         # Never emit what the model cannot classify: at least min_frames frames.
         self._model_min = (min_frames - 1) * frontend.frame_step + frontend.frame_length
         self._min_speech = round(settings.min_seconds * self.rate)
-        self._frontend = StreamingFrontend(frontend)
+        self._frontend = StreamingFrontend(frontend, FEATURE_BATCH_FRAMES)
         self._background = BackgroundLevel(block_seconds)
         self.reset()
 

@@ -1,0 +1,95 @@
+"""`python -m benchmarks`: every figure of docs/benchmarks.md, as tables and as JSON.
+
+One thread everywhere (set before numpy loads), medians over repeats, ratios measured side by side.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
+
+import json  # noqa: E402
+import platform  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import click  # noqa: E402
+
+from benchmarks.timing import REPO, speech, speech_clips  # noqa: E402
+
+SECTIONS = ("frontend", "inference", "classify", "cold-start", "daemon")
+
+
+def print_table(title: str, rows: list[dict]) -> None:
+    click.echo(f"\n## {title}\n")
+    if not rows:
+        click.echo("(nothing measured)")
+        return
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+
+    def cell(value) -> str:
+        return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+    widths = {c: max(len(c), *(len(cell(r.get(c, ""))) for r in rows)) for c in columns}
+    click.echo(" | ".join(c.ljust(widths[c]) for c in columns))
+    click.echo("-|-".join("-" * widths[c] for c in columns))
+    for row in rows:
+        click.echo(" | ".join(cell(row.get(c, "")).ljust(widths[c]) for c in columns))
+
+
+@click.command()
+@click.option("--only", "sections", multiple=True, type=click.Choice(SECTIONS), help="Run only these sections.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Also write every figure here.")
+@click.option("--quick", is_flag=True, help="Fewer repeats, 1 and 10 s of audio, 20 s of daemon listening (a smoke run).")
+@click.option("--daemon-seconds", default=60.0, show_default=True, help="Continuous speech played to the daemon.")
+def main(sections, json_path, quick, daemon_seconds):
+    """Measure the frontend, inference, `ser classify`, cold start and the daemon on this machine."""
+    from edge.bundle import MODELS_DIR, load_bundle
+
+    sections = sections or SECTIONS
+    corpus = Path(os.environ.get("SER_CORPUS_DIR", REPO.parent / "shared" / "corpora"))
+    clips = speech_clips(corpus, 100)
+    bundles = sorted(p for p in MODELS_DIR.iterdir() if (p / "manifest.json").is_file())
+    results = {"machine": {"python": platform.python_version(), "machine": platform.machine(),
+                           "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count()},
+               "clips": f"{len(clips)} real clips ({clips[0].parent.parent.name})"}  # fmt: skip
+    click.echo(f"# edge-ser benchmarks on {platform.machine()}, Python {platform.python_version()}, one thread")
+    repeats = 3 if quick else 7
+
+    if "frontend" in sections:
+        from benchmarks import frontend
+
+        shipped = load_bundle().manifest.frontend
+        results["frontend"] = frontend.run(lambda seconds: speech(seconds, clips), shipped,
+                                           (1, 10) if quick else (1, 10, 60), repeats)  # fmt: skip
+        print_table("Frontend: milliseconds per second of audio (times_ours: how many times ours it takes)", results["frontend"])
+    if "inference" in sections:
+        from benchmarks import inference
+
+        results["inference"] = inference.run(bundles, repeats=10 if quick else 50)
+        print_table("Inference: milliseconds per model window", results["inference"])
+    if "classify" in sections:
+        from benchmarks import end_to_end
+
+        results["classify"] = [end_to_end.classify_throughput(clips[: 20 if quick else 100], b.name) for b in bundles]
+        print_table("`ser classify` end to end: seconds of audio per CPU second", results["classify"])
+    if "cold-start" in sections:
+        from benchmarks import end_to_end
+
+        results["cold_start"] = [end_to_end.cold_start(clips[0], 3 if quick else 7)]
+        print_table("Cold start: wall seconds of a fresh process", results["cold_start"])
+    if "daemon" in sections:
+        from benchmarks import daemon
+
+        results["daemon"] = [daemon.run(clips, 20.0 if quick else daemon_seconds)]
+        print_table("Daemon listening to continuous speech (virtual microphone)", results["daemon"])
+
+    if json_path:
+        json_path.write_text(json.dumps(results, indent=1) + "\n")
+        click.echo(f"\nfigures written to {json_path}", err=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""`ser classify` end to end (decode, resample, features, inference) and cold start."""
+
+from __future__ import annotations
+
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import soundfile
+
+from benchmarks.timing import REPO
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def classify_throughput(clips: list[Path], model: str | None = None, extra_env: dict | None = None) -> dict:
+    """Real-time factor of in-process classification (CPU seconds of this process) and of the
+    `ser classify` command on the same folder (CPU of the child, start-up included)."""
+    from edge.bundle import load_bundle
+    from edge.classifier import Classifier
+
+    audio_seconds = sum(soundfile.info(clip).duration for clip in clips)
+    classifier = Classifier(load_bundle(model))
+    classifier.classify_file(clips[0])  # warm-up
+    started = time.process_time()
+    for clip in clips:
+        classifier.classify_file(clip)
+    in_process = time.process_time() - started
+
+    before = _children_cpu()
+    subprocess.run([sys.executable, "-m", "edge.cli", "classify", *(["--model", model] if model else []), *map(str, clips)],
+                   cwd=REPO, capture_output=True, check=True, env={**os.environ, **(extra_env or {})})  # fmt: skip
+    command = _children_cpu() - before
+    return {"model": classifier.manifest.name, "clips": len(clips), "audio_seconds": round(audio_seconds, 1),
+            "realtime_factor_in_process": audio_seconds / in_process,
+            "realtime_factor_command": audio_seconds / command}  # fmt: skip
+
+
+def cold_start(clip: Path, repeats: int = 5) -> dict:
+    """Median wall seconds of a fresh process: `ser classify` on one file, and `import edge`."""
+    def wall(*args) -> float:
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, check=True)
+            times.append(time.perf_counter() - started)
+        return statistics.median(times)
+
+    return {"ser_classify_one_file_seconds": wall("-m", "edge.cli", "classify", str(clip)),
+            "import_edge_seconds": wall("-c", "import edge"),
+            "python_alone_seconds": wall("-c", "pass")}  # fmt: skip
