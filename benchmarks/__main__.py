@@ -10,14 +10,14 @@ import os
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
 
-import json  # noqa: E402
-import platform  # noqa: E402
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
+import json
+import platform
+import sys
+from pathlib import Path
 
-import click  # noqa: E402
+import click
 
-from benchmarks.timing import REPO, speech, speech_clips  # noqa: E402
+from benchmarks.timing import REPO, speech, speech_clips
 
 SECTIONS = ("frontend", "inference", "classify", "cold-start", "daemon")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +53,12 @@ class Manifest:
     """File name of the TFLite model inside the bundle."""
     model_sha256: str
     """sha256 of the TFLite model file."""
+    float32_file: str | None
+    """File name of the float32 TFLite model, if the bundle has one the device may run."""
+    float32_sha256: str | None
+    """Its sha256."""
+    float32_as_accurate: bool
+    """Whether the float32 model scored at least the int8 model's accuracy and UAR on the test speakers."""
     fingerprint: str
     """sha256 of the int8 input the reference signal becomes (see edge.model_input.fingerprint)."""
     document: dict
@@ -99,6 +106,10 @@ def parse_manifest(document: dict) -> Manifest:
         raise ValueError("model needs file and sha256")
     if not isinstance(fingerprint_section.get("sha256"), str):
         raise ValueError("fingerprint needs sha256")
+    metrics = document.get("metrics") or {}
+    scores = [metrics.get(v) or {} for v in ("float32", "int8")]
+    as_accurate = all(isinstance(s.get(k), (int, float)) for s in scores for k in ("accuracy", "uar")) and all(
+        scores[0][k] >= scores[1][k] for k in ("accuracy", "uar"))  # fmt: skip
     return Manifest(
         name=document["name"],
         labels=tuple(labels),
@@ -109,6 +120,9 @@ def parse_manifest(document: dict) -> Manifest:
         output_quantization=_parse_quantization(document["output"], "output"),
         model_file=model["file"],
         model_sha256=model["sha256"],
+        float32_file=model.get("float32_file") if isinstance(model.get("float32_sha256"), str) else None,
+        float32_sha256=model.get("float32_sha256") if isinstance(model.get("float32_file"), str) else None,
+        float32_as_accurate=as_accurate,
         fingerprint=fingerprint_section["sha256"],
         document=document,
     )
@@ -159,29 +173,61 @@ class ModelBundle:
     manifest: Manifest
     runtime: Runtime
     interpreter: object
+    variant: str = "int8"
+    """Which model file runs: int8 (model.tflite) or float32."""
+
+    @property
+    def model_sha256(self) -> str:
+        """sha256 of the model file that runs."""
+        return self.manifest.model_sha256 if self.variant == "int8" else self.manifest.float32_sha256
 
 
-def _check_tensor(detail: dict, shape: list[int], quantization: Quantization, what: str, path: Path) -> None:
+VARIANTS = ("int8", "float32")
+# The faster variant per CPU, as measured (docs/benchmarks.md): on x86-64 TFLite's fused int8
+# LSTM kernel takes 4-6 ms per window against 0.6-0.9 ms in float32. On the Pi's ARM cores the
+# int8 model is the one built for the device; it stays the default there until measured on one.
+FASTER_VARIANT = {"x86_64": "float32", "AMD64": "float32"}
+
+
+def choose_variant(manifest: Manifest, requested: str | None, machine: str) -> str:
+    """``requested`` if given; else the faster variant for ``machine``, but float32 only if the
+    bundle has it and it was at least as accurate as int8 on the test speakers."""
+    if requested is not None:
+        if requested not in VARIANTS:
+            raise BundleError(f"unknown model variant {requested!r}; choose from {', '.join(VARIANTS)}")
+        if requested == "float32" and manifest.float32_file is None:
+            raise BundleError(f"{manifest.name}: the bundle has no verifiable float32 model (file and sha256)")
+        return requested
+    faster = FASTER_VARIANT.get(machine, "int8")
+    return "float32" if faster == "float32" and manifest.float32_file and manifest.float32_as_accurate else "int8"
+
+
+def _check_tensor(detail: dict, shape: list[int], quantization: Quantization | None, what: str, path: Path) -> None:
     scale, zero_point = detail["quantization"]
     actual = (list(detail["shape"]), detail["dtype"].__name__, scale, zero_point)
-    expected = (shape, "int8", quantization.scale, quantization.zero_point)
+    expected = (shape, "int8", quantization.scale, quantization.zero_point) if quantization else (shape, "float32", 0.0, 0)
     if actual != expected:
         raise BundleError(f"{path}: the model's {what} (shape, dtype, scale, zero point) is {actual}, the manifest says {expected}")
 
 
-def load_bundle(name_or_path: str | Path | None = None, runtime: str | None = None, num_threads: int = 1) -> ModelBundle:
+def load_bundle(name_or_path: str | Path | None = None, runtime: str | None = None, num_threads: int = 1,
+                variant: str | None = None) -> ModelBundle:  # fmt: skip
     """Load and verify a bundle: manifest, model file hash, fingerprint, tensor shapes and types.
 
+    ``variant`` int8 or float32; None picks the faster one for this CPU (``choose_variant``).
     Raises BundleError with a one-line reason for anything that does not hold.
     """
     path = resolve_bundle_path(name_or_path)
     manifest = read_manifest(path)
-    model_path = path / manifest.model_file
+    variant = choose_variant(manifest, variant, platform.machine())
+    file, expected_hash = (manifest.model_file, manifest.model_sha256) if variant == "int8" else \
+        (manifest.float32_file, manifest.float32_sha256)  # fmt: skip
+    model_path = path / file
     if not model_path.is_file():
         raise BundleError(f"{model_path}: missing model file")
     actual_hash = sha256_file(model_path)
-    if actual_hash != manifest.model_sha256:
-        raise BundleError(f"{model_path}: sha256 {actual_hash} does not match the manifest's {manifest.model_sha256}")
+    if actual_hash != expected_hash:
+        raise BundleError(f"{model_path}: sha256 {actual_hash} does not match the manifest's {expected_hash}")
     reproduced = manifest.expected_fingerprint()
     if reproduced != manifest.fingerprint:
         raise BundleError(
@@ -192,6 +238,8 @@ def load_bundle(name_or_path: str | Path | None = None, runtime: str | None = No
     interpreter = load_interpreter(found, model_path, num_threads)
     (input_detail,), (output_detail,) = interpreter.get_input_details(), interpreter.get_output_details()
     document = manifest.document
-    _check_tensor(input_detail, document["input"]["shape"], manifest.input_quantization, "input", model_path)
-    _check_tensor(output_detail, document["output"]["shape"], manifest.output_quantization, "output", model_path)
-    return ModelBundle(path, manifest, found, interpreter)
+    int8 = variant == "int8"
+    _check_tensor(input_detail, document["input"]["shape"], manifest.input_quantization if int8 else None, "input", model_path)
+    _check_tensor(output_detail, document["output"]["shape"], manifest.output_quantization if int8 else None, "output",
+                  model_path)  # fmt: skip
+    return ModelBundle(path, manifest, found, interpreter, variant)

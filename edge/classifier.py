@@ -41,8 +41,11 @@ class Classifier:
     def window_probabilities(self, features: np.ndarray) -> np.ndarray:
         """Class probabilities of each model window over a clip's features: (windows, classes)."""
         manifest = self.manifest
-        inputs = manifest.input_quantization.quantize(prepare(features, manifest.normalisation, manifest.windowing))
-        return manifest.output_quantization.dequantize(run_windows(self.bundle.interpreter, inputs))
+        inputs = prepare(features, manifest.normalisation, manifest.windowing)
+        if self.bundle.variant == "float32":
+            return run_windows(self.bundle.interpreter, inputs.astype(np.float32)).astype(np.float64)
+        quantized = manifest.input_quantization.quantize(inputs)
+        return manifest.output_quantization.dequantize(run_windows(self.bundle.interpreter, quantized))
 
     def _seconds(self, frames: int) -> float:
         """Seconds of audio that ``frames`` complete frames span."""

@@ -24,17 +24,19 @@ def expand_inputs(paths: tuple[Path, ...]) -> list[Path]:
     return files
 
 
-def _load(model: str | None, runtime: str | None):
+def _load(model: str | None, runtime: str | None, variant: str | None):
     from edge.bundle import load_bundle
 
     try:
-        return load_bundle(model, runtime=runtime)
+        return load_bundle(model, runtime=runtime, variant=variant)
     except SerError as error:
         raise click.ClickException(str(error)) from None
 
 
 model_option = click.option("--model", "-m", default=None, metavar="NAME|DIR",
                             help="A shipped bundle's name or a bundle folder (default: lstm-ravdess).")  # fmt: skip
+variant_option = click.option("--variant", type=click.Choice(["int8", "float32"]), default=None,
+                              help="Model file to run (default: the faster on this CPU, float32 only if as accurate).")  # fmt: skip
 runtime_option = click.option("--runtime", type=click.Choice(["ai-edge-litert", "tflite-runtime", "tensorflow"]),
                               default=None, help="TFLite interpreter (default: the first installed, in that order).")  # fmt: skip
 
@@ -49,8 +51,9 @@ def main():
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @model_option
 @runtime_option
+@variant_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line, for programs.")
-def classify(paths, model, runtime, as_json):
+def classify(paths, model, runtime, variant, as_json):
     """Classify audio FILES and FOLDERS: emotion, confidence and per-class scores per file.
 
     A file that cannot be classified is reported on one line and the others still run; the exit
@@ -58,9 +61,9 @@ def classify(paths, model, runtime, as_json):
     """
     from edge.classifier import Classifier
 
-    bundle = _load(model, runtime)
+    bundle = _load(model, runtime, variant)
     classifier = Classifier(bundle)
-    click.echo(f"model {bundle.manifest.name} ({bundle.path}) on {bundle.runtime}", err=True)
+    click.echo(f"model {bundle.manifest.name} ({bundle.variant}, {bundle.path}) on {bundle.runtime}", err=True)
     labels = bundle.manifest.labels
     files = expand_inputs(paths)
     if not files:
@@ -93,13 +96,15 @@ def classify(paths, model, runtime, as_json):
 @main.command()
 @model_option
 @runtime_option
-def info(model, runtime):
+@variant_option
+def info(model, runtime, variant):
     """Print a bundle's manifest and verify its model hash and frontend fingerprint."""
-    bundle = _load(model, runtime)
+    bundle = _load(model, runtime, variant)
     manifest = bundle.manifest
     click.echo(json.dumps(manifest.document, indent=2))
     click.echo(f"bundle: {bundle.path}", err=True)
     click.echo(f"runtime: {bundle.runtime}", err=True)
+    click.echo(f"variant: {bundle.variant} (sha256 {bundle.model_sha256} verified)", err=True)
     click.echo(f"fingerprint: {manifest.fingerprint} verified (this frontend reproduces it)", err=True)
 
 
@@ -139,20 +144,21 @@ def listen_options(command):
     """--config, --model, --runtime and the overrides, shared by `listen` and `daemon`."""
     for flag, key, kind, help_text in reversed(OVERRIDES):
         command = click.option(flag, key.replace(".", "__"), type=kind, default=None, help=help_text)(command)
+    command = variant_option(command)
     command = runtime_option(command)
     command = model_option(command)
     return click.option("--config", "-c", "config_file", type=click.Path(path_type=Path), default=None,
                         help="TOML settings file (see firmware_scripts/ser.toml).")(command)  # fmt: skip
 
 
-def _settings_loader(config_file, model, runtime, overrides):
+def _settings_loader(config_file, model, runtime, variant, overrides):
     """A function that (re)reads the settings file and applies the command line, for start and SIGHUP."""
     from edge.settings import load_settings, with_overrides
 
     values = {key.replace("__", "."): value for key, value in overrides.items()}
 
     def load():
-        return with_overrides(load_settings(config_file), model=model, runtime=runtime, **values)
+        return with_overrides(load_settings(config_file), model=model, runtime=runtime, variant=variant, **values)
 
     return load
 
@@ -198,16 +204,16 @@ class HumanSink:
 @main.command()
 @listen_options
 @click.option("--events", is_flag=True, help="Print the daemon's MQTT-style event lines instead.")
-def listen(config_file, model, runtime, events, **overrides):
+def listen(config_file, model, runtime, variant, events, **overrides):
     """Listen to the microphone and print the emotion of each utterance as it ends (Ctrl-C stops)."""
     from edge.events import StdoutSink
 
-    _run_service(_settings_loader(config_file, model, runtime, overrides), StdoutSink() if events else HumanSink())
+    _run_service(_settings_loader(config_file, model, runtime, variant, overrides), StdoutSink() if events else HumanSink())
 
 
 @main.command()
 @listen_options
-def daemon(config_file, model, runtime, **overrides):
+def daemon(config_file, model, runtime, variant, **overrides):
     """Run as a service: events on stdout (one `<topic> <json>` line each) and MQTT; logs on stderr.
 
     Speaks systemd's notify protocol (READY, STATUS, WATCHDOG); SIGTERM stops, SIGHUP reloads the
@@ -215,7 +221,7 @@ def daemon(config_file, model, runtime, **overrides):
     """
     from edge.events import StdoutSink
 
-    _run_service(_settings_loader(config_file, model, runtime, overrides), StdoutSink())
+    _run_service(_settings_loader(config_file, model, runtime, variant, overrides), StdoutSink())
 
 
 if __name__ == "__main__":

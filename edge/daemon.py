@@ -71,7 +71,7 @@ class EmotionService:
 
     def _load(self, settings: DaemonSettings) -> tuple[Classifier, Segmenter]:
         """Model and segmenter for ``settings``; raises SerError if the bundle fails its checks."""
-        bundle = load_bundle(settings.model, runtime=settings.runtime)
+        bundle = load_bundle(settings.model, runtime=settings.runtime, variant=settings.variant)
         manifest = bundle.manifest
         segmenter = Segmenter(settings.segmenter, manifest.frontend, manifest.windowing.min_frames)
         return Classifier(bundle), segmenter
@@ -86,7 +86,7 @@ class EmotionService:
 
     def _describe_model(self) -> str:
         bundle = self.classifier.bundle
-        return f"{bundle.manifest.name} sha256 {bundle.manifest.model_sha256[:12]} on {bundle.runtime}"
+        return f"{bundle.manifest.name} ({bundle.variant}) sha256 {bundle.model_sha256[:12]} on {bundle.runtime}"
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -132,7 +132,7 @@ class EmotionService:
         start, end = (now - (self._stream_seconds - t) for t in (utterance.start, utterance.end))
         manifest = self.classifier.manifest
         self.emit(EmotionEvent(prediction.label, prediction.confidence, prediction.scores, start, end,
-                               utterance.duration, utterance.part, manifest.name, manifest.model_sha256))  # fmt: skip
+                               utterance.duration, utterance.part, manifest.name, self.classifier.bundle.model_sha256))  # fmt: skip
 
     def _open_microphone(self, lost_detail: str | None) -> bool:
         """Open (or reopen after ``lost_detail``) the microphone, retrying with backoff until it

@@ -12,6 +12,8 @@ path, so the device sees exactly the features the model was trained on.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from edge.config import FrontendConfig
@@ -182,6 +184,12 @@ def deltas(padded: np.ndarray, width: int) -> np.ndarray:
     return total / (2 * sum(k * k for k in range(1, width + 1)))
 
 
+@functools.lru_cache(maxsize=8)
+def constants_for(config: FrontendConfig) -> _Constants:
+    """The constants of a config, built once per process (a file each call would rebuild them)."""
+    return _Constants(config)
+
+
 class _Constants:
     """Everything a config implies that does not depend on the signal, computed once."""
 
@@ -193,6 +201,8 @@ class _Constants:
         self.dct_weight = dct_matrix(config.n_filters, config.n_cepstra)
         self.dct_index = np.broadcast_to(np.arange(config.n_filters), self.dct_weight.shape)
         self.lifter = lifter_weights(config.n_cepstra, config.lifter)
+        for array in vars(self).values():  # shared by every stream of this config: never written
+            array.flags.writeable = False
 
 
 def static_features(previous_and_signal: np.ndarray, config: FrontendConfig, constants: _Constants) -> np.ndarray:
@@ -264,7 +274,7 @@ class StreamingFrontend:
     def __init__(self, config: FrontendConfig, batch_frames: int = 1):
         self.config = config
         self.batch_frames = batch_frames
-        self._constants = _Constants(config)
+        self._constants = constants_for(config)
         self.reset()
 
     def push(self, samples: np.ndarray) -> np.ndarray:

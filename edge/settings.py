@@ -117,6 +117,8 @@ class DaemonSettings:
     """A shipped bundle's name or a bundle folder; None: the default model."""
     runtime: str | None = None
     """TFLite interpreter: ai-edge-litert, tflite-runtime or tensorflow; None: the first installed."""
+    variant: str | None = None
+    """Model file: int8 or float32; None: the faster for this CPU if as accurate (edge.bundle.choose_variant)."""
     capture: CaptureSettings = field(default_factory=CaptureSettings)
     segmenter: SegmenterSettings = field(default_factory=SegmenterSettings)
     mqtt: MqttSettings = field(default_factory=MqttSettings)
@@ -186,6 +188,7 @@ def check_settings(settings: DaemonSettings, where: str) -> None:
         (capture.block_seconds <= 0 or capture.buffer_seconds < capture.block_seconds,
          "capture buffer_seconds must hold at least one block"),
         (mqtt.qos not in (0, 1, 2), "mqtt qos must be 0, 1 or 2"),
+        (settings.variant not in (None, "int8", "float32"), "variant must be int8 or float32"),
         (mqtt.queue_size < 1, "mqtt queue_size must be at least 1"),
         (not settings.device_id or any(c in settings.device_id for c in "/+#"),
          "device_id must be non-empty and free of / + #"),

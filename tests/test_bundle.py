@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import read_speech
 
-from edge.bundle import DEFAULT_MODEL, MANIFEST_FILE, load_bundle, read_manifest
+from edge.bundle import DEFAULT_MODEL, MANIFEST_FILE, choose_variant, load_bundle, read_manifest
 from edge.classifier import Classifier
 from edge.errors import BundleError
 from edge.frontend import compute_features
@@ -86,13 +86,35 @@ def test_tampered_frontend_is_refused(bundle_copy):
         load_bundle(bundle_copy)
 
 
-def test_tampered_model_file_is_refused(bundle_copy):
-    model = bundle_copy / "model.tflite"
+@pytest.mark.parametrize("variant, file", [("int8", "model.tflite"), ("float32", "model_float32.tflite")])
+def test_tampered_model_file_is_refused(bundle_copy, variant, file):
+    model = bundle_copy / file
     data = bytearray(model.read_bytes())
     data[len(data) // 2] ^= 0xFF
     model.write_bytes(bytes(data))
     with pytest.raises(BundleError, match="does not match the manifest"):
-        load_bundle(bundle_copy)
+        load_bundle(bundle_copy, variant=variant)
+
+
+def test_the_faster_variant_runs_only_if_it_was_as_accurate(shipped_bundle, bundle_copy):
+    manifest = shipped_bundle.manifest
+    # On x86-64 float32 is faster (docs/benchmarks.md); the shipped float32 model scored at least int8's.
+    assert choose_variant(manifest, None, "x86_64") == "float32"
+    assert choose_variant(manifest, None, "aarch64") == "int8"
+    assert choose_variant(manifest, "int8", "x86_64") == "int8"
+    edit_manifest(bundle_copy, lambda d: d["metrics"]["float32"].__setitem__("uar", d["metrics"]["int8"]["uar"] - 0.01))
+    assert choose_variant(read_manifest(bundle_copy), None, "x86_64") == "int8"
+    edit_manifest(bundle_copy, lambda d: d["model"].pop("float32_sha256"))
+    assert choose_variant(read_manifest(bundle_copy), None, "x86_64") == "int8"
+    with pytest.raises(BundleError, match="no verifiable float32 model"):
+        load_bundle(bundle_copy, variant="float32")
+
+
+def test_both_variants_classify_and_mostly_agree(speech_files):
+    int8, float32 = (Classifier(load_bundle(variant=v)) for v in ("int8", "float32"))
+    assert (int8.bundle.variant, float32.bundle.variant) == ("int8", "float32")
+    labels = [(int8.classify_file(p).label, float32.classify_file(p).label) for p in speech_files]
+    assert sum(a == b for a, b in labels) >= len(labels) - 1, labels  # the gate measured 98% agreement
 
 
 @pytest.mark.parametrize(
@@ -124,12 +146,14 @@ def test_unreadable_manifest_and_missing_bundle(bundle_copy, tmp_path):
 def test_quantization_recorded_in_manifest_matches_the_model(bundle_copy):
     edit_manifest(bundle_copy, lambda d: d["output"].__setitem__("zero_point", d["output"]["zero_point"] + 1))
     with pytest.raises(BundleError, match="the model's output"):
-        load_bundle(bundle_copy)
+        load_bundle(bundle_copy, variant="int8")
 
 
-def test_lstm_state_is_reset_between_clips(shipped_bundle, speech_files):
+@pytest.mark.parametrize("variant", ["int8", "float32"])
+def test_lstm_state_is_reset_between_clips(variant, speech_files):
     """The fused LSTM keeps state across invoke(); a clip's result must not depend on the one before."""
-    classifier = Classifier(shipped_bundle)
+    classifier = Classifier(load_bundle(variant=variant))
+    shipped_bundle = classifier.bundle
     features = [compute_features(read_speech(p), shipped_bundle.manifest.frontend) for p in speech_files[:4]]
     alone = [classifier.window_probabilities(f) for f in features]
     for f, expected in zip(reversed(features), reversed(alone)):

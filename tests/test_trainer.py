@@ -35,10 +35,10 @@ def test_smoke_bundle_runs_on_the_device_path(smoke_run, speech_files):
     assert run_ser("info", "--model", str(out)).returncode == 0
 
 
-def device_accuracy(bundle: Path | None, folders: list[Path]) -> tuple[int, float]:
+def device_accuracy(bundle: Path | None, folders: list[Path], variant: str = "int8") -> tuple[int, float]:
     """Clips classified and accuracy of `ser classify --json` against the RAVDESS file-name labels."""
     model = ["--model", str(bundle)] if bundle else []
-    result = run_ser("classify", "--json", *model, *map(str, folders))
+    result = run_ser("classify", "--json", "--variant", variant, *model, *map(str, folders))
     records = [json.loads(line) for line in result.stdout.splitlines()]
     correct = [r["emotion"] == parse_ravdess_name(Path(r["file"])).label for r in records]
     return len(records), round(float(np.mean(correct)), 4)
@@ -52,11 +52,12 @@ def test_recorded_int8_metrics_are_what_the_device_computes(smoke_run, ravdess_d
     assert (clips, accuracy) == (120, manifest["metrics"]["int8"]["accuracy"])
 
 
-def test_shipped_model_figures_are_what_the_device_computes(shipped_bundle, ravdess_dir):
+@pytest.mark.parametrize("variant", ["int8", "float32"])
+def test_shipped_model_figures_are_what_the_device_computes(shipped_bundle, ravdess_dir, variant):
     document = shipped_bundle.manifest.document
     test_actors = document["training"]["speakers"]["test"]
-    clips, accuracy = device_accuracy(None, [ravdess_dir / f"Actor_{actor}" for actor in test_actors])
-    assert (clips, accuracy) == (document["metrics"]["int8"]["clips"], document["metrics"]["int8"]["accuracy"])
+    clips, accuracy = device_accuracy(None, [ravdess_dir / f"Actor_{actor}" for actor in test_actors], variant)
+    assert (clips, accuracy) == (document["metrics"][variant]["clips"], document["metrics"][variant]["accuracy"])
 
 
 def test_the_int8_gate_fails_loudly_and_writes_no_bundle(ravdess_dir, tmp_path):

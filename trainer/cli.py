@@ -188,7 +188,7 @@ def gate(model, corpus_kind, corpus_path, speakers, max_uar_drop, max_accuracy_d
     from trainer.gate import GateLimits, compare_float_int8, gate_failures, summary_line
 
     try:
-        bundle = load_bundle(model)
+        bundle = load_bundle(model, variant="int8")  # the gate compares the int8 model with the float32 file
     except SerError as error:
         raise click.ClickException(str(error)) from None
     corpus = load_corpus(corpus_kind, corpus_path)

@@ -187,7 +187,8 @@ def train_bundle(options: TrainOptions, corpus: Corpus, out_dir: Path) -> dict:
         "labels": list(labels),
         "model": {
             "file": MODEL_FILE, "sha256": sha256_file(int8_path), "size_bytes": int8_path.stat().st_size,
-            "float32_file": FLOAT_MODEL_FILE, "architecture": asdict(options.model),
+            "float32_file": FLOAT_MODEL_FILE, "float32_sha256": sha256_file(out_dir / FLOAT_MODEL_FILE),
+            "architecture": asdict(options.model),
             "parameters": int(model.count_params()),
         },
         "frontend": options.frontend.to_dict(),
