@@ -74,9 +74,9 @@ def run(clips: list[Path], seconds: float = 60.0) -> dict:
             for line in daemon.stdout:
                 if '"microphone_open"' in line:
                     break
-            time.sleep(1.0)
+            time.sleep(3.0)  # past start-up
             idle_cpu, idle_started = _cpu_seconds(daemon.pid), time.monotonic()
-            time.sleep(5.0)
+            time.sleep(10.0)
             idle_share = (_cpu_seconds(daemon.pid) - idle_cpu) / (time.monotonic() - idle_started)
 
             cpu_before, play_started = _cpu_seconds(daemon.pid), time.time()

@@ -18,6 +18,7 @@ import numpy as np
 
 from edge.config import FrontendConfig
 
+FEW_FRAMES = 16  # up to this many frames, weighted_sum accumulates in one call (measured crossover)
 _EPS = np.finfo(np.float64).eps  # floor for zero energies before the log, as python_speech_features
 
 
@@ -111,7 +112,13 @@ def weighted_sum(rows: np.ndarray, index: np.ndarray, weight: np.ndarray) -> np.
     ``rows`` is (inputs, frames) with frames along the rows, so each step is one elementwise
     multiply and add over whole frame vectors: fast, and every frame's result is the same whether
     it is computed alone or with thousands of others. Returns (outputs, frames).
+
+    For a few frames (streaming), one ``np.add.accumulate`` over all the products takes the same
+    sums in the same order with three numpy calls instead of three per term: the same bits, less
+    call overhead; for many frames its intermediate partial sums cost more than the loop.
     """
+    if rows.shape[1] <= FEW_FRAMES:
+        return np.add.accumulate(rows[index] * weight[:, :, None], axis=1)[:, -1]
     total = rows[index[:, 0]] * weight[:, :1]
     for j in range(1, index.shape[1]):
         total = total + rows[index[:, j]] * weight[:, j : j + 1]

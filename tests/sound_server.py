@@ -71,7 +71,10 @@ class VirtualMicrophone:
 
     def play(self, path: Path) -> float:
         """Play a file into the microphone; returns the wall time its last sample was played."""
-        subprocess.run(["paplay", "--device=vsink", str(path)], env=self.env, check=True, timeout=60)
+        import soundfile
+
+        seconds = soundfile.info(str(path)).duration
+        subprocess.run(["paplay", "--device=vsink", str(path)], env=self.env, check=True, timeout=seconds + 30)
         return time.time()
 
     def _pactl(self, *args: str) -> subprocess.CompletedProcess:
