@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import resource
 import statistics
 import subprocess
@@ -20,25 +19,29 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def classify_throughput(clips: list[Path], model: str | None = None, extra_env: dict | None = None) -> dict:
+def classify_throughput(clips: list[Path], model: str | None = None, variant: str | None = None) -> dict:
     """Real-time factor of in-process classification (CPU seconds of this process) and of the
-    `ser classify` command on the same folder (CPU of the child, start-up included)."""
+    `ser classify` command on the same folder (CPU of the child, start-up included); medians of 3."""
     from edge.bundle import load_bundle
     from edge.classifier import Classifier
 
     audio_seconds = sum(soundfile.info(clip).duration for clip in clips)
-    classifier = Classifier(load_bundle(model))
+    classifier = Classifier(load_bundle(model, variant=variant))
     classifier.classify_file(clips[0])  # warm-up
-    started = time.process_time()
-    for clip in clips:
-        classifier.classify_file(clip)
-    in_process = time.process_time() - started
-
-    before = _children_cpu()
-    subprocess.run([sys.executable, "-m", "edge.cli", "classify", *(["--model", model] if model else []), *map(str, clips)],
-                   cwd=REPO, capture_output=True, check=True, env={**os.environ, **(extra_env or {})})  # fmt: skip
-    command = _children_cpu() - before
-    return {"model": classifier.manifest.name, "clips": len(clips), "audio_seconds": round(audio_seconds, 1),
+    options = [*(["--model", model] if model else []), *(["--variant", variant] if variant else [])]
+    in_process, command = [], []
+    for _ in range(3):  # medians of three passes over the folder
+        started = time.process_time()
+        for clip in clips:
+            classifier.classify_file(clip)
+        in_process.append(time.process_time() - started)
+        before = _children_cpu()
+        subprocess.run([sys.executable, "-m", "edge.cli", "classify", *options, *map(str, clips)], cwd=REPO,
+                       capture_output=True, check=True)  # fmt: skip
+        command.append(_children_cpu() - before)
+    in_process, command = statistics.median(in_process), statistics.median(command)
+    return {"model": classifier.manifest.name, "variant": f"{classifier.bundle.variant}{'' if variant else ' (auto)'}",
+            "clips": len(clips), "audio_seconds": round(audio_seconds, 1),
             "realtime_factor_in_process": audio_seconds / in_process,
             "realtime_factor_command": audio_seconds / command}  # fmt: skip
 
