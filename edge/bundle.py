@@ -219,7 +219,9 @@ def load_bundle(name_or_path: str | Path | None = None, runtime: str | None = No
     """
     path = resolve_bundle_path(name_or_path)
     manifest = read_manifest(path)
-    variant = choose_variant(manifest, variant, platform.machine())
+    requested, variant = variant, choose_variant(manifest, variant, platform.machine())
+    if requested is None and variant == "float32" and not (path / manifest.float32_file).is_file():
+        variant = "int8"  # a copy of the bundle without its float32 file still runs
     file, expected_hash = (manifest.model_file, manifest.model_sha256) if variant == "int8" else \
         (manifest.float32_file, manifest.float32_sha256)  # fmt: skip
     model_path = path / file

@@ -58,7 +58,8 @@ mkdir "$prefix/models.new"
 for bundle in "$source_dir"/models/*/; do
     name="$(basename "$bundle")"
     mkdir "$prefix/models.new/$name"
-    cp "$bundle"/manifest.json "$bundle"/model.tflite "$bundle"/MODEL_CARD.md "$prefix/models.new/$name/"
+    # Both model files: the device runs float32 where that is faster and as accurate (x86-64).
+    cp "$bundle"/manifest.json "$bundle"/*.tflite "$bundle"/MODEL_CARD.md "$prefix/models.new/$name/"
 done
 rm -rf "$prefix/models"
 mv "$prefix/models.new" "$prefix/models"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 
 import numpy as np
 import pytest
@@ -102,6 +103,10 @@ def test_the_faster_variant_runs_only_if_it_was_as_accurate(shipped_bundle, bund
     assert choose_variant(manifest, None, "x86_64") == "float32"
     assert choose_variant(manifest, None, "aarch64") == "int8"
     assert choose_variant(manifest, "int8", "x86_64") == "int8"
+    if platform.machine() == "x86_64":
+        assert load_bundle(bundle_copy).variant == "float32"
+        (bundle_copy / "model_float32.tflite").rename(bundle_copy / "elsewhere.tflite")
+        assert load_bundle(bundle_copy).variant == "int8"  # a copy without the float32 file still runs
     edit_manifest(bundle_copy, lambda d: d["metrics"]["float32"].__setitem__("uar", d["metrics"]["int8"]["uar"] - 0.01))
     assert choose_variant(read_manifest(bundle_copy), None, "x86_64") == "int8"
     edit_manifest(bundle_copy, lambda d: d["model"].pop("float32_sha256"))
