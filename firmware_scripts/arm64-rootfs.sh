@@ -27,6 +27,11 @@ if [ -x "$root/usr/bin/python3" ] && [ -e "$root/.complete" ]; then
     echo "arm64-rootfs.sh: reusing $root" >&2
     exit 0
 fi
+# Never delete through a bind mount (a checkout mounted into the rootfs would go with it).
+if [ -d "$root" ] && findmnt -rn -o TARGET | grep -q "^$(realpath "$root")/"; then
+    echo "arm64-rootfs.sh: something is mounted under $root; unmount it first" >&2
+    exit 1
+fi
 rm -rf "$root"
 mkdir -p "$root"
 debootstrap --arch=arm64 --variant=minbase --foreign \
