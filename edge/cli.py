@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -192,8 +193,6 @@ class HumanSink:
     def publish(self, topic: str, payload: dict) -> None:
         if payload["type"] != "emotion":
             return
-        import time
-
         clock = time.strftime("%H:%M:%S", time.localtime(payload["end"]))
         part = f"  (part {payload['part']})" if payload["part"] > 1 else ""
         top = sorted(payload["scores"].items(), key=lambda item: -item[1])[1:3]

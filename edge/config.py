@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
 import typing
 from dataclasses import dataclass
 
@@ -16,25 +17,27 @@ WINDOW_FUNCTIONS = ("rectangular", "hamming", "hann")
 POOLING_METHODS = ("mean",)
 
 
-def _check_fields(cls, data: dict, what: str) -> dict:
-    """Reject unknown keys and values of the wrong type, naming the field."""
+def checked_fields(cls, data: dict, what: str, noun: str = "field") -> dict:
+    """The values of ``data`` for dataclass ``cls``, from JSON or TOML: unknown keys and values of
+    the wrong type are refused with a ValueError naming ``what`` and the key. Integers are taken
+    for floats, lists for tuples; a bool is never an int; ``X | None`` takes an X."""
     if not isinstance(data, dict):
-        raise ValueError(f"{what}: expected a JSON object, got {type(data).__name__}")
+        raise ValueError(f"{what}: expected a table of settings, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
+    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
     if unknown:
-        raise ValueError(f"{what}: unknown field(s) {', '.join(unknown)}")
+        raise ValueError(f"{what}: unknown {noun}(s) {', '.join(unknown)}")
     values = {}
     for name, value in data.items():
         hint = hints[name]
-        if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (typing.get_origin(hint) or hint,)
+        if float in allowed and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        elif hint == tuple[str, ...] and isinstance(value, list):
+        elif tuple in allowed and isinstance(value, list):
             value = tuple(value)
-        expected = typing.get_origin(hint) or hint
-        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-            raise ValueError(f"{what}: field {name!r} must be {hint}, got {value!r}")
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            names = " or ".join(t.__name__ for t in allowed if t is not type(None))
+            raise ValueError(f"{what}: {name} must be {names}, got {value!r}")
         values[name] = value
     return values
 
@@ -121,7 +124,7 @@ class FrontendConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "FrontendConfig":
-        return cls(**_check_fields(cls, data, "frontend config"))
+        return cls(**checked_fields(cls, data, "frontend config"))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -162,7 +165,7 @@ class WindowingConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "WindowingConfig":
-        return cls(**_check_fields(cls, data, "windowing config"))
+        return cls(**checked_fields(cls, data, "windowing config"))
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ class EmotionService:
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._mqtt = None
+        self._microphone: Microphone | None = None
         self._stamper = EventStamper(settings.device_id, settings.topic_prefix)
 
     def request_stop(self) -> None:
@@ -61,7 +62,7 @@ class EmotionService:
 
     def status(self, status: str, detail: str = "") -> None:
         """A status event with the drop counters, the same text to systemd and the log."""
-        dropped_audio = self._microphone.dropped_seconds if getattr(self, "_microphone", None) else 0.0
+        dropped_audio = self._microphone.dropped_seconds if self._microphone else 0.0
         self.emit(StatusEvent(status, detail, self._mqtt.dropped if self._mqtt else 0, dropped_audio))
         text = f"{status.replace('_', ' ')}: {detail}" if detail else status.replace("_", " ")
         self.notifier.status(text)

@@ -100,12 +100,14 @@ class Microphone:
         self._stream = None
         self._queue: queue.Queue[bytes] = queue.Queue()
         self._last_audio = 0.0
+        self._continue = None  # PyAudio's paContinue, set by open()
 
     def open(self) -> InputDevice:
         """Open the configured device; a fresh PortAudio session each time, so a restarted sound
         server is found again. Raises MicrophoneError naming the device and the reason."""
         self.close()
         pyaudio = _pyaudio()
+        self._continue = pyaudio.paContinue  # returned from every callback: looked up once
         settings = self.settings
         try:
             self._pa = pyaudio.PyAudio()
@@ -131,12 +133,11 @@ class Microphone:
         return device
 
     def _on_audio(self, data, frame_count, time_info, status):
-        pyaudio = _pyaudio()
         try:
             self._queue.put_nowait(data)
         except queue.Full:
             self.dropped_seconds += frame_count / self.rate
-        return None, pyaudio.paContinue
+        return None, self._continue
 
     def read(self, timeout: float) -> np.ndarray:
         """The next block (possibly empty while the resampler fills), or an empty array after

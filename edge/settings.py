@@ -27,6 +27,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edge.config import checked_fields
 from edge.errors import SerError
 
 
@@ -127,38 +128,18 @@ class DaemonSettings:
 SECTIONS = {"capture": CaptureSettings, "segmenter": SegmenterSettings, "mqtt": MqttSettings}
 
 
-def _typed(cls, values: dict, where: str):
-    """Build ``cls`` from a TOML table, naming the offending key for unknown keys or wrong types."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(fields) - set(SECTIONS if cls is DaemonSettings else ()))
-    if unknown:
-        raise SettingsError(f"{where}: unknown setting(s) {', '.join(unknown)}")
-    checked = {}
-    for name, value in values.items():
-        if name in SECTIONS and cls is DaemonSettings:
-            if not isinstance(value, dict):
-                raise SettingsError(f"{where}: [{name}] must be a table")
-            checked[name] = _typed(SECTIONS[name], value, f"{where} [{name}]")
-            continue
-        expected = fields[name].type  # a string under `from __future__ import annotations`
-        ok = {
-            "int": isinstance(value, int) and not isinstance(value, bool),
-            "float": isinstance(value, (int, float)) and not isinstance(value, bool),
-            "bool": isinstance(value, bool),
-            "str": isinstance(value, str),
-            "str | None": isinstance(value, str),
-            "int | None": isinstance(value, int) and not isinstance(value, bool),
-            "str | int | None": isinstance(value, (str, int)) and not isinstance(value, bool),
-        }[expected]
-        if not ok:
-            raise SettingsError(f"{where}: {name} must be {expected.replace(' | None', '')}, got {value!r}")
-        checked[name] = float(value) if expected == "float" else value
-    return cls(**checked)
-
-
 def parse_settings(values: dict, where: str = "settings") -> DaemonSettings:
-    """Daemon settings from a dict shaped like the TOML file."""
-    settings = _typed(DaemonSettings, values, where)
+    """Daemon settings from a dict shaped like the TOML file: top-level keys and [sections]."""
+    top = {key: value for key, value in values.items() if key not in SECTIONS}
+    try:
+        sections = {}
+        for name, cls in SECTIONS.items():
+            if name in values and not isinstance(values[name], dict):
+                raise ValueError(f"{where}: [{name}] must be a table")
+            sections[name] = cls(**checked_fields(cls, values.get(name, {}), f"{where} [{name}]", "setting"))
+        settings = DaemonSettings(**checked_fields(DaemonSettings, top, where, "setting"), **sections)
+    except ValueError as error:
+        raise SettingsError(str(error)) from None
     check_settings(settings, where)
     return settings
 
@@ -202,7 +183,7 @@ def read_credentials(path: str | Path) -> tuple[str, str]:
     """(username, password) from the first line of a file, ``username:password``."""
     path = Path(path)
     try:
-        line = path.read_text().splitlines()[0] if path.read_text().strip() else ""
+        line = next(iter(path.read_text().splitlines()), "")
     except OSError as error:
         raise SettingsError(f"{path}: cannot read MQTT credentials ({error.strerror})") from None
     username, colon, password = line.partition(":")

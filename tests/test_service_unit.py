@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, unavailable
 from sound_server import VirtualMicrophone, require_programs
 from user_manager import run_in_namespace
 
@@ -22,9 +22,7 @@ pytestmark = pytest.mark.usefixtures("ravdess_dir")
 
 def require_root(why: str) -> None:
     if os.geteuid() != 0:
-        if os.environ.get("CI"):
-            pytest.fail(f"{why} needs root; CI runs as root")
-        pytest.skip(f"{why} needs root")
+        unavailable(f"{why} needs root (CI runs as root)")
 
 
 def run(*command, env=None) -> subprocess.CompletedProcess:
@@ -47,10 +45,7 @@ def test_install_twice_gives_one_working_installation_then_uninstall_removes_it(
     require_root("installing the service")
     require_programs("systemd-analyze")
     if PREFIX.exists() or UNIT.exists():
-        reason = f"{PREFIX} or {UNIT} exists on this machine: not touching a real installation"
-        if os.environ.get("CI"):
-            pytest.fail(reason + " (a CI machine starts without one)")
-        pytest.skip(reason)
+        unavailable(f"{PREFIX} or {UNIT} exists on this machine: not touching a real installation")
     try:
         first = run(FIRMWARE / "install.sh", "--mqtt")
         assert first.returncode == 0, first.stderr[-3000:]
