@@ -53,7 +53,7 @@ class FrontendConfig:
     frame_step: int = 160
     """Samples between the starts of consecutive frames (160 = 10 ms at 16 kHz)."""
     n_fft: int = 512
-    """FFT size in samples; frames are zero-padded to it. Must be >= frame_length."""
+    """FFT size in samples, a power of two; frames are zero-padded to it. Must be >= frame_length."""
     preemphasis: float = 0.97
     """Pre-emphasis coefficient a in y[n] = x[n] - a*x[n-1]; 0 disables it."""
     window: str = "hamming"
@@ -89,6 +89,8 @@ class FrontendConfig:
             problems.append("sample_rate must be positive")
         if not 0 < self.frame_step <= self.frame_length <= self.n_fft:
             problems.append("need 0 < frame_step <= frame_length <= n_fft")
+        if self.n_fft < 2 or self.n_fft & (self.n_fft - 1):
+            problems.append("n_fft must be a power of two")
         if self.window not in WINDOW_FUNCTIONS:
             problems.append(f"window must be one of {WINDOW_FUNCTIONS}")
         if not 0 <= self.low_freq < self.high_freq <= self.sample_rate / 2:

@@ -1,10 +1,14 @@
 """The MFCC frontend, shared bit-for-bit by the trainer and the device.
 
-One short function per DSP step, vectorised over frames. Every step is elementwise, a per-row
+One short function per DSP step, vectorised over frames. Every step is elementwise, a per-frame
 FFT, or a sum taken in a fixed order: term by term (``weighted_sum``, for the mel filters and the
 DCT) or pairwise (``fixed_order_sum``). A BLAS matrix product or numpy's own reductions may add in
 a different order depending on how many frames are processed at once (and on the CPU: FMA, kernel
 choice), which would make streaming features differ from offline ones in the last bits.
+
+The same holds across machines: the FFT, the logarithm and every trigonometric constant come from
+``edge.reproducible`` (IEEE basic operations and exact decimal constants), not from numpy's
+per-CPU kernels, so an x86 workstation and an arm64 Raspberry Pi compute the same bits.
 
 ``compute_features`` (a whole signal) and ``StreamingFrontend`` (chunk by chunk) are one code
 path, so the device sees exactly the features the model was trained on.
@@ -16,27 +20,30 @@ import functools
 
 import numpy as np
 
+from edge import reproducible
 from edge.config import FrontendConfig
 
 FEW_FRAMES = 16  # up to this many frames, weighted_sum accumulates in one call (measured crossover)
+MOST_FRAMES = 128  # frames computed per step of a long signal: their FFT arrays stay in the CPU cache
 _EPS = np.finfo(np.float64).eps  # floor for zero energies before the log, as python_speech_features
 
 
 def hz_to_mel(hz):
     """Convert frequency in Hz to mels (HTK formula 2595 * log10(1 + hz / 700))."""
-    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
+    return 2595.0 * reproducible.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
 
 
 def mel_to_hz(mel):
     """Convert mels back to frequency in Hz; the inverse of ``hz_to_mel``."""
-    return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
+    return 700.0 * (reproducible.exp10(np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
 
 
 def window_function(name: str, length: int) -> np.ndarray:
     """Symmetric analysis window of ``length`` samples: rectangular, hamming or hann."""
-    if name == "rectangular":
+    if name == "rectangular" or length == 1:
         return np.ones(length)
-    return {"hamming": np.hamming, "hann": np.hanning}[name](length)
+    cos = reproducible.cos_turns(np.arange(length), length - 1)  # cos(2 pi n / (length - 1))
+    return {"hamming": 0.54 - 0.46 * cos, "hann": 0.5 - 0.5 * cos}[name]
 
 
 def mel_filterbank(n_filters: int, n_fft: int, sample_rate: int, low_hz: float, high_hz: float) -> np.ndarray:
@@ -59,7 +66,7 @@ def dct_matrix(n_inputs: int, n_outputs: int) -> np.ndarray:
     """Orthonormal DCT-II as a (n_outputs, n_inputs) matrix: the first n_outputs coefficients."""
     n = np.arange(n_inputs)
     k = np.arange(n_outputs)[:, None]
-    matrix = np.cos(np.pi * k * (2 * n + 1) / (2 * n_inputs)) * np.sqrt(2.0 / n_inputs)
+    matrix = reproducible.cos_turns(k * (2 * n + 1), 4 * n_inputs) * np.sqrt(2.0 / n_inputs)  # cos(pi k (2n+1) / 2N)
     matrix[0] /= np.sqrt(2.0)
     return matrix
 
@@ -68,7 +75,7 @@ def lifter_weights(n_cepstra: int, lifter: int) -> np.ndarray:
     """Sinusoidal liftering weights 1 + (L / 2) sin(pi n / L) for n < n_cepstra; ones if L is 0."""
     if lifter == 0:
         return np.ones(n_cepstra)
-    return 1.0 + (lifter / 2.0) * np.sin(np.pi * np.arange(n_cepstra) / lifter)
+    return 1.0 + (lifter / 2.0) * reproducible.sin_turns(np.arange(n_cepstra), 2 * lifter)  # sin(pi n / L)
 
 
 def fixed_order_sum(x: np.ndarray) -> np.ndarray:
@@ -144,14 +151,15 @@ def frame_signal(signal: np.ndarray, frame_length: int, frame_step: int) -> np.n
 
 
 def power_spectrum(frames: np.ndarray, n_fft: int) -> np.ndarray:
-    """|FFT|^2 / n_fft of each frame, zero-padded to ``n_fft``: (frames, n_fft // 2 + 1)."""
-    spectrum = np.fft.rfft(frames, n_fft)
-    return (spectrum.real**2 + spectrum.imag**2) / n_fft
+    """|FFT|^2 / n_fft of each frame (a row), zero-padded to ``n_fft`` samples (a power of two).
+    Bins along axis 0, frames along axis 1: (n_fft // 2 + 1, frames)."""
+    real, imag = reproducible.real_fft(frames.T, n_fft)
+    return (real * real + imag * imag) / n_fft
 
 
 def safe_log(x: np.ndarray) -> np.ndarray:
     """Natural log with zeros floored to machine epsilon (so silence gives a finite value)."""
-    return np.log(np.where(x == 0.0, _EPS, x))
+    return reproducible.log(np.where(x == 0.0, _EPS, x))
 
 
 def rms(frames: np.ndarray) -> np.ndarray:
@@ -173,11 +181,13 @@ def pitch(frames: np.ndarray, sample_rate: int, min_hz: float, max_hz: float, vo
     its normalised autocorrelation reaches ``voicing``.
     """
     n_fft = 1 << (2 * frames.shape[-1] - 1).bit_length()
-    autocorrelation = np.fft.irfft(power_spectrum(frames, n_fft), n_fft)
+    power = power_spectrum(frames, n_fft)
+    # The inverse DFT of a real, even spectrum is the real part of its forward DFT over n_fft.
+    autocorrelation = reproducible.real_fft(np.concatenate([power, power[-2:0:-1]]), n_fft)[0] / n_fft
     shortest, longest = int(np.ceil(sample_rate / max_hz)), int(sample_rate / min_hz)
-    best = shortest + np.argmax(autocorrelation[:, shortest : longest + 1], axis=1)
-    peak = autocorrelation[np.arange(len(frames)), best]
-    voiced = peak > voicing * autocorrelation[:, 0]
+    best = shortest + np.argmax(autocorrelation[shortest : longest + 1], axis=0)
+    peak = autocorrelation[best, np.arange(len(frames))]
+    voiced = peak > voicing * autocorrelation[0]
     return np.where(voiced, sample_rate / best, 0.0)
 
 
@@ -220,10 +230,10 @@ def static_features(previous_and_signal: np.ndarray, config: FrontendConfig, con
     raw = frame_signal(previous_and_signal[1:], config.frame_length, config.frame_step)
     emphasised = frame_signal(preemphasis(previous_and_signal, config.preemphasis), config.frame_length, config.frame_step)
     power = power_spectrum(emphasised * constants.window, config.n_fft)
-    log_mel = safe_log(weighted_sum(np.ascontiguousarray(power.T), constants.mel_index, constants.mel_weight))
+    log_mel = safe_log(weighted_sum(power, constants.mel_index, constants.mel_weight))
     cepstra = weighted_sum(log_mel, constants.dct_index, constants.dct_weight).T * constants.lifter
     if config.append_energy:
-        cepstra[:, 0] = safe_log(fixed_order_sum(power))
+        cepstra[:, 0] = safe_log(fixed_order_sum(power.T))
     columns = [cepstra]
     for extra in config.extras:
         if extra == "rms":
@@ -312,8 +322,12 @@ class StreamingFrontend:
         if count < at_least or count == 0:
             frames = np.empty((0, config.n_static))
         else:
-            used = (count - 1) * config.frame_step + config.frame_length + 1
-            frames = static_features(self._pending[:used], config, self._constants)
+            steps = []
+            for first in range(0, count, MOST_FRAMES):
+                n = min(MOST_FRAMES, count - first)
+                start = first * config.frame_step
+                steps.append(static_features(self._pending[start : start + (n - 1) * config.frame_step + config.frame_length + 1], config, self._constants))
+            frames = np.concatenate(steps)
             self._pending = self._pending[count * config.frame_step :]
         for stage in self._deltas:
             frames = stage.push(frames)

@@ -13,6 +13,7 @@ import numpy as np
 
 from edge.config import FrontendConfig, Normalisation, WindowingConfig
 from edge.frontend import compute_features, fixed_order_sum
+from edge.reproducible import DB_PER_NEPER
 
 REFERENCE_SIGNAL_NAME = "ser-reference-v1"
 
@@ -72,7 +73,7 @@ def trim_silence(features: np.ndarray, trim_db: float) -> np.ndarray:
     if trim_db <= 0 or len(features) == 0:
         return features
     energy = features[:, 0]
-    loud = np.flatnonzero(energy >= energy.max() - trim_db * np.log(10) / 10)
+    loud = np.flatnonzero(energy >= energy.max() - trim_db / DB_PER_NEPER)
     first, last = max(loud[0] - TRIM_MARGIN_FRAMES, 0), min(loud[-1] + TRIM_MARGIN_FRAMES + 1, len(features))
     return features[first:last]
 

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge import reproducible
 from edge.config import FrontendConfig
-from edge.frontend import StreamingFrontend
+from edge.frontend import StreamingFrontend, fixed_order_sum
 from edge.settings import SegmenterSettings
 
 SILENCE_DB = -120.0  # level given to digital silence, so log10(0) never appears
@@ -43,9 +44,10 @@ class Utterance:
 
 
 def block_levels(blocks: np.ndarray) -> np.ndarray:
-    """Level in dB relative to full scale of each row of ``blocks`` (mean power of samples in [-1, 1])."""
-    power = np.mean(blocks * blocks, axis=1)
-    return np.where(power > 0, 10 * np.log10(np.maximum(power, 1e-30)), SILENCE_DB)
+    """Level in dB relative to full scale of each row of ``blocks`` (mean power of samples in
+    [-1, 1]), summed and logged the same way on every CPU, so the device cuts where x86 does."""
+    power = fixed_order_sum(blocks * blocks) / blocks.shape[1]
+    return np.where(power > 0, reproducible.DB_PER_NEPER * reproducible.log(np.maximum(power, 1e-30)), SILENCE_DB)
 
 
 class BackgroundLevel:

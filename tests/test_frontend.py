@@ -184,6 +184,7 @@ def test_config_round_trips_through_json():
     "change, message",
     [
         ({"n_fft": 256}, "frame_length <= n_fft"),
+        ({"n_fft": 600}, "power of two"),
         ({"window": "kaiser"}, "window"),
         ({"high_freq": 9000.0}, "high_freq"),
         ({"extras": ["rms", "rms"]}, "extras"),

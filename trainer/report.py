@@ -65,7 +65,7 @@ def exploration(corpus: Corpus, speakers: dict, frontend: FrontendConfig) -> str
         axes[0].plot(np.arange(len(samples)) / frontend.sample_rate, samples, linewidth=0.4)
         axes[0].set(title=f"{label}: waveform", xlabel="s")
         spectrum = power_spectrum(frame_signal(samples, 512, 160) * np.hanning(512), 512)
-        axes[1].imshow(10 * np.log10(spectrum.T + 1e-10), origin="lower", aspect="auto", cmap="magma",
+        axes[1].imshow(10 * np.log10(spectrum + 1e-10), origin="lower", aspect="auto", cmap="magma",
                        extent=(0, len(samples) / frontend.sample_rate, 0, frontend.sample_rate / 2000))  # fmt: skip
         axes[1].set(title="spectrogram", xlabel="s", ylabel="kHz")
         axes[2].imshow(compute_features(samples, frontend)[:, : frontend.n_cepstra].T, origin="lower", aspect="auto", cmap="coolwarm")

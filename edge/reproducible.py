@@ -1,0 +1,176 @@
+"""Arithmetic that gives the same bits on every CPU, for the frontend.
+
+numpy's FFT, ``np.log``, ``np.cos`` and friends are compiled per architecture: the x86-64 wheels
+use AVX-512 kernels, the aarch64 wheels let the compiler fuse multiply-adds (FMA). Each is
+accurate, but their last bits differ between a workstation and a Raspberry Pi, and a last-bit
+difference can move a pitch estimate to the neighbouring lag or an int8 model input to the
+neighbouring step. So the frontend takes its numbers from here instead:
+
+- constants (window, mel edges, DCT, lifter, FFT twiddles) are computed in decimal arithmetic to
+  40 digits and rounded once to float64: exact software arithmetic, the same everywhere;
+- signal arithmetic uses only numpy's elementwise +, -, *, /, ``frexp`` and ``where``, which IEEE
+  754 defines to the bit (correctly rounded, one operation per ufunc call, so nothing is fused).
+"""
+
+from __future__ import annotations
+
+import functools
+from decimal import Decimal, localcontext
+from fractions import Fraction
+
+import numpy as np
+
+_DIGITS = 40  # far beyond float64's 17, so rounding the decimal result once is correct rounding
+
+
+@functools.lru_cache(maxsize=1)
+def _pi() -> Decimal:
+    """pi to ``_DIGITS`` digits by Machin's formula 16 atan(1/5) - 4 atan(1/239)."""
+
+    def atan_inverse(n: int) -> Decimal:
+        total, power, k = Decimal(0), Decimal(1) / n, 0
+        while power:
+            total += (-1) ** k * power / (2 * k + 1)
+            power /= n * n
+            k += 1
+        return total
+
+    with localcontext(prec=_DIGITS + 5):
+        return +(16 * atan_inverse(5) - 4 * atan_inverse(239))
+
+
+def _decimal_cos(turns: Fraction) -> Decimal:
+    """cos(2 pi * turns) to ``_DIGITS`` digits by its Taylor series."""
+    turns -= round(turns)  # now in [-1/2, 1/2]: the series converges fast
+    if turns.denominator == 4:  # a quarter turn: exactly 0, which the series only approaches
+        return Decimal(0)
+    with localcontext(prec=_DIGITS + 5):
+        x = 2 * _pi() * turns.numerator / turns.denominator
+        total, term, k = Decimal(1), Decimal(1), 0
+        while abs(term) > Decimal(10) ** -(_DIGITS + 3):
+            term *= -x * x / ((2 * k + 1) * (2 * k + 2))
+            total += term
+            k += 1
+        return +total
+
+
+def cos_turns(numerator, denominator: int) -> np.ndarray:
+    """cos(2 pi numerator / denominator) for integer ``numerator`` (scalar or array), correctly
+    rounded to float64: an angle given as an exact fraction of a full circle."""
+    numerator = np.asarray(numerator)
+    values = [float(_decimal_cos(Fraction(int(n), denominator))) for n in numerator.ravel()]
+    return np.array(values, dtype=np.float64).reshape(numerator.shape)
+
+
+def sin_turns(numerator, denominator: int) -> np.ndarray:
+    """sin(2 pi numerator / denominator), correctly rounded: cos of a quarter turn less."""
+    return cos_turns(4 * np.asarray(numerator) - denominator, 4 * denominator)
+
+
+def log10(x) -> np.ndarray:
+    """Base-10 logarithm of positive ``x`` (scalar or array), correctly rounded, for constants."""
+    x = np.asarray(x, dtype=np.float64)
+    with localcontext(prec=_DIGITS):
+        return np.array([float(Decimal(v).log10()) for v in x.ravel()]).reshape(x.shape)
+
+
+def exp10(x) -> np.ndarray:
+    """10 ** ``x`` (scalar or array), correctly rounded, for constants."""
+    x = np.asarray(x, dtype=np.float64)
+    with localcontext(prec=_DIGITS):
+        return np.array([float(Decimal(10) ** Decimal(v)) for v in x.ravel()]).reshape(x.shape)
+
+
+DB_PER_NEPER = 10 / 2.302585092994046  # 10 / ln 10: a power's natural log times this is its level in dB
+_LN2_HIGH = 6.93147180369123816490e-01  # ln 2 split so that exponent * _LN2_HIGH is exact (fdlibm)
+_LN2_LOW = 1.90821492927058770002e-10
+_LOG_TERMS = [1.0 / (2 * k + 1) for k in range(13)]  # atanh series: enough for |s| < 0.172
+
+
+def log(x: np.ndarray) -> np.ndarray:
+    """Natural log of positive finite ``x`` (within 2 ulp of the true value), the same bits on
+    every CPU. ``x = m 2^e`` with m in [sqrt(1/2), sqrt(2)); ``log m = 2 atanh(s)``,
+    ``s = (m - 1) / (m + 1)``, summed as a polynomial in s^2."""
+    mantissa, exponent = np.frexp(x)  # exact: mantissa in [0.5, 1)
+    low = mantissa < 0.7071067811865476
+    mantissa = np.where(low, 2.0 * mantissa, mantissa)
+    exponent = (exponent - low).astype(np.float64)
+    s = (mantissa - 1.0) / (mantissa + 1.0)
+    s2 = s * s
+    series = np.full_like(s, _LOG_TERMS[-1])
+    for coefficient in reversed(_LOG_TERMS[:-1]):
+        series = series * s2 + coefficient
+    return exponent * _LN2_HIGH + (2.0 * s * series + exponent * _LN2_LOW)
+
+
+@functools.lru_cache(maxsize=8)
+def _roots(n: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """exp(-2 pi i k / n) for k < ``count``, as real and imaginary parts (read-only)."""
+    cos, minus_sin = cos_turns(np.arange(count), n), -sin_turns(np.arange(count), n)
+    cos.flags.writeable = minus_sin.flags.writeable = False
+    return cos, minus_sin
+
+
+@functools.lru_cache(maxsize=8)
+def _bit_reversal(size: int) -> np.ndarray:
+    bits = size.bit_length() - 1
+    return np.array([int(format(k, f"0{bits}b")[::-1], 2) if bits else 0 for k in range(size)])
+
+
+def complex_fft(real: np.ndarray, imag: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """DFT along axis 0, X[k] = sum_n z[n] exp(-2 pi i k n / N) with N a power of two, of every
+    column at once (columns are frames: long contiguous inner loops), as real and imaginary parts.
+    An iterative radix-2 decimation in time."""
+    size = real.shape[0]
+    order = _bit_reversal(size)
+    real, imag = real[order], imag[order]
+    cos, minus_sin = _roots(size, size // 2)
+    columns = real.shape[1:]
+    block = 2
+    while block <= size:
+        half = block // 2
+        shape = (size // block, 2, half) + columns
+        real, imag = real.reshape(shape), imag.reshape(shape)
+        odd_real, odd_imag = real[:, 1], imag[:, 1]
+        if half == 1:  # the only factor is 1
+            t_real, t_imag = odd_real, odd_imag
+        else:
+            w_real, w_imag = cos[:: size // block, None], minus_sin[:: size // block, None]
+            t_real = odd_real * w_real - odd_imag * w_imag
+            t_imag = odd_real * w_imag + odd_imag * w_real
+        real, imag = _butterfly(real[:, 0], t_real), _butterfly(imag[:, 0], t_imag)
+        block *= 2
+    return real.reshape((size,) + columns), imag.reshape((size,) + columns)
+
+
+def _butterfly(even: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """(blocks, 2, half, ...) holding even + t, then even - t, in each block."""
+    out = np.empty((even.shape[0], 2) + even.shape[1:])
+    np.add(even, t, out=out[:, 0])
+    np.subtract(even, t, out=out[:, 1])
+    return out
+
+
+def real_fft(signals: np.ndarray, n_fft: int) -> tuple[np.ndarray, np.ndarray]:
+    """DFT bins 0 .. n_fft / 2 of real signals laid out along axis 0 (one per column), cut or
+    zero-padded to ``n_fft`` (a power of two, at least 2), as real and imaginary parts of shape
+    (n_fft // 2 + 1, columns): ``np.fft.rfft(signals.T, n_fft).T``, the same bits on every CPU.
+
+    The even and odd samples are packed into one complex signal of half the length, transformed,
+    and separated again (the classic real-FFT split), which halves the work.
+    """
+    signals = signals[:n_fft]
+    if len(signals) < n_fft:
+        signals = np.concatenate([signals, np.zeros((n_fft - len(signals),) + signals.shape[1:])])
+    half = n_fft // 2
+    z_real, z_imag = complex_fft(signals[0::2], signals[1::2])
+    # X[k] = E[k] + w^k O[k], E and O the spectra of the even and odd samples, from Z[k] and
+    # Z[N/2 - k]; bins 0 and N/2 (where both are Z[0]) come out real.
+    a_real, a_imag = z_real[1:], z_imag[1:]  # Z[k] for k = 1 .. N/2 - 1
+    b_real, b_imag = z_real[:0:-1], z_imag[:0:-1]  # Z[N/2 - k]
+    even_real, even_imag = (a_real + b_real) * 0.5, (a_imag - b_imag) * 0.5
+    odd_real, odd_imag = (a_imag + b_imag) * 0.5, (b_real - a_real) * 0.5
+    w_real, w_imag = (w.reshape((-1,) + (1,) * (signals.ndim - 1))[1:half] for w in _roots(n_fft, half))
+    real = np.concatenate([(z_real[:1] + z_imag[:1]), even_real + (odd_real * w_real - odd_imag * w_imag), (z_real[:1] - z_imag[:1])])
+    imag = np.concatenate([np.zeros_like(z_real[:1]), even_imag + (odd_real * w_imag + odd_imag * w_real), np.zeros_like(z_real[:1])])
+    return real, imag

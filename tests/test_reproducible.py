@@ -1,0 +1,82 @@
+"""The frontend's arithmetic is the same bits on every CPU: its FFT, logarithm and constants
+(edge.reproducible) are as accurate as numpy's per-CPU kernels, and the features they make are
+pinned here bit for bit (firmware_scripts/arm64-parity.sh shows the same bits on arm64)."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import numpy as np
+import pytest
+from test_frontend import CONFIGS
+
+from edge import reproducible
+from edge.frontend import compute_features
+from edge.model_input import reference_signal
+
+# sha256 of compute_features(reference_signal(16000), config).tobytes(), computed once on x86-64.
+# They change only if the frontend's arithmetic changes, which also changes what shipped models see.
+PINNED_FEATURES = {
+    "psf-like": "46311123781ca6b243f39b4d5b21c28423e7d9041e28487d9f38aed7441a29a6",
+    "shipped-like": "a42496a8d02d9da61d4d5d88542bf19ca26fc8dc63a869ccc9b8111c72538642",
+    "hann-delta2-pitch": "ca08614a032abf861d2a1859161cd1fd468c918f05dbf98292952d0c6fadfeed",
+}
+
+
+def ulps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Distance in units in the last place between same-signed float64 values."""
+    return np.abs(a.view(np.int64) - b.view(np.int64))
+
+
+@pytest.mark.parametrize("config_name", sorted(PINNED_FEATURES))
+def test_features_of_the_reference_signal_have_pinned_bits(config_name):
+    features = compute_features(reference_signal(16000), CONFIGS[config_name])
+    assert hashlib.sha256(features.tobytes()).hexdigest() == PINNED_FEATURES[config_name]
+
+
+@pytest.mark.parametrize(("length", "n_fft"), [(4, 4), (400, 512), (512, 512), (512, 1024), (1100, 1024)])
+def test_real_fft_computes_what_numpy_rfft_computes(length, n_fft):
+    frames = np.random.default_rng(length).standard_normal((37, length))
+    real, imag = reproducible.real_fft(frames.T, n_fft)
+    expected = np.fft.rfft(frames, n_fft).T
+    scale = np.abs(expected).max()
+    assert real.shape == imag.shape == expected.shape
+    assert np.abs(real - expected.real).max() < 1e-14 * scale * np.log2(n_fft)
+    assert np.abs(imag - expected.imag).max() < 1e-14 * scale * np.log2(n_fft)
+
+
+def test_real_fft_of_one_frame_equals_that_frame_among_many():
+    frames = np.random.default_rng(3).standard_normal((50, 512))
+    together = reproducible.real_fft(frames.T, 512)[0]
+    alone = reproducible.real_fft(frames[7:8].T, 512)[0]
+    assert np.array_equal(together[:, 7:8], alone)
+
+
+def test_log_is_within_three_ulps_of_numpy_from_subnormals_to_the_largest_float():
+    rng = np.random.default_rng(9)
+    x = np.concatenate([
+        np.exp(rng.uniform(-744, 709, 200_000)),
+        rng.uniform(0.5, 2.0, 200_000),
+        [5e-324, 2.2250738585072014e-308, 0.5, 0.7071067811865476, 1.0, 2.0, 1.7976931348623157e308],
+    ])  # fmt: skip
+    assert ulps(reproducible.log(x), np.log(x)).max() <= 3
+    assert reproducible.log(np.array([1.0]))[0] == 0.0
+
+
+def test_trigonometric_constants_are_correctly_rounded():
+    n = np.arange(0, 1024)
+    cos = reproducible.cos_turns(n, 1024)
+    # numpy's own argument 2 pi n / N is rounded first, so numpy is off by up to ~6e-16 here.
+    assert np.abs(cos - np.cos(2 * np.pi * n / 1024)).max() < 1e-15
+    assert np.array_equal(cos[1:], cos[:0:-1])  # cos(2 pi n / N) = cos(2 pi (N - n) / N), exactly
+    assert list(reproducible.cos_turns(np.arange(5), 4)) == [1.0, 0.0, -1.0, 0.0, 1.0]
+    assert list(reproducible.sin_turns(np.arange(5), 4)) == [0.0, 1.0, 0.0, -1.0, 0.0]
+    assert reproducible.sin_turns(1, 12) == 0.5  # sin(pi / 6), exactly representable
+    assert reproducible.cos_turns(1, 8) == math.sqrt(0.5)  # both correctly rounded
+
+
+def test_decimal_log10_and_exp10_are_correctly_rounded():
+    assert list(reproducible.log10([1.0, 10.0, 1e-3])) == [0.0, 1.0, -3.0]
+    assert list(reproducible.exp10([0.0, 2.0, -1.0])) == [1.0, 100.0, 0.1]
+    assert reproducible.exp10(0.5) == math.sqrt(10.0)
