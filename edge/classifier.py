@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge import reproducible
 from edge.audio import load_audio
 from edge.bundle import ModelBundle
 from edge.errors import AudioError
@@ -31,6 +32,12 @@ class Prediction:
     """Seconds of audio classified."""
 
 
+def output_probabilities(outputs: np.ndarray, manifest) -> np.ndarray:
+    """Class probabilities from a model's real-valued outputs, (windows, classes), by the manifest's
+    output activation."""
+    return reproducible.softmax(outputs) if manifest.output_activation == "softmax" else outputs
+
+
 class Classifier:
     """Runs a verified bundle on audio, features or files."""
 
@@ -43,9 +50,11 @@ class Classifier:
         manifest = self.manifest
         inputs = prepare(features, manifest.normalisation, manifest.windowing)
         if self.bundle.variant == "float32":
-            return run_windows(self.bundle.interpreter, inputs.astype(np.float32)).astype(np.float64)
-        quantized = manifest.input_quantization.quantize(inputs)
-        return manifest.output_quantization.dequantize(run_windows(self.bundle.interpreter, quantized))
+            outputs = run_windows(self.bundle.interpreter, inputs.astype(np.float32)).astype(np.float64)
+        else:
+            quantized = manifest.input_quantization.quantize(inputs)
+            outputs = manifest.output_quantization.dequantize(run_windows(self.bundle.interpreter, quantized))
+        return output_probabilities(outputs, manifest)
 
     def _seconds(self, frames: int) -> float:
         """Seconds of audio that ``frames`` complete frames span."""

@@ -15,6 +15,7 @@ neighbouring step. So the frontend takes its numbers from here instead:
 from __future__ import annotations
 
 import functools
+import math
 from decimal import Decimal, localcontext
 from fractions import Fraction
 
@@ -101,6 +102,30 @@ def log(x: np.ndarray) -> np.ndarray:
     for coefficient in reversed(_LOG_TERMS[:-1]):
         series = series * s2 + coefficient
     return exponent * _LN2_HIGH + (2.0 * s * series + exponent * _LN2_LOW)
+
+
+_EXP_TERMS = [1.0 / math.factorial(n) for n in range(14)]  # Taylor series: enough for |r| < 0.35
+
+
+def exp(x: np.ndarray) -> np.ndarray:
+    """e^x for finite ``x`` (within 2 ulp; 0 below -745), the same bits on every CPU.
+    ``x = k ln 2 + r`` with integer k and |r| <= ln(2) / 2; e^x = 2^k e^r, e^r by its series."""
+    x = np.clip(x, -746.0, 709.0)
+    k = np.rint(x * (1.0 / 0.6931471805599453))
+    r = (x - k * _LN2_HIGH) - k * _LN2_LOW
+    series = np.full_like(r, _EXP_TERMS[-1])
+    for coefficient in reversed(_EXP_TERMS[:-1]):
+        series = series * r + coefficient
+    return np.ldexp(series, k.astype(np.int64))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Probabilities from each row of ``logits``: exp(l - max) normalised, summed in a fixed order."""
+    powers = exp(logits - logits.max(axis=-1, keepdims=True))
+    total = powers[..., 0]
+    for column in range(1, powers.shape[-1]):
+        total = total + powers[..., column]
+    return powers / total[..., None]
 
 
 @functools.lru_cache(maxsize=8)

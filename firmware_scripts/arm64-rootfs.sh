@@ -2,13 +2,14 @@
 # Build (once) an arm64 Debian Bookworm root filesystem, the base of Raspberry Pi OS, that runs
 # here under qemu user emulation; later runs reuse it. Needs root.
 #
-#     sudo firmware_scripts/arm64-rootfs.sh [ROOT]      # default ROOT: .cache/arm64-bookworm
+#     sudo firmware_scripts/arm64-rootfs.sh [ROOT]   # default: $SER_ARM64_ROOT or /var/cache/edge-ser/arm64-bookworm
 #
 # Then `chroot ROOT /usr/bin/python3 ...` runs arm64 Python 3.11 (Debian's 3.11.2, as on the Pi).
-# First build: about 7 minutes and 1 GB. Work in progress for issue 6 (the parity check).
+# First build: 4-7 minutes and 0.5 GB. It lives outside the checkout, so every clone on this
+# machine (and CI) reuses it; firmware_scripts/arm64-parity.sh uses it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root="${1:-.cache/arm64-bookworm}"
+root="${1:-${SER_ARM64_ROOT:-/var/cache/edge-ser/arm64-bookworm}}"
 [ "$(id -u)" -eq 0 ] || { echo "arm64-rootfs.sh: run as root" >&2; exit 1; }
 
 missing=()

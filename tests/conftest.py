@@ -27,6 +27,11 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason=reason)
 
 
+def require_root(why: str) -> None:
+    if os.geteuid() != 0:
+        unavailable(f"{why} needs root (CI runs as root)")
+
+
 @pytest.fixture(scope="session")
 def ravdess_dir() -> Path:
     """The RAVDESS folder; skipped with a reason where it is absent, an error under CI."""

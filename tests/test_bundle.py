@@ -132,6 +132,7 @@ def test_both_variants_classify_and_mostly_agree(speech_files):
         (lambda d: d["frontend"].__setitem__("n_mels", 40), "unknown field"),
         (lambda d: d["input"].__setitem__("dtype", "float32"), "input.dtype"),
         (lambda d: d.pop("fingerprint"), "fingerprint"),
+        (lambda d: d["output"].__setitem__("activation", "sigmoid"), "output.activation"),
     ],
 )
 def test_malformed_manifests_are_refused_with_the_reason(bundle_copy, change, message):

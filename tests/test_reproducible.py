@@ -80,3 +80,12 @@ def test_decimal_log10_and_exp10_are_correctly_rounded():
     assert list(reproducible.log10([1.0, 10.0, 1e-3])) == [0.0, 1.0, -3.0]
     assert list(reproducible.exp10([0.0, 2.0, -1.0])) == [1.0, 100.0, 0.1]
     assert reproducible.exp10(0.5) == math.sqrt(10.0)
+
+
+def test_exp_is_within_two_ulps_of_numpy_and_softmax_rows_sum_to_one():
+    x = np.random.default_rng(4).uniform(-700, 700, 200_000)
+    assert ulps(reproducible.exp(x), np.exp(x)).max() <= 2
+    assert reproducible.exp(np.array([0.0, -800.0]))[0] == 1.0 and reproducible.exp(np.array([-800.0]))[0] == 0.0
+    logits = np.random.default_rng(5).normal(0, 4, (50, 7))
+    expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(reproducible.softmax(logits), expected, rtol=1e-14)

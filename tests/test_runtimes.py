@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import venv
 
 import pytest
 from conftest import REPO, run_ser
@@ -20,12 +19,8 @@ SHIPPED = sorted(p.name for p in MODELS_DIR.iterdir() if (p / "manifest.json").i
 @pytest.fixture(scope="module")
 def tflite_runtime_python() -> str:
     """A venv with tflite-runtime 2.14, numpy<2 and this package's device dependencies (cached)."""
-    python = TFLITE_RUNTIME_VENV / "bin" / "python"
-    if not python.exists():
-        venv.create(TFLITE_RUNTIME_VENV, with_pip=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "tflite-runtime==2.14.0", "numpy<2",
-                        "soundfile", "soxr", "click"], check=True, timeout=600)  # fmt: skip
-    return str(python)
+    subprocess.run([str(REPO / "script" / "tflite-runtime-venv"), str(TFLITE_RUNTIME_VENV)], check=True, timeout=600)
+    return str(TFLITE_RUNTIME_VENV / "bin" / "python")
 
 
 @pytest.mark.parametrize("bundle", SHIPPED)

@@ -11,18 +11,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import REPO, unavailable
+from conftest import REPO, require_root, unavailable
 from sound_server import VirtualMicrophone, require_programs
 from user_manager import run_in_namespace
 
 FIRMWARE = REPO / "firmware_scripts"
 PREFIX, CONF_DIR, UNIT = Path("/opt/ser"), Path("/etc/ser"), Path("/etc/systemd/system/ser.service")
 pytestmark = pytest.mark.usefixtures("ravdess_dir")
-
-
-def require_root(why: str) -> None:
-    if os.geteuid() != 0:
-        unavailable(f"{why} needs root (CI runs as root)")
 
 
 def run(*command, env=None) -> subprocess.CompletedProcess:

@@ -27,6 +27,40 @@ def test_smoke_training_prints_and_records_float_and_int8_test_metrics(smoke_run
     assert (out / "MODEL_CARD.md").read_text().count(f"{100 * metrics['int8']['uar']:.1f}%") >= 1
 
 
+def test_exported_models_end_in_logits_and_the_device_applies_the_softmax(smoke_run):
+    """TFLite's int8 softmax rounds differently on aarch64, so the models stop before it."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    out, _ = smoke_run
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["output"]["activation"] == "softmax"
+    for name in ("model.tflite", "model_float32.tflite"):
+        interpreter = Interpreter(model_path=str(out / name))
+        assert [op["op_name"] for op in interpreter._get_ops_details()][-1] == "FULLY_CONNECTED"
+
+
+def test_without_softmax_removes_only_a_final_softmax():
+    """The step that moved the shipped bundles' softmax to the device (`ser-train move-softmax`)."""
+    import tensorflow as tf
+    import tf_keras as keras
+
+    from trainer.model import without_softmax
+
+    inputs = keras.Input(shape=(4,), batch_size=1)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(inputs))
+    converted = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    logits_model = without_softmax(converted)
+    interpreter = tf.lite.Interpreter(model_content=logits_model)
+    interpreter.allocate_tensors()
+    x = np.array([[0.5, -1.0, 2.0, 0.1]], dtype=np.float32)
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+    interpreter.invoke()
+    logits = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    weights, bias = model.layers[-1].get_weights()
+    np.testing.assert_allclose(logits, x @ weights + bias, rtol=1e-5)
+    assert without_softmax(logits_model) == logits_model  # nothing more to strip
+
+
 def test_smoke_bundle_runs_on_the_device_path(smoke_run, speech_files):
     out, _ = smoke_run
     result = run_ser("classify", "--json", "--model", str(out), *map(str, speech_files[:2]))

@@ -316,5 +316,18 @@ def report(bundle_dir, corpus_kind, corpus_path):
     click.echo(f"wrote {path} and {card}")
 
 
+@main.command("move-softmax")
+@click.argument("bundle_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@corpus_options
+def move_softmax(bundle_dir, corpus_kind, corpus_path):
+    """Make a bundle trained before the device applied the softmax itself run the same on every
+    CPU: strip the softmax from its models and evaluate it again on its test speakers (the corpus
+    it was trained on). Then run `ser-train report` for its report."""
+    from trainer.train import move_softmax_to_device
+
+    document = move_softmax_to_device(bundle_dir, load_corpus(corpus_kind, corpus_path))
+    click.echo(f"{bundle_dir}: the device applies the softmax; int8 test UAR {document['metrics']['int8']['uar']:.2%}")
+
+
 if __name__ == "__main__":
     main()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge.bundle import ModelBundle
-from edge.classifier import Classifier
+from edge.classifier import Classifier, output_probabilities
 from edge.model_input import prepare
 from edge.runtime import load_interpreter, run_windows
 from trainer.evaluate import classification_metrics
@@ -40,7 +40,8 @@ def compare_float_int8(bundle: ModelBundle, clip_features: list[np.ndarray], tar
     for features in clip_features:
         int8_pooled.append(device.window_probabilities(features).mean(axis=0))
         inputs = prepare(features, manifest.normalisation, manifest.windowing).astype(np.float32)
-        float_pooled.append(run_windows(float_interpreter, inputs).mean(axis=0))
+        float_outputs = run_windows(float_interpreter, inputs).astype(np.float64)
+        float_pooled.append(output_probabilities(float_outputs, manifest).mean(axis=0))
     int8_pooled, float_pooled = np.array(int8_pooled), np.array(float_pooled)
     y_true = np.asarray(targets)
     y_int8, y_float = int8_pooled.argmax(axis=1), float_pooled.argmax(axis=1)

@@ -33,7 +33,8 @@ class ModelConfig:
 
 
 def build_model(config: ModelConfig, frames: int, features: int, classes: int, batch_size: int | None = None):
-    """A recurrent classifier over (frames, features) inputs with a softmax over ``classes``.
+    """A recurrent classifier over (frames, features) inputs with a softmax over ``classes``
+    (``export_tflite`` leaves the softmax to the device).
 
     The export copy is built with ``batch_size=1``: a fixed shape is what lets the converter
     emit builtin int8 ops only.
@@ -69,4 +70,28 @@ def export_tflite(model, config: ModelConfig, calibration: np.ndarray | None) ->
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
-    return converter.convert()
+    return without_softmax(converter.convert())
+
+
+def without_softmax(tflite: bytes) -> bytes:
+    """The TFLite model with its final SOFTMAX removed, so that it outputs logits.
+
+    TFLite's int8 softmax kernel is not the same everywhere (aarch64 builds use a lookup table and
+    round some outputs one step differently from x86); the device applies the softmax itself, in
+    reproducible arithmetic. A model without a final softmax is returned unchanged.
+    """
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite))
+    (subgraph,) = model.subgraphs
+    last = subgraph.operators[-1]
+    if model.operatorCodes[last.opcodeIndex].builtinCode != schema.BuiltinOperator.SOFTMAX:
+        return tflite
+    logits, probabilities = int(last.inputs[0]), int(last.outputs[0])
+    subgraph.operators = subgraph.operators[:-1]
+    subgraph.outputs = [logits if t == probabilities else t for t in subgraph.outputs]
+    for signature in model.signatureDefs or []:
+        for output in signature.outputs:
+            output.tensorIndex = logits if output.tensorIndex == probabilities else output.tensorIndex
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))

@@ -23,7 +23,7 @@ from trainer.augment import AugmentConfig
 from trainer.dataset import ClipSet, SpeakerSplit, clip_windows, fit_normalisation, load_clips, window_dataset
 from trainer.gender import gender_analysis
 from trainer.gate import GateLimits, compare_float_int8, gate_failures, summary_line
-from trainer.model import ModelConfig, build_model, export_tflite
+from trainer.model import ModelConfig, build_model, export_tflite, without_softmax
 from trainer.model_card import write_model_card
 
 # The shipped models' frontend: 32 ms frames every 16 ms, 40 mel filters, 20 cepstra with log
@@ -179,6 +179,7 @@ def train_bundle(options: TrainOptions, corpus: Corpus, out_dir: Path) -> dict:
     interpreter = load_interpreter(runtime, int8_path)
     (input_detail,), (output_detail,) = interpreter.get_input_details(), interpreter.get_output_details()
     input_section, output_section = _tensor_section(input_detail), _tensor_section(output_detail)
+    output_section["activation"] = "softmax"  # export_tflite leaves it to the device
     input_quantization = Quantization(input_section["scale"], input_section["zero_point"])
 
     document = {
@@ -204,19 +205,8 @@ def train_bundle(options: TrainOptions, corpus: Corpus, out_dir: Path) -> dict:
         "training": {},
         "metrics": {},
     }  # fmt: skip
-    # The int8 model is evaluated through the device's own classifier, the float one alike.
     bundle = ModelBundle(out_dir, parse_manifest(document), runtime, interpreter)
-    comparison = compare_float_int8(bundle, clips["test"].features, clips["test"].targets(labels))
-    predictions = comparison.pop("predictions")
-    genders = [u.gender for u in parts["test"]]
-    metrics = {
-        "split": "test speakers (never used for training, early stopping or model choice)",
-        **{key: comparison[key] for key in ("float32", "int8")},
-        "int8_gender": gender_analysis(predictions["true"], predictions["int8"], genders, labels, options.seed),
-        "int8_float32_agreement": comparison["argmax_agreement"],
-        "max_probability_difference": comparison["max_probability_difference"],
-    }
-    _log(f"test speakers, {summary_line(comparison)}")
+    metrics, comparison = test_metrics(bundle, clips["test"], parts["test"], options.seed)
     failures = gate_failures(comparison, options.gate)
     if failures:
         for name in (MODEL_FILE, FLOAT_MODEL_FILE):
@@ -240,4 +230,54 @@ def train_bundle(options: TrainOptions, corpus: Corpus, out_dir: Path) -> dict:
     }  # fmt: skip
     (out_dir / MANIFEST_FILE).write_text(json.dumps(document, indent=2) + "\n")
     write_model_card(document, out_dir)
+    return document
+
+
+def test_metrics(bundle: ModelBundle, clips: ClipSet, utterances: list, seed: int) -> tuple[dict, dict]:
+    """The manifest's metrics section for the test speakers' clips, and the float/int8 comparison.
+    The int8 model is evaluated through the device's own classifier, the float one alike."""
+    labels = bundle.manifest.labels
+    comparison = compare_float_int8(bundle, clips.features, clips.targets(labels))
+    predictions = comparison.pop("predictions")
+    genders = [u.gender for u in utterances]
+    metrics = {
+        "split": "test speakers (never used for training, early stopping or model choice)",
+        **{key: comparison[key] for key in ("float32", "int8")},
+        "int8_gender": gender_analysis(predictions["true"], predictions["int8"], genders, labels, seed),
+        "int8_float32_agreement": comparison["argmax_agreement"],
+        "max_probability_difference": comparison["max_probability_difference"],
+    }
+    _log(f"test speakers, {summary_line(comparison)}")
+    return metrics, comparison
+
+
+def move_softmax_to_device(bundle_dir: Path, corpus: Corpus) -> dict:
+    """Rewrite a bundle whose models end in TFLite's softmax (made before the device applied it):
+    strip the SOFTMAX from both model files, record the logits' quantization and the activation,
+    and evaluate again on the manifest's test speakers (metrics, then the model card). The
+    fingerprint does not change: the model input is the same. Returns the new manifest."""
+    document = json.loads((bundle_dir / MANIFEST_FILE).read_text())
+    if document["output"].get("activation") == "softmax":
+        return document
+    stripped = {}
+    for file_key, hash_key in (("file", "sha256"), ("float32_file", "float32_sha256")):
+        stripped[document["model"][file_key]] = without_softmax((bundle_dir / document["model"][file_key]).read_bytes())
+    with tempfile.TemporaryDirectory() as scratch:
+        for name, content in stripped.items():
+            (Path(scratch) / name).write_bytes(content)
+        for file_key, hash_key in (("file", "sha256"), ("float32_file", "float32_sha256")):
+            document["model"][hash_key] = sha256_file(Path(scratch) / document["model"][file_key])
+        document["model"]["size_bytes"] = len(stripped[document["model"]["file"]])
+        runtime = find_runtime()
+        interpreter = load_interpreter(runtime, Path(scratch) / document["model"]["file"])
+        document["output"] = {**_tensor_section(interpreter.get_output_details()[0]), "activation": "softmax"}
+        test_speakers = set(document["training"]["speakers"]["test"])
+        utterances = [u for u in corpus.utterances if u.speaker in test_speakers]
+        clips = load_clips(utterances, FrontendConfig.from_dict(document["frontend"]), None, 0, _progress("features test"))
+        bundle = ModelBundle(Path(scratch), parse_manifest(document), runtime, interpreter)
+        document["metrics"], _ = test_metrics(bundle, clips, utterances, document["training"]["settings"]["seed"])
+    for name, content in stripped.items():
+        (bundle_dir / name).write_bytes(content)
+    (bundle_dir / MANIFEST_FILE).write_text(json.dumps(document, indent=2) + "\n")
+    write_model_card(document, bundle_dir)
     return document

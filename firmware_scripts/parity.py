@@ -1,0 +1,161 @@
+"""What the device computes, saved on one machine and compared with another's (x86 vs arm64).
+
+    python firmware_scripts/parity.py clips CORPUS_DIR N > clips.txt
+    python firmware_scripts/parity.py save OUT.npz --root CORPUS_DIR --list clips.txt
+    python firmware_scripts/parity.py compare REFERENCE.npz OTHER.npz [...more pairs]
+
+``save`` runs only device code (``edge``, from whichever installation the Python running it has),
+so it works in the device's virtualenv on any architecture. For every clip and a few generated
+signals it stores a hash of the resampled audio, the float64 features, and for each bundle found
+(``SER_MODELS_DIR``, else the checkout's models/) and each interpreter installed, the int8 model
+input windows and the int8 model outputs. ``compare`` prints the parity report and exits 1 if any
+int8 input tensor or model output differs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+from edge.audio import load_audio
+from edge.bundle import load_bundle, models_dirs
+from edge.errors import BundleError
+from edge.frontend import compute_features
+from edge.model_input import prepare, reference_signal
+from edge.runtime import RUNTIMES, find_runtime, run_windows
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+
+
+def generated_signals(rate: int = 16000) -> dict[str, np.ndarray]:
+    """Signals built from integer arithmetic, the same bits on every machine before the frontend:
+    the fingerprint's reference signal, digital silence, a clipped square wave and a sweep."""
+    t = np.arange(3 * rate)
+    sweep_phase = (t * t) % (2 * rate * rate) / (2 * rate * rate)  # exact in float64
+    return {
+        "generated:reference": reference_signal(rate),
+        "generated:silence": np.zeros(2 * rate),
+        "generated:square-150hz": np.where((t * 150 // rate) % 2 == 0, 0.5, -0.5),
+        "generated:ramp-sweep": 2.0 * sweep_phase - 1.0,
+    }
+
+
+def installed_runtimes() -> list[str]:
+    """The light interpreters (ai-edge-litert, tflite-runtime) importable here."""
+    names = []
+    for _, name in RUNTIMES[:2]:
+        try:
+            names.append(str(find_runtime(name)))
+        except BundleError:
+            continue
+    return names
+
+
+@click.group()
+def main():
+    """Save what the device computes, or compare two machines' saves."""
+
+
+@main.command()
+@click.argument("corpus", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("count", type=int)
+def clips(corpus: Path, count: int):
+    """Print COUNT audio files of CORPUS, spread evenly over its sorted list (paths relative to it)."""
+    files = sorted(p.relative_to(corpus) for p in corpus.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+    if len(files) < count:
+        raise click.ClickException(f"{corpus}: {len(files)} audio files, fewer than the {count} asked for")
+    for i in range(count):
+        click.echo(files[i * len(files) // count])
+
+
+@main.command()
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--root", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+              help="Folder the listed clips are relative to.")
+@click.option("--list", "clip_list", type=click.File(), required=True, help="File with one clip path per line.")
+def save(out: Path, root: Path, clip_list):
+    """Compute and save features, int8 inputs and int8 outputs of the listed clips."""
+    names = [line.strip() for line in clip_list if line.strip()]
+    bundles = sorted({p.name for d in models_dirs() if d.is_dir() for p in d.iterdir() if (p / "manifest.json").is_file()})
+    runtimes = installed_runtimes()
+    arrays: dict[str, np.ndarray] = {}
+    signals = {name: load_audio(root / name, 16000) for name in names} | generated_signals()
+    for key, samples in signals.items():
+        arrays[f"audio|{key}"] = np.array(hashlib.sha256(samples.tobytes()).hexdigest())
+    for bundle_name in bundles:
+        for runtime in runtimes:
+            bundle = load_bundle(bundle_name, runtime=runtime.split()[0], variant="int8")  # verifies the fingerprint
+            manifest = bundle.manifest
+            for key, samples in signals.items():
+                if f"input|{bundle_name}|{key}" not in arrays:
+                    features = compute_features(samples, manifest.frontend)
+                    arrays[f"features|{bundle_name}|{key}"] = features
+                    windows = prepare(features, manifest.normalisation, manifest.windowing)
+                    arrays[f"input|{bundle_name}|{key}"] = manifest.input_quantization.quantize(windows)
+                inputs = arrays[f"input|{bundle_name}|{key}"]
+                arrays[f"output|{bundle_name}|{runtime.split()[0]}|{key}"] = run_windows(bundle.interpreter, inputs)
+    about = {"machine": platform.machine(), "python": platform.python_version(), "numpy": np.__version__,
+             "runtime": " / ".join(runtimes) or "none", "bundles": ", ".join(bundles)}  # fmt: skip
+    np.savez_compressed(out, **{f"about|{k}": np.array(v) for k, v in about.items()}, **arrays)
+    click.echo(f"{out}: {len(names)} clips + {len(signals) - len(names)} generated signals, {len(bundles)} bundles, "
+               f"{runtimes or 'no interpreter'} on {platform.machine()}", err=True)  # fmt: skip
+
+
+def ulp_distance(a: np.ndarray, b: np.ndarray) -> int:
+    """Largest distance in units in the last place between two float64 arrays of one shape."""
+    if a.shape != b.shape:
+        return sys.maxsize
+    ordered = [np.where(x.view(np.int64) < 0, np.int64(-(2**63)) - x.view(np.int64), x.view(np.int64)) for x in (a, b)]
+    return int(np.abs(ordered[0] - ordered[1]).max(initial=0))
+
+
+def compare_pair(reference: Path, other: Path) -> tuple[list[str], int]:
+    """Report lines for two saves, and the number of differing int8 tensors and outputs."""
+    a, b = np.load(reference), np.load(other)
+    about = lambda data, k: str(data[f"about|{k}"])  # noqa: E731
+    lines = [f"{about(a, 'machine')} vs {about(b, 'machine')}: {about(a, 'runtime')} vs {about(b, 'runtime')}; "
+             f"Python {about(a, 'python')} vs {about(b, 'python')}; numpy {about(a, 'numpy')} vs {about(b, 'numpy')}"]  # fmt: skip
+    missing = sorted(set(a.files) ^ set(b.files))
+    if missing:
+        lines.append(f"  MISSING on one side: {len(missing)} arrays, e.g. {missing[0]}")
+    keys = [k for k in a.files if k in b.files and not k.startswith("about|")]
+    clips = {k.split("|")[-1] for k in keys}
+    real = [c for c in clips if not c.startswith("generated:")]
+    lines.append(f"  files compared: {len(real)} real clips + {len(clips) - len(real)} generated signals, "
+                 f"bundles {about(a, 'bundles')}")  # fmt: skip
+    differing = len(missing)
+    for kind, title in (("audio", "resampled audio identical"), ("features", "float feature arrays identical"),
+                        ("input", "int8 input tensors identical"), ("output", "int8 model outputs identical")):  # fmt: skip
+        group = [k for k in keys if k.startswith(kind + "|")]
+        same = [k for k in group if a[k].shape == b[k].shape and np.array_equal(a[k], b[k])]
+        line = f"  {title}: {len(same)} / {len(group)}"
+        if kind == "features":
+            line += f" (largest difference {max((ulp_distance(a[k], b[k]) for k in group), default=0)} ulp)"
+        if kind in ("input", "output"):
+            differing += len(group) - len(same)
+        lines.append(line + "".join(f"\n    differs: {k}" for k in sorted(set(group) - set(same))[:10]))
+    return lines, differing
+
+
+@main.command()
+@click.argument("saves", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def compare(saves: tuple[Path, ...]):
+    """Compare saves in pairs (REFERENCE OTHER ...): print the report, exit 1 on any int8 difference."""
+    if len(saves) % 2:
+        raise click.UsageError("give the saves in pairs: REFERENCE OTHER [REFERENCE OTHER ...]")
+    differing = 0
+    for reference, other in zip(saves[0::2], saves[1::2]):
+        lines, count = compare_pair(reference, other)
+        click.echo("\n".join(lines))
+        differing += count
+    click.echo(f"int8 tensors and outputs differing: {differing}")
+    sys.exit(1 if differing else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""On the Raspberry Pi's architecture the device computes bit for bit what x86 computes.
+
+firmware_scripts/arm64-parity.sh installs the package into an arm64 Debian Bookworm rootfs under
+qemu with install.sh and compares resampled audio, float features, int8 model inputs and int8
+model outputs on 120 real clips and 4 generated signals, for both shipped bundles on ai-edge-litert
+and tflite-runtime, and `ser info` / `ser classify` run inside. Several minutes: the rootfs is
+cached outside the checkout ($SER_ARM64_ROOT) and built on the first run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+
+import pytest
+from conftest import REPO, corpus_root, require_root
+
+CLIPS = 120
+
+
+@pytest.fixture(scope="module")
+def parity_report(ravdess_dir) -> str:
+    require_root("the arm64 rootfs (debootstrap, chroot, mounts)")
+    result = subprocess.run([str(REPO / "firmware_scripts" / "arm64-parity.sh"), "--clips", str(CLIPS)],
+                            capture_output=True, text=True, timeout=3600,
+                            env={**os.environ, "SER_CORPUS_DIR": str(corpus_root())})  # fmt: skip
+    print(result.stdout)
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    return result.stdout
+
+
+def counts(report: str, what: str) -> list[tuple[int, int]]:
+    """(same, total) of every report line about ``what``, one per interpreter."""
+    return [(int(same), int(total)) for same, total in re.findall(rf"{what}: (\d+) / (\d+)", report)]
+
+
+@pytest.mark.slow
+def test_int8_inputs_and_outputs_are_identical_on_arm64_for_both_interpreters(parity_report):
+    assert parity_report.count(f"files compared: {CLIPS} real clips + 4 generated signals") == 2
+    assert "ai-edge-litert" in parity_report and "tflite-runtime" in parity_report
+    signals, bundles = CLIPS + 4, 2
+    assert counts(parity_report, "int8 input tensors identical") == [(signals * bundles, signals * bundles)] * 2
+    assert counts(parity_report, "int8 model outputs identical") == [(signals * bundles, signals * bundles)] * 2
+    assert "int8 tensors and outputs differing: 0" in parity_report
+
+
+@pytest.mark.slow
+def test_audio_and_float_features_are_the_same_bits_on_arm64(parity_report):
+    assert counts(parity_report, "resampled audio identical") == [(CLIPS + 4, CLIPS + 4)] * 2
+    assert counts(parity_report, "float feature arrays identical") == [(2 * (CLIPS + 4), 2 * (CLIPS + 4))] * 2
+    assert parity_report.count("(largest difference 0 ulp)") == 2
+
+
+@pytest.mark.slow
+def test_ser_info_verifies_and_ser_classify_agrees_inside_arm64(parity_report):
+    for bundle in ("lstm-ravdess", "gru-ravdess"):
+        assert re.search(rf"ser info --model {bundle}: same manifest; fingerprint: \w+\.\.\. verified on aarch64", parity_report)
+        assert f"ser classify --variant int8 --model {bundle}: {CLIPS} results, identical" in parity_report
