@@ -30,7 +30,7 @@ def _pi() -> Decimal:
 
     def atan_inverse(n: int) -> Decimal:
         total, power, k = Decimal(0), Decimal(1) / n, 0
-        while power:
+        while power > Decimal(10) ** -(_DIGITS + 5):
             total += (-1) ** k * power / (2 * k + 1)
             power /= n * n
             k += 1
@@ -40,6 +40,7 @@ def _pi() -> Decimal:
         return +(16 * atan_inverse(5) - 4 * atan_inverse(239))
 
 
+@functools.lru_cache(maxsize=4096)  # tables share angles: the 512-point FFT's are among the 1024-point's
 def _decimal_cos(turns: Fraction) -> Decimal:
     """cos(2 pi * turns) to ``_DIGITS`` digits by its Taylor series."""
     turns -= round(turns)  # now in [-1/2, 1/2]: the series converges fast

@@ -20,11 +20,12 @@ class ServiceProcess:
 
     started: list[ServiceProcess] = []  # killed after each test (tests/conftest.py), passed or not
 
-    def __init__(self, *args: str, env: dict, log_path: Path):
+    def __init__(self, *args: str, env: dict, log_path: Path, command: list[str] | None = None):
+        """``command`` runs the daemon some other way (default: this Python's ``edge.cli daemon``)."""
         ServiceProcess.started.append(self)
         self.log_path = log_path
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "edge.cli", "daemon", *args], cwd=REPO, env={**os.environ, **env},
+            [*(command or [sys.executable, "-m", "edge.cli", "daemon"]), *args], cwd=REPO, env={**os.environ, **env},
             stdout=subprocess.PIPE, stderr=open(log_path, "ab"), text=True,
         )  # fmt: skip
         self.events: queue.Queue = queue.Queue()

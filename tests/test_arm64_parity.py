@@ -4,7 +4,8 @@ firmware_scripts/arm64-parity.sh installs the package into an arm64 Debian Bookw
 qemu with install.sh and compares resampled audio, float features, int8 model inputs and int8
 model outputs on 120 real clips and 4 generated signals, for both shipped bundles on ai-edge-litert
 and tflite-runtime, and `ser info` / `ser classify` run inside. Several minutes: the rootfs is
-cached outside the checkout ($SER_ARM64_ROOT) and built on the first run.
+cached outside the checkout ($SER_ARM64_ROOT) and built on the first run. Then the installed
+daemon, inside, listens to this machine's virtual microphone.
 """
 
 from __future__ import annotations
@@ -15,8 +16,28 @@ import subprocess
 
 import pytest
 from conftest import REPO, corpus_root, require_root
+from service_process import ServiceProcess
+from sound_server import VirtualMicrophone, require_programs
 
 CLIPS = 120
+ROOTFS = os.environ.get("SER_ARM64_ROOT", "/var/cache/edge-ser/arm64-bookworm")
+# The installed daemon in the rootfs, in a private mount namespace, with the host's PulseAudio
+# socket at /pulse and ALSA's default device routed to PulseAudio (the example config that
+# libasound2-plugins ships, switched on): the emulated Pi's microphone is this machine's.
+IN_ARM64 = """
+set -e
+root=$1 pulse=$2
+shift 2
+mkdir -p "$root/pulse"
+mount --bind "$pulse" "$root/pulse"
+alsa=$(mktemp -d)
+cp -a "$root/etc/alsa/conf.d/." "$alsa/"
+cp "$alsa/99-pulseaudio-default.conf.example" "$alsa/99-pulseaudio-default.conf"
+mount --bind "$alsa" "$root/etc/alsa/conf.d"
+mount -t proc proc "$root/proc"
+exec chroot "$root" /usr/bin/env -u PYTHONPATH -u VIRTUAL_ENV HOME=/root PULSE_SERVER=unix:/pulse/native \
+    SER_MODELS_DIR=/opt/ser/models /opt/ser/venv/bin/ser daemon "$@"
+"""
 
 
 @pytest.fixture(scope="module")
@@ -57,3 +78,27 @@ def test_ser_info_verifies_and_ser_classify_agrees_inside_arm64(parity_report):
     for bundle in ("lstm-ravdess", "gru-ravdess"):
         assert re.search(rf"ser info --model {bundle}: same manifest; fingerprint: \w+\.\.\. verified on aarch64", parity_report)
         assert f"ser classify --variant int8 --model {bundle}: {CLIPS} results, identical" in parity_report
+
+
+@pytest.mark.slow
+def test_the_daemon_installed_in_arm64_hears_the_virtual_microphone(parity_report, tmp_path):
+    require_programs("pulseaudio", "pacat", "paplay", "pactl")
+    microphone = VirtualMicrophone(tmp_path / "pulse")
+    microphone.start()
+    try:
+        command = ["unshare", "--mount", "--propagation", "private", "bash", "-c", IN_ARM64, "arm64", ROOTFS,
+                   str(microphone.directory)]  # fmt: skip
+        service = ServiceProcess("--device-id", "arm64", "--rate", "16000", env={}, log_path=tmp_path / "daemon.log",
+                                 command=command)  # fmt: skip
+        service.next_event(status="microphone_open", timeout=180)  # qemu: start-up takes a while
+        clip = REPO / "examples" / "03-01-05-02-01-01-18.flac"
+        played_until = microphone.play(clip)
+        topic, payload, _ = service.next_event(type="emotion", timeout=120)
+        print(f"arm64 daemon: {payload['emotion']} {payload['duration']:.2f} s, event {payload['time'] - played_until:.1f} s "
+              f"after the playback ended (emulated)")  # fmt: skip
+        assert topic == "ser/arm64/emotion" and payload["model"] == "lstm-ravdess"
+        assert payload["emotion"] in payload["scores"]
+        assert 1.0 < payload["duration"] < 6.0
+        assert service.stop(timeout=60) < 60 and service.process.returncode == 0
+    finally:
+        microphone.kill()
