@@ -8,8 +8,12 @@ neighbouring step. So the frontend takes its numbers from here instead:
 
 - constants (window, mel edges, DCT, lifter, FFT twiddles) are computed in decimal arithmetic to
   40 digits and rounded once to float64: exact software arithmetic, the same everywhere;
-- signal arithmetic uses only numpy's elementwise +, -, *, /, ``frexp`` and ``where``, which IEEE
-  754 defines to the bit (correctly rounded, one operation per ufunc call, so nothing is fused).
+- signal arithmetic uses only numpy's elementwise +, -, *, / (which IEEE 754 defines to the bit:
+  correctly rounded, one operation per ufunc call, so nothing is fused) and exact operations
+  (``frexp``, ``ldexp``, ``rint``, ``where``, ``max``).
+
+tests/test_reproducible.py pins the resulting features; firmware_scripts/arm64-parity.sh shows
+the same bits on arm64.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from fractions import Fraction
 
 import numpy as np
 
-_DIGITS = 40  # far beyond float64's 17, so rounding the decimal result once is correct rounding
+_DIGITS = 40  # far beyond float64's 17 digits: rounding once gives the correctly rounded float
 
 
 @functools.lru_cache(maxsize=1)
@@ -90,7 +94,7 @@ _LOG_TERMS = [1.0 / (2 * k + 1) for k in range(13)]  # atanh series: enough for 
 
 
 def log(x: np.ndarray) -> np.ndarray:
-    """Natural log of positive finite ``x`` (within 2 ulp of the true value), the same bits on
+    """Natural log of positive finite ``x`` (within 3 ulp of numpy's), the same bits on
     every CPU. ``x = m 2^e`` with m in [sqrt(1/2), sqrt(2)); ``log m = 2 atanh(s)``,
     ``s = (m - 1) / (m + 1)``, summed as a polynomial in s^2."""
     mantissa, exponent = np.frexp(x)  # exact: mantissa in [0.5, 1)
@@ -109,7 +113,7 @@ _EXP_TERMS = [1.0 / math.factorial(n) for n in range(14)]  # Taylor series: enou
 
 
 def exp(x: np.ndarray) -> np.ndarray:
-    """e^x for finite ``x`` (within 2 ulp; 0 below -745), the same bits on every CPU.
+    """e^x for finite ``x`` (within 2 ulp of numpy's; 0 below -745), the same bits on every CPU.
     ``x = k ln 2 + r`` with integer k and |r| <= ln(2) / 2; e^x = 2^k e^r, e^r by its series."""
     x = np.clip(x, -746.0, 709.0)
     k = np.rint(x * (1.0 / 0.6931471805599453))
@@ -197,6 +201,9 @@ def real_fft(signals: np.ndarray, n_fft: int) -> tuple[np.ndarray, np.ndarray]:
     even_real, even_imag = (a_real + b_real) * 0.5, (a_imag - b_imag) * 0.5
     odd_real, odd_imag = (a_imag + b_imag) * 0.5, (b_real - a_real) * 0.5
     w_real, w_imag = (w.reshape((-1,) + (1,) * (signals.ndim - 1))[1:half] for w in _roots(n_fft, half))
-    real = np.concatenate([(z_real[:1] + z_imag[:1]), even_real + (odd_real * w_real - odd_imag * w_imag), (z_real[:1] - z_imag[:1])])
-    imag = np.concatenate([np.zeros_like(z_real[:1]), even_imag + (odd_real * w_imag + odd_imag * w_real), np.zeros_like(z_real[:1])])
+    middle_real = even_real + (odd_real * w_real - odd_imag * w_imag)
+    middle_imag = even_imag + (odd_real * w_imag + odd_imag * w_real)
+    zero = np.zeros_like(z_real[:1])
+    real = np.concatenate([z_real[:1] + z_imag[:1], middle_real, z_real[:1] - z_imag[:1]])
+    imag = np.concatenate([zero, middle_imag, zero])
     return real, imag

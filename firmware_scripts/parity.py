@@ -117,7 +117,10 @@ def ulp_distance(a: np.ndarray, b: np.ndarray) -> int:
 def compare_pair(reference: Path, other: Path) -> tuple[list[str], int]:
     """Report lines for two saves, and the number of differing int8 tensors and outputs."""
     a, b = np.load(reference), np.load(other)
-    about = lambda data, k: str(data[f"about|{k}"])  # noqa: E731
+
+    def about(data, key: str) -> str:
+        return str(data[f"about|{key}"])
+
     lines = [f"{about(a, 'machine')} vs {about(b, 'machine')}: {about(a, 'runtime')} vs {about(b, 'runtime')}; "
              f"Python {about(a, 'python')} vs {about(b, 'python')}; numpy {about(a, 'numpy')} vs {about(b, 'numpy')}"]  # fmt: skip
     missing = sorted(set(a.files) ^ set(b.files))
