@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 import math
 from decimal import Decimal, localcontext
-from fractions import Fraction
 
 import numpy as np
 
@@ -44,19 +43,33 @@ def _pi() -> Decimal:
         return +(16 * atan_inverse(5) - 4 * atan_inverse(239))
 
 
+def _decimal_cos(numerator: int, denominator: int) -> Decimal:
+    """cos(2 pi numerator / denominator) to ``_DIGITS`` digits, folded by exact symmetries into the
+    first eighth of a turn (a table of N angles then needs about N / 8 series, at start-up)."""
+    k, d, sign = numerator % denominator, denominator, 1
+    k = min(k, d - k)  # cos is even with period one turn: k / d in [0, 1/2]
+    if 4 * k > d:  # cos(pi - x) = -cos x
+        k, d, sign = d - 2 * k, 2 * d, -1
+    if 8 * k > d:  # cos(pi/2 - x) = sin x, exactly 0 at a quarter turn
+        k, d, odd = d - 4 * k, 4 * d, True
+    else:
+        odd = False
+    divisor = math.gcd(k, d)
+    return sign * _taylor(k // divisor, d // divisor, odd)
+
+
 @functools.lru_cache(maxsize=4096)  # tables share angles: the 512-point FFT's are among the 1024-point's
-def _decimal_cos(turns: Fraction) -> Decimal:
-    """cos(2 pi * turns) to ``_DIGITS`` digits by its Taylor series."""
-    turns -= round(turns)  # now in [-1/2, 1/2]: the series converges fast
-    if turns.denominator == 4:  # a quarter turn: exactly 0, which the series only approaches
-        return Decimal(0)
+def _taylor(numerator: int, denominator: int, odd: bool) -> Decimal:
+    """sin (``odd``) or cos of 2 pi numerator / denominator, an angle of at most an eighth of a
+    turn, to ``_DIGITS`` digits by its Taylor series."""
     with localcontext(prec=_DIGITS + 5):
-        x = 2 * _pi() * turns.numerator / turns.denominator
-        total, term, k = Decimal(1), Decimal(1), 0
+        x = 2 * _pi() * numerator / denominator
+        term = x if odd else Decimal(1)
+        total, n = term, int(odd)
         while abs(term) > Decimal(10) ** -(_DIGITS + 3):
-            term *= -x * x / ((2 * k + 1) * (2 * k + 2))
+            term *= -x * x / ((n + 1) * (n + 2))
             total += term
-            k += 1
+            n += 2
         return +total
 
 
@@ -64,7 +77,7 @@ def cos_turns(numerator, denominator: int) -> np.ndarray:
     """cos(2 pi numerator / denominator) for integer ``numerator`` (scalar or array), correctly
     rounded to float64: an angle given as an exact fraction of a full circle."""
     numerator = np.asarray(numerator)
-    values = [float(_decimal_cos(Fraction(int(n), denominator))) for n in numerator.ravel()]
+    values = [float(_decimal_cos(int(n), denominator)) for n in numerator.ravel()]
     return np.array(values, dtype=np.float64).reshape(numerator.shape)
 
 

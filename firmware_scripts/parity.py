@@ -27,7 +27,7 @@ from edge.bundle import load_bundle, models_dirs
 from edge.errors import BundleError
 from edge.frontend import compute_features
 from edge.model_input import prepare, reference_signal
-from edge.runtime import RUNTIMES, find_runtime, run_windows
+from edge.runtime import RUNTIMES, Runtime, find_runtime, run_windows
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
@@ -45,15 +45,15 @@ def generated_signals(rate: int = 16000) -> dict[str, np.ndarray]:
     }
 
 
-def installed_runtimes() -> list[str]:
+def installed_runtimes() -> list[Runtime]:
     """The light interpreters (ai-edge-litert, tflite-runtime) importable here."""
-    names = []
+    found = []
     for _, name in RUNTIMES[:2]:
         try:
-            names.append(str(find_runtime(name)))
+            found.append(find_runtime(name))
         except BundleError:
             continue
-    return names
+    return found
 
 
 @click.group()
@@ -89,7 +89,7 @@ def save(out: Path, root: Path, clip_list):
         arrays[f"audio|{key}"] = np.array(hashlib.sha256(samples.tobytes()).hexdigest())
     for bundle_name in bundles:
         for runtime in runtimes:
-            bundle = load_bundle(bundle_name, runtime=runtime.split()[0], variant="int8")  # verifies the fingerprint
+            bundle = load_bundle(bundle_name, runtime=runtime.name, variant="int8")  # verifies the fingerprint
             manifest = bundle.manifest
             for key, samples in signals.items():
                 if f"input|{bundle_name}|{key}" not in arrays:
@@ -98,12 +98,12 @@ def save(out: Path, root: Path, clip_list):
                     windows = prepare(features, manifest.normalisation, manifest.windowing)
                     arrays[f"input|{bundle_name}|{key}"] = manifest.input_quantization.quantize(windows)
                 inputs = arrays[f"input|{bundle_name}|{key}"]
-                arrays[f"output|{bundle_name}|{runtime.split()[0]}|{key}"] = run_windows(bundle.interpreter, inputs)
+                arrays[f"output|{bundle_name}|{runtime.name}|{key}"] = run_windows(bundle.interpreter, inputs)
     about = {"machine": platform.machine(), "python": platform.python_version(), "numpy": np.__version__,
-             "runtime": " / ".join(runtimes) or "none", "bundles": ", ".join(bundles)}  # fmt: skip
+             "runtime": " / ".join(map(str, runtimes)) or "none", "bundles": ", ".join(bundles)}  # fmt: skip
     np.savez_compressed(out, **{f"about|{k}": np.array(v) for k, v in about.items()}, **arrays)
     click.echo(f"{out}: {len(names)} clips + {len(signals) - len(names)} generated signals, {len(bundles)} bundles, "
-               f"{runtimes or 'no interpreter'} on {platform.machine()}", err=True)  # fmt: skip
+               f"{' / '.join(map(str, runtimes)) or 'no interpreter'} on {platform.machine()}", err=True)  # fmt: skip
 
 
 def ulp_distance(a: np.ndarray, b: np.ndarray) -> int:

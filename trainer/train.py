@@ -3,6 +3,7 @@ evaluation on the test speakers → model bundle."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import tempfile
@@ -259,17 +260,17 @@ def move_softmax_to_device(bundle_dir: Path, corpus: Corpus) -> dict:
     document = json.loads((bundle_dir / MANIFEST_FILE).read_text())
     if document["output"].get("activation") == "softmax":
         return document
-    stripped = {}
-    for file_key, hash_key in (("file", "sha256"), ("float32_file", "float32_sha256")):
-        stripped[document["model"][file_key]] = without_softmax((bundle_dir / document["model"][file_key]).read_bytes())
-    with tempfile.TemporaryDirectory() as scratch:
+    model = document["model"]
+    int8_file, float_file = model["file"], model["float32_file"]
+    stripped = {name: without_softmax((bundle_dir / name).read_bytes()) for name in (int8_file, float_file)}
+    model["sha256"] = hashlib.sha256(stripped[int8_file]).hexdigest()
+    model["float32_sha256"] = hashlib.sha256(stripped[float_file]).hexdigest()
+    model["size_bytes"] = len(stripped[int8_file])
+    with tempfile.TemporaryDirectory() as scratch:  # the stripped bundle is evaluated before it replaces the old
         for name, content in stripped.items():
             (Path(scratch) / name).write_bytes(content)
-        for file_key, hash_key in (("file", "sha256"), ("float32_file", "float32_sha256")):
-            document["model"][hash_key] = sha256_file(Path(scratch) / document["model"][file_key])
-        document["model"]["size_bytes"] = len(stripped[document["model"]["file"]])
         runtime = find_runtime()
-        interpreter = load_interpreter(runtime, Path(scratch) / document["model"]["file"])
+        interpreter = load_interpreter(runtime, Path(scratch) / int8_file)
         document["output"] = {**_tensor_section(interpreter.get_output_details()[0]), "activation": "softmax"}
         test_speakers = set(document["training"]["speakers"]["test"])
         utterances = [u for u in corpus.utterances if u.speaker in test_speakers]
