@@ -24,7 +24,7 @@ SCHEMA_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"  # the checkout's shipped bundles
 MODELS_DIR_VARIABLE = "SER_MODELS_DIR"  # where an installed device keeps its bundles (firmware_scripts/install.sh)
-DEFAULT_MODEL = "lstm-ravdess"
+DEFAULT_MODEL = "lstm-multilingual"
 OUTPUT_ACTIVATIONS = ("softmax", "none")
 REQUIRED_SECTIONS = {
     "name": str, "labels": list, "model": dict, "frontend": dict, "normalisation": dict, "windowing": dict,
@@ -37,7 +37,7 @@ class Manifest:
     """The parsed, validated manifest of a bundle."""
 
     name: str
-    """Bundle name, e.g. lstm-ravdess."""
+    """Bundle name, e.g. lstm-multilingual."""
     labels: tuple[str, ...]
     """Class labels in the order of the model's outputs."""
     frontend: FrontendConfig

@@ -38,6 +38,13 @@ def output_probabilities(outputs: np.ndarray, manifest) -> np.ndarray:
     return reproducible.softmax(outputs) if manifest.output_activation == "softmax" else outputs
 
 
+def pool(window_probabilities: np.ndarray) -> np.ndarray:
+    """A clip's class probabilities from its windows': their mean (the windowing's "mean" pooling),
+    renormalised against rounding."""
+    pooled = window_probabilities.mean(axis=0)
+    return pooled / pooled.sum() if pooled.sum() > 0 else np.full(len(pooled), 1 / len(pooled))
+
+
 class Classifier:
     """Runs a verified bundle on audio, features or files."""
 
@@ -67,8 +74,7 @@ class Classifier:
         if len(features) < min_frames:
             raise AudioError(f"{what}: too short to classify (needs at least {self._seconds(min_frames):.2f} s of audio)")
         probabilities = self.window_probabilities(features)
-        pooled = probabilities.mean(axis=0)
-        pooled = pooled / pooled.sum() if pooled.sum() > 0 else np.full(len(pooled), 1 / len(pooled))
+        pooled = pool(probabilities)
         best = int(np.argmax(pooled))
         return Prediction(
             label=self.manifest.labels[best],

@@ -35,7 +35,7 @@ def _load(model: str | None, runtime: str | None, variant: str | None):
 
 
 model_option = click.option("--model", "-m", default=None, metavar="NAME|DIR",
-                            help="A shipped bundle's name or a bundle folder (default: lstm-ravdess).")  # fmt: skip
+                            help="A shipped bundle's name or a bundle folder (default: lstm-multilingual).")  # fmt: skip
 variant_option = click.option("--variant", type=click.Choice(["int8", "float32"]), default=None,
                               help="Model file to run (default: the faster on this CPU, float32 only if as accurate).")  # fmt: skip
 runtime_option = click.option("--runtime", type=click.Choice(["ai-edge-litert", "tflite-runtime", "tensorflow"]),

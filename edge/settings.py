@@ -4,7 +4,7 @@ Model-side configuration (frontend, windowing, normalisation) lives in ``edge.co
 in the bundle's manifest; these are the device's own choices, read from a TOML file::
 
     device_id = "kitchen"
-    model = "lstm-ravdess"
+    model = "lstm-multilingual"
 
     [capture]
     device = "pulse"

@@ -42,6 +42,19 @@ def ravdess_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def corpus_dir():
+    """A function giving the folder of a corpus by name; skips (fails under CI) where it is absent."""
+
+    def folder(kind: str) -> Path:
+        path = corpus_root() / kind
+        if not path.is_dir() or not any(path.iterdir()):
+            unavailable(f"corpus {kind} not found at {path} (set SER_CORPUS_DIR to the folder holding {kind}/)")
+        return path
+
+    return folder
+
+
+@pytest.fixture(scope="session")
 def speech_files(ravdess_dir) -> list[Path]:
     """A dozen real clips: several actors, both genders, every emotion code."""
     return [ravdess_dir / f"Actor_{a:02d}" / f"03-01-{e:02d}-01-01-01-{a:02d}.flac" for a, e in
@@ -86,7 +99,7 @@ def run_train(*args: str) -> subprocess.CompletedProcess:
                           cwd=REPO, timeout=900)  # fmt: skip
 
 
-SMOKE_SPLIT = ["--train-speakers", "1-3", "--validation-speakers", "4", "--test-speakers", "5,6"]
+SMOKE_SPLIT = ["--corpus", "ravdess", "--train-speakers", "1-3", "--validation-speakers", "4", "--test-speakers", "5,6"]
 
 
 @pytest.fixture(scope="session")

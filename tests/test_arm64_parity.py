@@ -75,7 +75,7 @@ def test_audio_and_float_features_are_the_same_bits_on_arm64(parity_report):
 
 @pytest.mark.slow
 def test_ser_info_verifies_and_ser_classify_agrees_inside_arm64(parity_report):
-    for bundle in ("lstm-ravdess", "gru-ravdess"):
+    for bundle in ("lstm-multilingual", "gru-multilingual"):
         assert re.search(rf"ser info --model {bundle}: same manifest; fingerprint: \w+\.\.\. verified on aarch64", parity_report)
         assert f"ser classify --variant int8 --model {bundle}: {CLIPS} results, identical" in parity_report
 
@@ -96,7 +96,7 @@ def test_the_daemon_installed_in_arm64_hears_the_virtual_microphone(parity_repor
         topic, payload, _ = service.next_event(type="emotion", timeout=120)
         print(f"arm64 daemon: {payload['emotion']} {payload['duration']:.2f} s, event {payload['time'] - played_until:.1f} s "
               f"after the playback ended (emulated)")  # fmt: skip
-        assert topic == "ser/arm64/emotion" and payload["model"] == "lstm-ravdess"
+        assert topic == "ser/arm64/emotion" and payload["model"] == "lstm-multilingual"
         assert payload["emotion"] in payload["scores"]
         assert 1.0 < payload["duration"] < 6.0
         assert service.stop(timeout=60) < 60 and service.process.returncode == 0

@@ -99,3 +99,61 @@ def test_speaker_folds_hold_out_every_speaker_once(ravdess_dir):
     for train, held_out in folds:
         assert not set(train) & set(held_out)
         assert sum(int(s) % 2 for s in held_out) in (2, 3)  # males among 5 held-out actors
+
+
+def test_file_names_of_every_reader_give_label_speaker_gender_and_corpus():
+    from trainer.corpus import parse_casia_path, parse_emodb_name, parse_emotiontts_name, parse_savee_name
+
+    emotion, anger = parse_emodb_name(Path("wav/03a01Wa.flac"))
+    assert (emotion, anger.label, anger.speaker, anger.gender, anger.corpus) == ("W", "angry", "03", "male", "emodb")
+    assert parse_emodb_name(Path("08b02Ec.flac"))[1].gender == "female"
+    assert parse_emodb_name(Path("08b02Lc.flac")) == ("L", None)  # boredom: no canonical class
+    sad = parse_savee_name(Path("KL_sa15.flac"))
+    assert (sad.label, sad.speaker, sad.gender) == ("sad", "KL", "male")
+    assert parse_savee_name(Path("DC_su01.flac")).label == "surprised"
+    fear = parse_casia_path(Path("casia/liuchanhg/fear/201.flac"))
+    assert (fear.label, fear.speaker, fear.gender) == ("fearful", "liuchanhg", "female")
+    korean = [parse_emotiontts_name(Path(f"nek/nek{n:05d}.flac")) for n in (1, 100, 101, 250, 400)]
+    assert [u.label for u in korean] == ["neutral", "neutral", "happy", "angry", "sad"] and korean[0].gender == "male"
+    for parse, bad in ((parse_emodb_name, "03a01Xa"), (parse_savee_name, "DC-a01"), (parse_casia_path, "x/wangzhe/bored/1"),
+                       (parse_emotiontts_name, "nek00401"), (parse_emotiontts_name, "zzz00001")):  # fmt: skip
+        with pytest.raises(ValueError, match="not a"):
+            parse(Path(bad + ".flac"))
+
+
+# What the corpus README says each corpus holds, after the label maps.
+CORPUS_FACTS = {
+    "emodb": (10, 454, {"L": 81}, ("neutral", "happy", "sad", "angry", "fearful", "disgust")),
+    "savee": (4, 480, {}, CANONICAL_LABELS),
+    "casia": (4, 1200, {}, ("neutral", "happy", "sad", "angry", "fearful", "surprised")),
+    "emotiontts": (15, 300, {}, ("neutral", "happy", "sad", "angry")),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CORPUS_FACTS))
+def test_each_reader_reads_its_whole_corpus_with_declared_labels(corpus_dir, kind):
+    speakers, clips, dropped, labels = CORPUS_FACTS[kind]
+    corpus = read_corpus(kind, corpus_dir(kind))
+    assert len({u.speaker for u in corpus.utterances}) == speakers and len(corpus.utterances) == clips
+    assert corpus.dropped == dropped and corpus.labels == labels
+    assert all(u.gender in ("female", "male") and u.corpus == kind for u in corpus.utterances)
+
+
+def test_corpora_read_together_keep_speakers_apart_and_find_the_test_actors(corpus_dir):
+    from trainer.corpus import default_test_speakers, read_corpora
+
+    corpus_dir("ravdess"), corpus_dir("emodb")  # present, or skipped with the reason
+    combined = read_corpora(["ravdess", "emodb"])
+    assert combined.name == "ravdess+emodb" and len(combined.utterances) == 1200 + 454
+    assert {u.speaker.split("/")[0] for u in combined.utterances} == {"ravdess", "emodb"}
+    assert combined.labels == CANONICAL_LABELS and combined.dropped == {"emodb": {"L": 81}}
+    assert default_test_speakers(combined) == ("ravdess/17", "ravdess/18", "ravdess/19", "ravdess/20")
+    assert default_test_speakers(read_corpora(["ravdess"])) == ("17", "18", "19", "20")
+    assert default_test_speakers(read_corpora(["emodb"])) == ()
+
+
+def test_speaker_lists_expand_ranges_also_after_a_corpus_prefix():
+    from trainer.cli import _speakers
+
+    assert _speakers("1-3,7") == ("01", "02", "03", "07")
+    assert _speakers("ravdess/17-18, emodb/03,savee/DC,F03") == ("ravdess/17", "ravdess/18", "emodb/03", "savee/DC", "F03")

@@ -88,7 +88,7 @@ def test_each_played_utterance_gives_one_event_with_the_files_emotion_within_a_s
         assert emotion == file_emotions[str(path)] or emotion in offline_utterance_emotions(path, shipped_bundle), \
             (path.name, emotion, file_emotions[str(path)])  # fmt: skip
         assert payload["end"] - payload["start"] == pytest.approx(payload["duration"], abs=2e-3)
-        assert payload["model"] == "lstm-ravdess" and len(payload["model_sha256"]) == 64
+        assert payload["model"] == "lstm-multilingual" and len(payload["model_sha256"]) == 64
         time.sleep(0.3)
     print(f"daemon and `ser classify` gave the same emotion for {exact} of {len(clips)} clips")
     assert service.no_event(2.0) == [], "more events than utterances"
@@ -101,12 +101,12 @@ def test_each_played_utterance_gives_one_event_with_the_files_emotion_within_a_s
 
 def test_sighup_reloads_the_model_and_keeps_the_old_one_if_the_new_one_fails_its_checks(tmp_path, microphone, bundle_copy):
     config = tmp_path / "ser.toml"
-    config.write_text('model = "lstm-ravdess"\n')
+    config.write_text('model = "lstm-multilingual"\n')
     service = start_daemon(tmp_path, microphone, "--config", str(config), "--channels", "2")  # 44.1 kHz stereo
 
-    config.write_text('model = "gru-ravdess"\n')
+    config.write_text('model = "gru-multilingual"\n')
     service.signal(signal.SIGHUP)
-    assert "gru-ravdess" in service.next_event(status="reloaded")[1]["detail"]
+    assert "gru-multilingual" in service.next_event(status="reloaded")[1]["detail"]
 
     manifest = json.loads((bundle_copy / "manifest.json").read_text())
     manifest["normalisation"]["mean"][0] += 1.0  # the fingerprint no longer matches
@@ -114,10 +114,10 @@ def test_sighup_reloads_the_model_and_keeps_the_old_one_if_the_new_one_fails_its
     config.write_text(f'model = "{bundle_copy}"\n')
     service.signal(signal.SIGHUP)
     detail = service.next_event(status="reload_failed")[1]["detail"]
-    assert "fingerprint" in detail and "keeping gru-ravdess" in detail
+    assert "fingerprint" in detail and "keeping gru-multilingual" in detail
 
     microphone.play(EXAMPLES[0])
-    assert service.next_event(type="emotion", timeout=5)[1]["model"] == "gru-ravdess"
+    assert service.next_event(type="emotion", timeout=5)[1]["model"] == "gru-multilingual"
     assert service.stop() < 2.0 and service.process.returncode == 0
 
 

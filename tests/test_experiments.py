@@ -11,15 +11,25 @@ from conftest import SMOKE_SPLIT, run_train
 from trainer.gender import bootstrap_interval, gender_analysis, permutation_p_value
 
 QUICK = [*SMOKE_SPLIT, "--epochs", "2", "--augment-copies", "0"]
+# A few speakers of every corpus reader: two RAVDESS actors, a woman and a man of EmoDB, one SAVEE
+# speaker, one CASIA speaker, a woman and a man of emotiontts; RAVDESS actor 05 as the test speaker.
+EVERY_READER = ["--corpus", "ravdess,emodb,savee,casia,emotiontts", "--train-speakers",
+                "ravdess/1-2,emodb/03,emodb/08,savee/DC,casia/wangzhe,emotiontts/ema,emotiontts/emf",
+                "--test-speakers", "ravdess/5", "--epochs", "1", "--augment-copies", "0"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
-def experiments(smoke_run):
-    """Tuning and the gender experiment written beside the smoke bundle, then its report."""
+def experiments(smoke_run, corpus_dir):
+    """Tuning and the gender experiment on RAVDESS, cross-validation and leave-one-corpus-out on a
+    few speakers of every corpus, all written beside the smoke bundle; then its report."""
+    for kind in ("ravdess", "emodb", "savee", "casia", "emotiontts"):
+        corpus_dir(kind)
     bundle, _ = smoke_run
     runs = {
         "tune": run_train("tune", str(bundle / "tuning.json"), *QUICK, "--folds", "2", "--max-configs", "2"),
         "gender": run_train("gender", str(bundle / "gender_experiment.json"), *QUICK),
+        "cv": run_train("cv", str(bundle / "cv.json"), *EVERY_READER, "--folds", "2"),
+        "loco": run_train("loco", str(bundle / "loco.json"), *EVERY_READER),
     }
     runs["report"] = run_train("report", str(bundle))
     for name, result in runs.items():
@@ -33,11 +43,32 @@ def test_tuning_reports_every_configuration_tried_by_speaker_folds(experiments):
     assert len(report["tried"]) == 2 and report["untried"] == 0 and report["seconds"] > 0
     assert [row["uar"] for row in report["tried"]] == sorted((row["uar"] for row in report["tried"]), reverse=True)
     for row in report["tried"]:
-        assert {"layers", "units", "learning_rate", "batch_size"} <= set(row["config"]) and len(row["fold_uar"]) == 2
-    held_out = [s for fold in report["folds"] for s in fold["held_out"]]
+        assert {"design", "units", "learning_rate", "dropout"} <= set(row["config"]) and len(row["fold_uar"]) == 2
+    held_out = [s for fold in report["held_out"] for s in fold]
     assert sorted(held_out) == ["01", "02", "03", "04"]  # the test speakers 05, 06 are never seen
-    assert all(not set(f["train"]) & set(f["held_out"]) for f in report["folds"])
     assert "2 configurations in" in runs["tune"].stdout
+
+
+def test_cross_validation_scores_every_corpus_by_speaker_folds(experiments):
+    bundle, runs = experiments
+    cv = json.loads((bundle / "cv.json").read_text())
+    held_out = sorted(s for fold in cv["results"] for s in fold["speakers"])
+    assert held_out == sorted(["ravdess/01", "ravdess/02", "emodb/03", "emodb/08", "savee/DC", "casia/wangzhe",
+                               "emotiontts/ema", "emotiontts/emf"])  # every development speaker once; never ravdess/05
+    assert set(cv["per_corpus"]) == {"ravdess", "emodb", "savee", "casia", "emotiontts"}
+    assert set(cv["per_gender"]) == {"female", "male"} and len(cv["epoch_uar"]) == 1 and cv["best_epochs"] == 1
+    for row in (cv, *cv["per_corpus"].values()):
+        assert 0 <= row["uar"]["mean"] <= 1 and row["uar"]["std"] >= 0
+    assert "2-fold CV UAR" in runs["cv"].stdout
+
+
+def test_leave_one_corpus_out_tests_each_corpus_on_a_model_that_never_heard_it(experiments):
+    bundle, runs = experiments
+    table = json.loads((bundle / "loco.json").read_text())["corpora"]
+    assert {name: (row["clips"], row["classes"]) for name, row in table.items()} == {
+        "ravdess": (120, 7), "emodb": (92, 6), "savee": (120, 7), "casia": (300, 6), "emotiontts": (40, 4)}
+    assert table["emotiontts"]["chance_uar"] == 0.25 and set(table["emodb"]["per_gender"]) == {"female", "male"}
+    assert runs["loco"].stdout.count("tested on it: UAR") == 5
 
 
 def test_gender_experiment_trains_on_each_gender_and_tests_on_each(experiments):
@@ -45,19 +76,21 @@ def test_gender_experiment_trains_on_each_gender_and_tests_on_each(experiments):
     rows = json.loads((bundle / "gender_experiment.json").read_text())["rows"]
     assert [(r["trained_on"], r["tested_on"]) for r in rows] == [
         (t, e) for t in ("female", "male", "both") for e in ("female", "male", "all")]
-    assert [r["train_speakers"] for r in rows[::3]] == [1, 2, 3]  # actor 02 is female, 01 and 03 male
+    assert [r["train_speakers"] for r in rows[::3]] == [2, 2, 4]  # actors 02 and 04 are female, 01 and 03 male
     assert [r["clips"] for r in rows[:3]] == [60, 60, 120]
 
 
 def test_report_is_one_self_contained_html_file_with_every_section(experiments):
     bundle, _ = experiments
     page = (bundle / "report.html").read_text()
-    for heading in ("Corpus and splits", "One training clip per emotion", "Training", "Test speakers",
-                    "Female and male speakers", "Gender-dependent experiment", "Tuning"):  # fmt: skip
+    for heading in ("Corpus and splits", "One training clip per emotion", "Training", "Test speakers", "Female and male speakers",
+                    "Gender-dependent experiment", "Cross-validation", "Leave one corpus out", "Tuning"):  # fmt: skip
         assert f">{heading}<" in page
     assert page.count("data:image/png;base64,") >= 12 and "src=\"http" not in page and "src='http" not in page
     card = (bundle / "MODEL_CARD.md").read_text()
-    assert "## Tuning" in card and "## Gender-dependent experiment" in card and "permutation-test" in card
+    for section in ("## Tuning", "## Gender-dependent experiment", "## Cross-validated figures", "## Leave one corpus out"):
+        assert section in card
+    assert "permutation-test" in card
 
 
 def test_bootstrap_interval_brackets_the_estimate_and_narrows_with_more_clips():

@@ -49,7 +49,7 @@ def test_install_twice_gives_one_working_installation_then_uninstall_removes_it(
         assert state["mqtt_dropin"] and state["users"] == ["ser"]
         assert state["config"] == (FIRMWARE / "ser.toml").read_text()
         assert "audio" in run("id", "-nG", "ser").stdout.split()
-        info = run(PREFIX / "venv/bin/ser", "info", "--model", "gru-ravdess", env={"SER_MODELS_DIR": str(PREFIX / "models")})
+        info = run(PREFIX / "venv/bin/ser", "info", "--model", "gru-multilingual", env={"SER_MODELS_DIR": str(PREFIX / "models")})
         assert info.returncode == 0 and "verified" in info.stderr, info.stderr
 
         verify = run("systemd-analyze", "verify", UNIT)

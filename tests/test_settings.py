@@ -33,10 +33,10 @@ def test_the_shipped_example_config_parses(tmp_path):
 
 def test_sections_and_types_are_read(tmp_path):
     path = tmp_path / "ser.toml"
-    path.write_text('device_id = "kitchen"\nmodel = "gru-ravdess"\n[capture]\ndevice = 3\nchannels = 2\n'
+    path.write_text('device_id = "kitchen"\nmodel = "gru-multilingual"\n[capture]\ndevice = 3\nchannels = 2\n'
                     '[segmenter]\nhangover_seconds = 1\n[mqtt]\nhost = "broker"\nqos = 2\n')  # fmt: skip
     settings = load_settings(path)
-    assert (settings.device_id, settings.model, settings.capture.device, settings.capture.channels) == ("kitchen", "gru-ravdess", 3, 2)
+    assert (settings.device_id, settings.model, settings.capture.device, settings.capture.channels) == ("kitchen", "gru-multilingual", 3, 2)
     assert settings.segmenter.hangover_seconds == 1.0 and isinstance(settings.segmenter.hangover_seconds, float)
     assert (settings.mqtt.host, settings.mqtt.qos) == ("broker", 2)
 
@@ -86,7 +86,7 @@ def test_an_event_is_one_line_topic_space_json_with_sequence_and_no_audio(capsys
     stamper = EventStamper("kitchen")
     sink = StdoutSink()
     event = EmotionEvent("angry", 0.61234567, {"angry": 0.61234567, "sad": 0.38765433}, 1.7e9, 1.7e9 + 2.5, 2.5, 1,
-                         "lstm-ravdess", "ab" * 32)  # fmt: skip
+                         "lstm-multilingual", "ab" * 32)  # fmt: skip
     sink.publish(*stamper.stamp(StatusEvent("started")))
     sink.publish(*stamper.stamp(event))
     lines = capsys.readouterr().out.splitlines()
@@ -96,7 +96,7 @@ def test_an_event_is_one_line_topic_space_json_with_sequence_and_no_audio(capsys
     assert payloads[1] == {
         "schema": 1, "type": "emotion", "device_id": "kitchen", "sequence": 2, "time": payloads[1]["time"],
         "emotion": "angry", "confidence": 0.6123, "scores": {"angry": 0.6123, "sad": 0.3877}, "start": 1.7e9,
-        "end": 1.7e9 + 2.5, "duration": 2.5, "part": 1, "model": "lstm-ravdess", "model_sha256": "ab" * 32,
+        "end": 1.7e9 + 2.5, "duration": 2.5, "part": 1, "model": "lstm-multilingual", "model_sha256": "ab" * 32,
     }  # fmt: skip
     assert event_line("t", {"a": 1}) == 't {"a":1}'
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from conftest import SMOKE_SPLIT, run_ser, run_train
 
+from edge.bundle import DEFAULT_MODEL
 from trainer.corpus import CANONICAL_LABELS, parse_ravdess_name, read_ravdess
 from trainer.dataset import SpeakerSplit
 
@@ -22,6 +23,7 @@ def test_smoke_training_prints_and_records_float_and_int8_test_metrics(smoke_run
     assert metrics["int8"]["clips"] == 120 and set(metrics["int8_gender"]["by_gender"]) == {"male", "female"}
     assert set(metrics["int8_gender"]["difference"]) == {"accuracy", "uar"}
     assert manifest["training"]["speakers"] == {"train": ["01", "02", "03"], "validation": ["04"], "test": ["05", "06"]}
+    assert len(manifest["training"]["history"]["held_out_uar"]) == 2  # recorded for the validation speaker, chose nothing
     assert manifest["command"].startswith("ser-train train ") and "--epochs 2" in manifest["command"]
     assert manifest["training"]["settings"]["augmented_clips"] == 180  # one copy of each training clip
     assert (out / "MODEL_CARD.md").read_text().count(f"{100 * metrics['int8']['uar']:.1f}%") >= 1
@@ -89,7 +91,8 @@ def test_recorded_int8_metrics_are_what_the_device_computes(smoke_run, ravdess_d
 @pytest.mark.parametrize("variant", ["int8", "float32"])
 def test_shipped_model_figures_are_what_the_device_computes(shipped_bundle, ravdess_dir, variant):
     document = shipped_bundle.manifest.document
-    test_actors = document["training"]["speakers"]["test"]
+    test_actors = [speaker.removeprefix("ravdess/") for speaker in document["training"]["speakers"]["test"]]
+    assert test_actors == ["17", "18", "19", "20"]
     clips, accuracy = device_accuracy(None, [ravdess_dir / f"Actor_{actor}" for actor in test_actors], variant)
     assert (clips, accuracy) == (document["metrics"][variant]["clips"], document["metrics"][variant]["accuracy"])
 
@@ -130,10 +133,10 @@ def test_gate_compares_the_shipped_bundle_on_its_test_speakers(ravdess_dir):
     report = json.loads(result.stdout)
     assert report["int8"]["clips"] == 240 and report["failures"] == []
     assert 0 <= report["max_probability_difference"] < 1 and 0.9 <= report["argmax_agreement"] <= 1
-    assert "lstm-ravdess on ravdess, 240 clips" in result.stderr and "gate passed" in result.stderr
+    assert f"{DEFAULT_MODEL} on ravdess+emodb+savee+casia+emotiontts, 240 clips" in result.stderr and "gate passed" in result.stderr
 
 
 def test_gate_exits_nonzero_when_int8_loses_more_than_allowed(ravdess_dir):
-    result = run_train("gate", "--speakers", "19", "--max-uar-drop", "-101")
+    result = run_train("gate", "--corpus", "ravdess", "--speakers", "19", "--max-uar-drop", "-101")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "60 clips" in result.stdout and "int8 uar is" in result.stderr and "(allowed: -101.0)" in result.stderr

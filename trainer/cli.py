@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 import sys
@@ -9,15 +10,21 @@ from pathlib import Path
 
 import click
 
+from trainer.gate import GateLimits
+
+GATE = GateLimits()
+
 
 def _speakers(value: str) -> tuple[str, ...]:
     """Speaker ids separated by commas; numeric ranges like 17-20 expand to zero-padded ids
-    (RAVDESS actors '17'..'20'); anything else (ShEMO 'F03', CSV ids) is taken as written."""
+    (RAVDESS actors '17'..'20'), also after a corpus prefix (ravdess/17-20, for several corpora
+    at once); anything else (ShEMO 'F03', emodb/03, CSV ids) is taken as written."""
     ids: list[str] = []
     for part in (p.strip() for p in value.split(",") if p.strip()):
-        first, dash, last = part.partition("-")
+        prefix, slash, name = part.rpartition("/")
+        first, dash, last = name.partition("-")
         if first.isdigit() and (not dash or last.isdigit()):
-            ids.extend(f"{i:02d}" for i in range(int(first), int(last or first) + 1))
+            ids.extend(f"{prefix}{slash}{i:02d}" for i in range(int(first), int(last or first) + 1))
         else:
             ids.append(part)
     return tuple(ids)
@@ -35,20 +42,38 @@ class SpeakerList(click.ParamType):
             self.fail(f"{value!r} is not a list of speakers like 1-12, 13,15 or F03,M07", param, ctx)
 
 
+SHIPPED_CORPORA = "ravdess,emodb,savee,casia,emotiontts"
+
+
+class CorpusList(click.ParamType):
+    name = "corpora"
+
+    def convert(self, value, param, ctx):
+        from trainer.corpus import READERS
+
+        if isinstance(value, tuple):
+            return value
+        kinds = tuple(k.strip() for k in value.split(",") if k.strip())
+        unknown = [k for k in kinds if k not in READERS]
+        if unknown or not kinds:
+            self.fail(f"{value!r}: unknown corpus {', '.join(unknown) or '(none)'}; choose from {', '.join(READERS)}", param, ctx)
+        return kinds
+
+
 def corpus_options(command):
     """--corpus and --corpus-path, shared by every subcommand that reads a corpus."""
     command = click.option("--corpus-path", type=click.Path(exists=True, path_type=Path), default=None,
-                           help="Corpus folder (csv: the CSV file); default $SER_CORPUS_DIR/<corpus>, "
+                           help="Folder of a single corpus (csv: the CSV file); default $SER_CORPUS_DIR/<corpus>, "
                                 "else ../shared/corpora/<corpus>.")(command)  # fmt: skip
-    return click.option("--corpus", "corpus_kind", type=click.Choice(["ravdess", "shemo", "csv"]), default="ravdess",
-                        show_default=True, help="How labels, speakers and genders are read.")(command)  # fmt: skip
+    return click.option("--corpus", "corpus_kinds", type=CorpusList(), default=SHIPPED_CORPORA, show_default=True,
+                        help="Corpora to read, separated by commas; with several, speaker ids become corpus/speaker.")(command)  # fmt: skip
 
 
-def load_corpus(kind: str, path: Path | None):
-    from trainer.corpus import corpus_root, read_corpus
+def load_corpus(kinds: tuple[str, ...], path: Path | None):
+    from trainer.corpus import read_corpora
 
     try:
-        return read_corpus(kind, path or corpus_root() / kind)
+        return read_corpora(list(kinds), path)
     except (FileNotFoundError, ValueError) as error:
         raise click.ClickException(str(error)) from None
 
@@ -58,25 +83,25 @@ def split_options(command):
     for option in reversed([
         click.option("--train-speakers", type=SpeakerList(), default=None, help="Training speakers (default: all others)."),
         click.option("--validation-speakers", type=SpeakerList(), default=None,
-                     help="Speakers for checkpointing, early stopping and the learning-rate schedule (RAVDESS default: 13-16)."),
+                     help="Speakers whose clip-level UAR is recorded after every epoch (default: none; nothing is chosen by it)."),
         click.option("--test-speakers", type=SpeakerList(), default=None,
-                     help="Speakers held out for the reported metrics (RAVDESS default: 17-20). Without both, a "
-                          "split balanced for emotion and gender is drawn."),
+                     help="Speakers held out for the reported metrics (default: RAVDESS actors 17-20 where RAVDESS is read; "
+                          "else a split balanced for emotion and gender is drawn)."),
     ]):  # fmt: skip
         command = option(command)
     return command
 
 
-def resolve_split(corpus_kind: str, corpus, train_speakers, validation_speakers, test_speakers, seed: int):
-    """The speakers given, RAVDESS's fixed split (2 male and 2 female actors held out for each of
-    validation and test), or a split balanced for emotion and gender."""
+def resolve_split(corpus, train_speakers, validation_speakers, test_speakers, seed: int):
+    """The speakers given; or the corpus's default test speakers (RAVDESS 17-20) with every other
+    speaker training; or, without defaults, a split balanced for emotion and gender."""
+    from trainer.corpus import default_test_speakers
     from trainer.dataset import SpeakerSplit, balanced_split
 
-    if corpus_kind == "ravdess":
-        validation_speakers = validation_speakers or ("13", "14", "15", "16")
-        test_speakers = test_speakers or ("17", "18", "19", "20")
+    test_speakers = test_speakers or default_test_speakers(corpus)
+    validation_speakers = validation_speakers or ()
     try:
-        if validation_speakers and test_speakers:
+        if test_speakers:
             held_out = set(validation_speakers) | set(test_speakers)
             train_speakers = train_speakers or tuple(sorted({u.speaker for u in corpus.utterances} - held_out))
             return SpeakerSplit(train_speakers, validation_speakers, test_speakers)
@@ -85,28 +110,55 @@ def resolve_split(corpus_kind: str, corpus, train_speakers, validation_speakers,
         raise click.ClickException(str(error)) from None
 
 
-def model_options(command):
-    """The model's architecture and optimiser settings, gathered into one ``model_config`` argument."""
+def recipe_options(command):
+    """The model, its training and its regularisers, gathered into one ``options`` argument (a
+    TrainOptions without name, split and command); defaults are the shipped recipe's."""
     from functools import wraps
 
+    from trainer.recipe import CELLS, DESIGNS, ModelConfig, Regularisation, TrainOptions
+
+    model, reg, train = ModelConfig(), Regularisation(), TrainOptions(name="", split=None)
     options = [
-        click.option("--architecture", type=click.Choice(["lstm", "gru"]), default="lstm", show_default=True),
-        click.option("--units", default=64, show_default=True, help="Units per recurrent layer."),
-        click.option("--layers", default=1, show_default=True, help="Stacked recurrent layers."),
-        click.option("--pooling", type=click.Choice(["mean", "last"]), default="mean", show_default=True,
-                     help="Average the recurrent outputs over time, or take the final state."),
-        click.option("--input-noise", default=0.3, show_default=True, help="Gaussian noise on the features in training."),
-        click.option("--dropout", default=0.5, show_default=True),
-        click.option("--learning-rate", default=1e-3, show_default=True),
-        click.option("--batch-size", default=32, show_default=True),
+        click.option("--architecture", type=click.Choice(CELLS), default=model.architecture, show_default=True),
+        click.option("--design", type=click.Choice(DESIGNS), default=model.design, show_default=True),
+        click.option("--units", default=model.units, show_default=True, help="Units of the (last) recurrent layer."),
+        click.option("--layers", default=model.layers, show_default=True, help="plain design: stacked layers."),
+        click.option("--pooling", type=click.Choice(["mean", "last"]), default=model.pooling, show_default=True,
+                     help="plain design: how outputs over time become one vector."),
+        click.option("--time-pooling", default=model.time_pooling, show_default=True, help="Frames averaged before the recurrent layers."),
+        click.option("--input-noise", default=model.input_noise, show_default=True, help="Gaussian noise on the features in training."),
+        click.option("--dropout", default=model.dropout, show_default=True),
+        click.option("--learning-rate", default=model.learning_rate, show_default=True),
+        click.option("--batch-size", default=model.batch_size, show_default=True),
+        click.option("--epochs", default=train.epochs, show_default=True, help="Epochs (cosine learning-rate decay over them)."),
+        click.option("--augment-copies", default=train.augment.copies, show_default=True, help="Augmented copies per training clip (0: none)."),
+        click.option("--balance", type=click.Choice(["corpus-class", "class", "none"]), default=train.balance, show_default=True,
+                     help="Training weights: every corpus's speakers and every class alike, classes only, or none."),
+        click.option("--time-masks", default=reg.time_masks, show_default=True, help="Masked spans of frames per training window."),
+        click.option("--feature-masks", default=reg.feature_masks, show_default=True, help="Masked bands of features per training window."),
+        click.option("--mixup", default=reg.mixup, show_default=True, help="Mixup alpha (0: none)."),
+        click.option("--window-frames", default=train.windowing.window_frames, show_default=True, help="Model input length in frames."),
+        click.option("--seed", default=train.seed, show_default=True),
     ]  # fmt: skip
-    names = ("architecture", "units", "layers", "pooling", "input_noise", "dropout", "learning_rate", "batch_size")
+    model_fields = ("architecture", "design", "units", "layers", "pooling", "time_pooling", "input_noise", "dropout",
+                    "learning_rate", "batch_size")  # fmt: skip
 
     @wraps(command)
     def gathered(**kwargs):
-        from trainer.model import ModelConfig
-
-        return command(model_config=ModelConfig(**{name: kwargs.pop(name) for name in names}), **kwargs)
+        try:
+            model_config = ModelConfig(**{name: kwargs.pop(name) for name in model_fields})
+            windowing = dataclasses.replace(train.windowing, window_frames=(frames := kwargs.pop("window_frames")),
+                                            hop_frames=frames // 2)  # fmt: skip
+        except ValueError as error:
+            raise click.ClickException(str(error)) from None
+        regularisation = dataclasses.replace(reg, time_masks=kwargs.pop("time_masks"), feature_masks=kwargs.pop("feature_masks"),
+                                             mixup=kwargs.pop("mixup"))  # fmt: skip
+        recipe = dataclasses.replace(
+            train, model=model_config, windowing=windowing, epochs=kwargs.pop("epochs"), seed=kwargs.pop("seed"),
+            augment=dataclasses.replace(train.augment, copies=kwargs.pop("augment_copies")), balance=kwargs.pop("balance"),
+            regularisation=regularisation, command=command_line(),
+        )  # fmt: skip
+        return command(recipe=recipe, **kwargs)
 
     for option in reversed(options):
         gathered = option(gathered)
@@ -127,43 +179,20 @@ def main():
 @corpus_options
 @split_options
 @click.option("--name", default=None, help="Bundle name (default: the output folder's name).")
-@model_options
-@click.option("--window-frames", default=192, show_default=True, help="Model input length in frames (16 ms each).")
-@click.option("--trim-db", default=0.0, show_default=True, help="Trim leading/trailing frames this far below the peak.")
-@click.option("--augment-copies", default=2, show_default=True, help="Augmented copies per training clip (0: none).")
-@click.option("--epochs", default=80, show_default=True, help="Most epochs (early stopping on validation).")
-@click.option("--patience", default=12, show_default=True)
-@click.option("--seed", default=7, show_default=True)
-@click.option("--max-uar-drop", default=2.0, show_default=True, help="Fail if int8 test UAR is this many points below float32.")
-@click.option("--max-accuracy-drop", default=3.0, show_default=True, help="Fail if int8 test accuracy is this many points below float32.")
-def train(out_dir, corpus_kind, corpus_path, train_speakers, validation_speakers, test_speakers, name, model_config,
-          window_frames, trim_db, augment_copies, epochs, patience, seed, max_uar_drop, max_accuracy_drop):  # fmt: skip
-    """Train a model (RAVDESS by default: 7 classes, split by actor) and write a full-int8 bundle to OUT_DIR."""
-    import dataclasses
-
-    from trainer.augment import AugmentConfig
+@recipe_options
+@click.option("--max-uar-drop", default=GATE.max_uar_drop, show_default=True, help="Fail if int8 test UAR is this many points below float32.")
+@click.option("--max-accuracy-drop", default=GATE.max_accuracy_drop, show_default=True,
+              help="Fail if int8 test accuracy is this many points below float32.")
+def train(out_dir, corpus_kinds, corpus_path, train_speakers, validation_speakers, test_speakers, name, recipe,
+          max_uar_drop, max_accuracy_drop):  # fmt: skip
+    """Train a model (by default on all five corpora, tested on RAVDESS actors 17-20, 7 classes,
+    split by speaker) and write a full-int8 bundle to OUT_DIR."""
     from trainer.gate import GateLimits
-    from trainer.train import DEFAULT_WINDOWING, QuantizationGateError, TrainOptions, train_bundle
+    from trainer.train import QuantizationGateError, train_bundle
 
-    corpus = load_corpus(corpus_kind, corpus_path)
-    split = resolve_split(corpus_kind, corpus, train_speakers, validation_speakers, test_speakers, seed)
-    try:
-        windowing = dataclasses.replace(DEFAULT_WINDOWING, window_frames=window_frames,
-                                        hop_frames=window_frames // 2, trim_db=trim_db)  # fmt: skip
-    except ValueError as error:
-        raise click.ClickException(str(error)) from None
-    options = TrainOptions(
-        name=name or out_dir.name,
-        split=split,
-        model=model_config,
-        windowing=windowing,
-        epochs=epochs,
-        patience=patience,
-        seed=seed,
-        gate=GateLimits(max_uar_drop, max_accuracy_drop),
-        augment=AugmentConfig(copies=augment_copies),
-        command=command_line(),
-    )
+    corpus = load_corpus(corpus_kinds, corpus_path)
+    split = resolve_split(corpus, train_speakers, validation_speakers, test_speakers, recipe.seed)
+    options = dataclasses.replace(recipe, name=name or out_dir.name, split=split, gate=GateLimits(max_uar_drop, max_accuracy_drop))
     try:
         manifest = train_bundle(options, corpus, out_dir)
     except (QuantizationGateError, ValueError) as error:
@@ -176,12 +205,13 @@ def train(out_dir, corpus_kind, corpus_path, train_speakers, validation_speakers
 @click.option("--model", "-m", default=None, metavar="NAME|DIR", help="A shipped bundle's name or a bundle folder.")
 @corpus_options
 @click.option("--speakers", type=SpeakerList(), default=None,
-              help="Only these speakers (default: the bundle's test speakers if it was trained on this corpus, else all).")
-@click.option("--max-uar-drop", default=2.0, show_default=True)
-@click.option("--max-accuracy-drop", default=3.0, show_default=True)
+              help="Only these speakers (default: the bundle's test speakers if it was trained on these corpora, else all).")
+@click.option("--max-uar-drop", default=GATE.max_uar_drop, show_default=True)
+@click.option("--max-accuracy-drop", default=GATE.max_accuracy_drop, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the whole comparison as JSON.")
-def gate(model, corpus_kind, corpus_path, speakers, max_uar_drop, max_accuracy_drop, as_json):
-    """Compare a bundle's float32 and int8 models on labelled speech; exit 1 if int8 loses too much."""
+def gate(model, corpus_kinds, corpus_path, speakers, max_uar_drop, max_accuracy_drop, as_json):
+    """Compare a bundle's float32 and int8 models, both through the device's classifier, on
+    labelled speech; exit 1 if int8 loses too much."""
     from edge.bundle import load_bundle
     from edge.errors import SerError
     from trainer.dataset import load_clips
@@ -191,7 +221,7 @@ def gate(model, corpus_kind, corpus_path, speakers, max_uar_drop, max_accuracy_d
         bundle = load_bundle(model, variant="int8")  # the gate compares the int8 model with the float32 file
     except SerError as error:
         raise click.ClickException(str(error)) from None
-    corpus = load_corpus(corpus_kind, corpus_path)
+    corpus = load_corpus(corpus_kinds, corpus_path)
     training = bundle.manifest.document["training"]
     if speakers is None and training.get("corpus") == corpus.name:
         speakers = tuple(training["speakers"]["test"])
@@ -216,59 +246,89 @@ def gate(model, corpus_kind, corpus_path, speakers, max_uar_drop, max_accuracy_d
     click.echo("gate passed", err=as_json)
 
 
-def _experiment_setup(corpus_kind, corpus_path, speakers, seed, augment_copies, epochs, parts_needed):
-    from trainer.augment import AugmentConfig
+def development_clips(corpus_kinds, corpus_path, speakers, recipe, with_test: bool = False):
+    """The corpus, its split, and the features of the development speakers (training and
+    validation: everything but the test speakers), with augmented copies; with ``with_test`` also
+    the test speakers' clips, without copies."""
     from trainer.dataset import load_clips
-    from trainer.train import TrainOptions, _progress
+    from trainer.train import _progress
 
-    corpus = load_corpus(corpus_kind, corpus_path)
-    split = resolve_split(corpus_kind, corpus, *speakers, seed)
-    options = TrainOptions(name="experiment", split=split, seed=seed, epochs=epochs,
-                           augment=AugmentConfig(copies=augment_copies), command=command_line())  # fmt: skip
-    wanted = {s for part in parts_needed for s in getattr(split, part)}
-    what = f"features (with {augment_copies} augmented copies)" if augment_copies else "features"
-    clips = load_clips([u for u in corpus.utterances if u.speaker in wanted], options.frontend, options.augment, seed,
-                       _progress(what))  # fmt: skip
-    parts = {part: clips.subset(lambda u, s=set(getattr(split, part)): u.speaker in s) for part in parts_needed}
-    return corpus, options, parts
-
-
-experiment_options = [
-    click.option("--augment-copies", default=2, show_default=True, help="Augmented copies per training clip."),
-    click.option("--epochs", default=80, show_default=True, help="Most epochs per model (early stopping)."),
-    click.option("--seed", default=7, show_default=True),
-]
+    corpus = load_corpus(corpus_kinds, corpus_path)
+    split = resolve_split(corpus, *speakers, recipe.seed)
+    development = set(split.train) | set(split.validation)
+    what = f"features (with {recipe.augment.copies} augmented copies)" if recipe.augment.copies else "features"
+    clips = load_clips([u for u in corpus.utterances if u.speaker in development], recipe.frontend, recipe.augment,
+                       recipe.seed, _progress(what))  # fmt: skip
+    test = load_clips(split.of(corpus.utterances, "test"), recipe.frontend, None, recipe.seed, _progress("features test")) \
+        if with_test else None  # fmt: skip
+    return corpus, dataclasses.replace(recipe, split=split), clips, test
 
 
-def with_experiment_options(command):
-    for option in reversed(experiment_options):
-        command = option(command)
-    return command
+def write_json(path: Path, corpus, document: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"corpus": corpus.name, "command": command_line(), **document}, indent=2) + "\n")
 
 
 @main.command()
 @click.argument("out_json", type=click.Path(dir_okay=False, path_type=Path))
 @corpus_options
 @split_options
-@click.option("--folds", default=4, show_default=True, help="Speaker-grouped folds over training + validation speakers.")
+@click.option("--folds", default=4, show_default=True, help="Speaker-grouped folds over the development speakers.")
+@recipe_options
+def cv(out_json, corpus_kinds, corpus_path, train_speakers, validation_speakers, test_speakers, folds, recipe):
+    """Cross-validate the recipe by speaker-grouped folds over every speaker but the test speakers:
+    int8 UAR per corpus and gender (mean and spread over folds) and the UAR after each epoch."""
+    from trainer.experiments import cross_validate
+
+    speakers = (train_speakers, validation_speakers, test_speakers)
+    corpus, recipe, clips, _ = development_clips(corpus_kinds, corpus_path, speakers, recipe)
+    result = cross_validate(recipe, clips, corpus.labels, folds)
+    write_json(out_json, corpus, result)
+    click.echo(f"{folds}-fold CV UAR {result['uar']['mean']:.2%} ± {result['uar']['std']:.2%}; "
+               + ", ".join(f"{c} {r['uar']['mean']:.2%}" for c, r in result["per_corpus"].items())
+               + f"; best mean UAR after {result['best_epochs']} epochs; wrote {out_json}")  # fmt: skip
+
+
+@main.command()
+@click.argument("out_json", type=click.Path(dir_okay=False, path_type=Path))
+@corpus_options
+@split_options
+@recipe_options
+def loco(out_json, corpus_kinds, corpus_path, train_speakers, validation_speakers, test_speakers, recipe):
+    """Leave one corpus out: for every corpus, train on the development speakers of all the others
+    and test on its own (int8, the device's classifier)."""
+    from trainer.experiments import leave_one_corpus_out
+
+    speakers = (train_speakers, validation_speakers, test_speakers)
+    corpus, recipe, clips, _ = development_clips(corpus_kinds, corpus_path, speakers, recipe)
+    table = leave_one_corpus_out(recipe, clips, corpus.labels)
+    write_json(out_json, corpus, {"corpora": table})
+    for name, row in table.items():
+        click.echo(f"without {name:10} tested on it: UAR {row['uar']:.2%} (chance {row['chance_uar']:.0%}), {row['clips']} clips")
+    click.echo(f"wrote {out_json}")
+
+
+@main.command()
+@click.argument("out_json", type=click.Path(dir_okay=False, path_type=Path))
+@corpus_options
+@split_options
+@click.option("--folds", default=4, show_default=True, help="Speaker-grouped folds over the development speakers.")
 @click.option("--budget-minutes", default=30.0, show_default=True, help="Stop starting new configurations after this.")
 @click.option("--max-configs", default=None, type=int, help="Try at most this many configurations.")
-@with_experiment_options
-def tune(out_json, corpus_kind, corpus_path, train_speakers, validation_speakers, test_speakers, folds, budget_minutes,
-         max_configs, augment_copies, epochs, seed):  # fmt: skip
-    """Search layers, units, learning rate and batch size by speaker-grouped cross-validation on
-    the training and validation speakers (never the test speakers); write every result to OUT_JSON."""
+@recipe_options
+def tune(out_json, corpus_kinds, corpus_path, train_speakers, validation_speakers, test_speakers, folds, budget_minutes,
+         max_configs, recipe):  # fmt: skip
+    """Search units, learning rate and dropout by speaker-grouped cross-validation on the
+    development speakers (never the test speakers); write every result to OUT_JSON."""
     from trainer.experiments import tune as search
 
     speakers = (train_speakers, validation_speakers, test_speakers)
-    corpus, options, parts = _experiment_setup(corpus_kind, corpus_path, speakers, seed, augment_copies, epochs,
-                                               ("train", "validation"))  # fmt: skip
-    development = parts["train"].join(parts["validation"])
-    result = search(options, development, corpus.labels, folds, 60 * budget_minutes, max_configs)
-    out_json.write_text(json.dumps({"corpus": corpus.name, "command": command_line(), **result}, indent=2) + "\n")
+    corpus, recipe, clips, _ = development_clips(corpus_kinds, corpus_path, speakers, recipe)
+    result = search(recipe, clips, corpus.labels, folds, 60 * budget_minutes, max_configs)
+    write_json(out_json, corpus, result)
     for row in result["tried"]:
         c = row["config"]
-        click.echo(f"{c['architecture']} {c['layers']}x{c['units']:<4} lr {c['learning_rate']:<7g} batch {c['batch_size']:<3} "
+        click.echo(f"{c['architecture']} {c['design']} units {c['units']:<3} lr {c['learning_rate']:<7g} dropout {c['dropout']:<4} "
                    f"CV UAR {row['uar']:.2%}  accuracy {row['accuracy']:.2%}  {row['seconds']:.0f} s")  # fmt: skip
     click.echo(f"{len(result['tried'])} configurations in {result['seconds']:.0f} s ({result['untried']} not tried); wrote {out_json}")
 
@@ -277,22 +337,16 @@ def tune(out_json, corpus_kind, corpus_path, train_speakers, validation_speakers
 @click.argument("out_json", type=click.Path(dir_okay=False, path_type=Path))
 @corpus_options
 @split_options
-@model_options
-@with_experiment_options
-def gender(out_json, corpus_kind, corpus_path, train_speakers, validation_speakers, test_speakers, model_config,
-           augment_copies, epochs, seed):  # fmt: skip
-    """The gender-dependent experiment: train on female speakers only, male only and both; test
-    each on female, male and all test speakers; write the table to OUT_JSON."""
-    import dataclasses
-
+@recipe_options
+def gender(out_json, corpus_kinds, corpus_path, train_speakers, validation_speakers, test_speakers, recipe):
+    """The gender-dependent experiment: train on female development speakers only, male only and
+    both; test each int8 model on the female, male and all test speakers; write the table."""
     from trainer.experiments import gender_experiment
 
     speakers = (train_speakers, validation_speakers, test_speakers)
-    corpus, options, parts = _experiment_setup(corpus_kind, corpus_path, speakers, seed, augment_copies, epochs,
-                                               ("train", "validation", "test"))  # fmt: skip
-    options = dataclasses.replace(options, model=model_config)
-    rows = gender_experiment(options, parts["train"], parts["validation"], parts["test"], corpus.labels)
-    out_json.write_text(json.dumps({"corpus": corpus.name, "command": command_line(), "rows": rows}, indent=2) + "\n")
+    corpus, recipe, clips, test = development_clips(corpus_kinds, corpus_path, speakers, recipe, with_test=True)
+    rows = gender_experiment(recipe, clips, test, corpus.labels)
+    write_json(out_json, corpus, {"rows": rows})
     click.echo(f"{'trained on':10} {'tested on':9} {'clips':>5} {'accuracy':>8} {'UAR':>7}")
     for r in rows:
         click.echo(f"{r['trained_on']:10} {r['tested_on']:9} {r['clips']:5d} {r['accuracy']:8.2%} {r['uar']:7.2%}")
@@ -302,31 +356,19 @@ def gender(out_json, corpus_kind, corpus_path, train_speakers, validation_speake
 @main.command()
 @click.argument("bundle_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @corpus_options
-def report(bundle_dir, corpus_kind, corpus_path):
+def report(bundle_dir, corpus_kinds, corpus_path):
     """Write BUNDLE_DIR/report.html (self-contained) and MODEL_CARD.md from the bundle's manifest,
-    its corpus, and tuning.json / gender_experiment.json in the folder where present."""
+    its corpora, and the experiments found beside it (cv.json, loco.json, gender_experiment.json,
+    tuning.json)."""
     from trainer.model_card import read_experiments, write_model_card
     from trainer.report import write_report
 
     manifest = json.loads((bundle_dir / "manifest.json").read_text())
-    corpus = load_corpus(corpus_kind, corpus_path)
-    tuning, experiment = read_experiments(bundle_dir)
-    path = write_report(manifest, corpus, bundle_dir, tuning, experiment)
-    card = write_model_card(manifest, bundle_dir)
+    corpus = load_corpus(corpus_kinds, corpus_path)
+    experiments = read_experiments(bundle_dir)
+    path = write_report(manifest, corpus, bundle_dir, experiments)
+    card = write_model_card(manifest, bundle_dir, experiments)
     click.echo(f"wrote {path} and {card}")
-
-
-@main.command("move-softmax")
-@click.argument("bundle_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@corpus_options
-def move_softmax(bundle_dir, corpus_kind, corpus_path):
-    """Make a bundle trained before the device applied the softmax itself run the same on every
-    CPU: strip the softmax from its models and evaluate it again on its test speakers (the corpus
-    it was trained on). Then run `ser-train report` for its report."""
-    from trainer.train import move_softmax_to_device
-
-    document = move_softmax_to_device(bundle_dir, load_corpus(corpus_kind, corpus_path))
-    click.echo(f"{bundle_dir}: the device applies the softmax; int8 test UAR {document['metrics']['int8']['uar']:.2%}")
 
 
 if __name__ == "__main__":

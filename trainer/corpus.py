@@ -10,7 +10,7 @@ import csv
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 CANONICAL_LABELS = ("neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised")
@@ -23,6 +23,26 @@ RAVDESS_EMOTIONS = {
     "05": "angry", "06": "fearful", "07": "disgust", "08": "surprised",
 }  # fmt: skip
 RAVDESS_LABEL_MAP = {"calm": "neutral", **{label: label for label in CANONICAL_LABELS}}
+
+# EmoDB (German): the emotion letter of names like 03a01Fa; boredom (L) has no canonical class.
+EMODB_LABEL_MAP = {"W": "angry", "L": None, "E": "disgust", "A": "fearful", "F": "happy", "T": "sad", "N": "neutral"}
+EMODB_FEMALE = {"08", "09", "13", "14", "16"}
+_EMODB_NAME = re.compile(r"^(\d{2})([ab]\d{2})([WLEAFTN])([a-z])$")
+
+# SAVEE (British English, four men): the emotion letters of names like DC_sa03.
+SAVEE_LABEL_MAP = {"a": "angry", "d": "disgust", "f": "fearful", "h": "happy", "n": "neutral", "sa": "sad", "su": "surprised"}
+_SAVEE_NAME = re.compile(r"^([A-Z]{2})_(a|d|f|h|n|sa|su)(\d{2})$")
+
+# CASIA (Mandarin): the emotion folder of SPEAKER/EMOTION/NNN; it has no disgust.
+CASIA_LABEL_MAP = {"angry": "angry", "fear": "fearful", "happy": "happy", "neutral": "neutral", "sad": "sad", "surprise": "surprised"}
+CASIA_GENDERS = {"liuchanhg": "female", "zhaoquanyin": "female", "wangzhe": "male", "ZhaoZuoxiang": "male"}
+
+# emotiontts_open_db (Korean): the clip number of SPEAKER/SPEAKERNNNNN gives the emotion, in blocks of 100.
+EMOTIONTTS_LABEL_MAP = {"neutral": "neutral", "happy": "happy", "angry": "angry", "sad": "sad"}
+EMOTIONTTS_BLOCKS = ("neutral", "happy", "angry", "sad")  # clips 1-100, 101-200, 201-300, 301-400
+EMOTIONTTS_FEMALE = {"ema", "emb", "nea", "neb", "nec", "ned", "nee"}
+EMOTIONTTS_MALE = {"emf", "emg", "emh", "nek", "nel", "nem", "nen", "neo"}
+_EMOTIONTTS_NAME = re.compile(r"^([a-z]{3})(\d{5})$")
 
 # ShEMO (Persian): the emotion letter of names like F03S02.wav; it has no disgust.
 SHEMO_LABEL_MAP = {"A": "angry", "F": "fearful", "H": "happy", "N": "neutral", "S": "sad", "W": "surprised"}
@@ -41,6 +61,8 @@ class Utterance:
     """Speaker id, unique within the corpus (e.g. '07' in RAVDESS, 'F03' in ShEMO)."""
     gender: str
     """'female', 'male', or '' where the corpus does not say."""
+    corpus: str = ""
+    """The corpus it comes from (ravdess, emodb, ...), for per-corpus weights and figures."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +74,9 @@ class Corpus:
     utterances: tuple[Utterance, ...]
     """Every usable utterance, sorted by path."""
     label_map: dict
-    """The corpus's own labels → canonical labels."""
+    """The corpus's own labels → canonical labels (None: dropped, no canonical class)."""
+    dropped: dict = field(default_factory=dict)
+    """How many clips of each own label were dropped for having no canonical class."""
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -73,7 +97,8 @@ def parse_ravdess_name(path: Path) -> Utterance:
     if len(fields) != 7 or fields[2] not in RAVDESS_EMOTIONS or not fields[6].isdigit():
         raise ValueError(f"{path}: not a RAVDESS file name (MM-VC-EE-II-SS-RR-AA)")
     actor = fields[6]
-    return Utterance(path, RAVDESS_LABEL_MAP[RAVDESS_EMOTIONS[fields[2]]], actor, "male" if int(actor) % 2 else "female")
+    gender = "male" if int(actor) % 2 else "female"
+    return Utterance(path, RAVDESS_LABEL_MAP[RAVDESS_EMOTIONS[fields[2]]], actor, gender, "ravdess")
 
 
 def parse_shemo_name(path: Path) -> Utterance:
@@ -82,7 +107,47 @@ def parse_shemo_name(path: Path) -> Utterance:
     if not match:
         raise ValueError(f"{path}: not a ShEMO file name (like F03S02.wav)")
     gender, number, emotion, _ = match.groups()
-    return Utterance(path, SHEMO_LABEL_MAP[emotion], gender + number, "female" if gender == "F" else "male")
+    return Utterance(path, SHEMO_LABEL_MAP[emotion], gender + number, "female" if gender == "F" else "male", "shemo")
+
+
+def parse_emodb_name(path: Path) -> tuple[str, Utterance | None]:
+    """EmoDB's own emotion letter and the utterance of a name like 03a01Fa (speaker 03, text a01,
+    happiness, version a); the utterance is None for boredom, which has no canonical class."""
+    match = _EMODB_NAME.match(path.stem)
+    if not match:
+        raise ValueError(f"{path}: not an EmoDB file name (like 03a01Fa)")
+    speaker, _, emotion, _ = match.groups()
+    label = EMODB_LABEL_MAP[emotion]
+    gender = "female" if speaker in EMODB_FEMALE else "male"
+    return emotion, (Utterance(path, label, speaker, gender, "emodb") if label else None)
+
+
+def parse_savee_name(path: Path) -> Utterance:
+    """Speaker and label of a name like DC_sa03 (speaker DC, sadness, clip 03); all four are men."""
+    match = _SAVEE_NAME.match(path.stem)
+    if not match:
+        raise ValueError(f"{path}: not a SAVEE file name (like DC_sa03)")
+    speaker, emotion, _ = match.groups()
+    return Utterance(path, SAVEE_LABEL_MAP[emotion], speaker, "male", "savee")
+
+
+def parse_casia_path(path: Path) -> Utterance:
+    """Speaker and label from CASIA's SPEAKER/EMOTION/NNN layout."""
+    speaker, emotion = path.parent.parent.name, path.parent.name
+    if emotion not in CASIA_LABEL_MAP or speaker not in CASIA_GENDERS:
+        raise ValueError(f"{path}: not a CASIA path (SPEAKER/EMOTION/NNN with a known speaker and emotion)")
+    return Utterance(path, CASIA_LABEL_MAP[emotion], speaker, CASIA_GENDERS[speaker], "casia")
+
+
+def parse_emotiontts_name(path: Path) -> Utterance:
+    """Speaker and label of a name like nea00203 (speaker nea, clip 203: angry)."""
+    match = _EMOTIONTTS_NAME.match(path.stem)
+    number = int(match.group(2)) if match else 0
+    speaker = match.group(1) if match else ""
+    if not 1 <= number <= 100 * len(EMOTIONTTS_BLOCKS) or speaker not in EMOTIONTTS_FEMALE | EMOTIONTTS_MALE:
+        raise ValueError(f"{path}: not an emotiontts file name (a known speaker and clip 1-400, like nea00203)")
+    gender = "female" if speaker in EMOTIONTTS_FEMALE else "male"
+    return Utterance(path, EMOTIONTTS_BLOCKS[(number - 1) // 100], speaker, gender, "emotiontts")
 
 
 def _audio_files(root: Path, pattern: str) -> list[Path]:
@@ -102,6 +167,61 @@ def read_shemo(root: Path) -> Corpus:
     """Every utterance under ``root`` (any depth) named like F03S02.wav."""
     files = _audio_files(root, "**/*")
     return Corpus("shemo", tuple(parse_shemo_name(p) for p in files), SHEMO_LABEL_MAP)
+
+
+def read_emodb(root: Path) -> Corpus:
+    """Every utterance under ``root`` (wav/*.flac or *.wav) with a canonical class; boredom is
+    dropped and counted."""
+    utterances, dropped = [], {}
+    for path in _audio_files(root, "**/*"):
+        emotion, utterance = parse_emodb_name(path)
+        if utterance:
+            utterances.append(utterance)
+        else:
+            dropped[emotion] = dropped.get(emotion, 0) + 1
+    return Corpus("emodb", tuple(utterances), EMODB_LABEL_MAP, dropped)
+
+
+def read_savee(root: Path) -> Corpus:
+    """Every utterance under ``root`` named like DC_sa03."""
+    return Corpus("savee", tuple(parse_savee_name(p) for p in _audio_files(root, "**/*")), SAVEE_LABEL_MAP)
+
+
+def read_casia(root: Path) -> Corpus:
+    """Every utterance under ``root`` laid out SPEAKER/EMOTION/NNN."""
+    return Corpus("casia", tuple(parse_casia_path(p) for p in _audio_files(root, "*/*/*")), CASIA_LABEL_MAP)
+
+
+def read_emotiontts(root: Path) -> Corpus:
+    """Every utterance under ``root`` laid out SPEAKER/SPEAKERNNNNN."""
+    return Corpus("emotiontts", tuple(parse_emotiontts_name(p) for p in _audio_files(root, "*/*")), EMOTIONTTS_LABEL_MAP)
+
+
+# The speakers whose clips are the reported test figures of the shipped models; no choice looks at them.
+DEFAULT_TEST_SPEAKERS = {"ravdess": ("17", "18", "19", "20")}
+
+
+def default_test_speakers(corpus: Corpus) -> tuple[str, ...]:
+    """The default test speakers found in ``corpus`` (RAVDESS actors 17-20, as corpus/speaker ids
+    where several corpora are combined); empty if it has none."""
+    present = {u.speaker for u in corpus.utterances}
+    wanted = [s for kind, speakers in DEFAULT_TEST_SPEAKERS.items() for s in (speakers if corpus.name == kind else
+              (f"{kind}/{s}" for s in speakers))]  # fmt: skip
+    return tuple(s for s in wanted if s in present)
+
+
+def combine(corpora: list[Corpus]) -> Corpus:
+    """Several corpora as one. Speaker ids become ``corpus/speaker`` so that they stay unique;
+    a single corpus is returned as it is."""
+    if len(corpora) == 1:
+        return corpora[0]
+    names = [c.name for c in corpora]
+    if len(set(names)) != len(names):
+        raise ValueError(f"a corpus is named twice in {', '.join(names)}")
+    utterances = tuple(replace(u, speaker=f"{c.name}/{u.speaker}") for c in corpora for u in c.utterances)
+    return Corpus(
+        "+".join(names), utterances, {c.name: c.label_map for c in corpora}, {c.name: c.dropped for c in corpora if c.dropped}
+    )
 
 
 def read_csv_corpus(csv_path: Path, label_map: dict | None = None) -> Corpus:
@@ -130,15 +250,28 @@ def read_csv_corpus(csv_path: Path, label_map: dict | None = None) -> Corpus:
             gender = {"f": "female", "m": "male"}.get(gender, gender)
             if gender not in ("", *GENDERS):
                 raise ValueError(f"{csv_path}:{line}: gender {row['gender']!r} is not female/male/f/m or empty")
-            utterances.append(Utterance(csv_path.parent / row["path"], mapping[row["label"]], row["speaker"], gender))
+            utterances.append(Utterance(csv_path.parent / row["path"], mapping[row["label"]], row["speaker"], gender, csv_path.stem))
     if not utterances:
         raise ValueError(f"{csv_path}: no rows")
     return Corpus(csv_path.name, tuple(sorted(utterances, key=lambda u: str(u.path))), label_map)
 
 
+READERS = {
+    "ravdess": read_ravdess, "emodb": read_emodb, "savee": read_savee, "casia": read_casia,
+    "emotiontts": read_emotiontts, "shemo": read_shemo, "csv": read_csv_corpus,
+}  # fmt: skip
+
+
 def read_corpus(kind: str, path: Path) -> Corpus:
-    """Read a corpus of ``kind`` ravdess, shemo or csv from a folder (or, for csv, the CSV file)."""
-    readers = {"ravdess": read_ravdess, "shemo": read_shemo, "csv": read_csv_corpus}
-    if kind not in readers:
-        raise ValueError(f"unknown corpus kind {kind!r}; choose from {', '.join(readers)}")
-    return readers[kind](path)
+    """Read a corpus of ``kind`` (a key of READERS) from a folder (or, for csv, the CSV file)."""
+    if kind not in READERS:
+        raise ValueError(f"unknown corpus kind {kind!r}; choose from {', '.join(READERS)}")
+    return READERS[kind](path)
+
+
+def read_corpora(kinds: list[str], path: Path | None = None) -> Corpus:
+    """One or more corpora as one (see ``combine``), each from ``corpus_root()/kind``; ``path``
+    names the folder (or CSV file) of a single corpus."""
+    if path is not None and len(kinds) != 1:
+        raise ValueError("a corpus path names one corpus; leave it out to read several from the corpus folder")
+    return combine([read_corpus(kind, path or corpus_root() / kind) for kind in kinds])

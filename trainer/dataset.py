@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import multiprocessing
+import os
+import zlib
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -15,7 +22,8 @@ from trainer.corpus import Utterance
 
 @dataclass(frozen=True)
 class SpeakerSplit:
-    """Which speakers train, validate (early stopping, LR schedule) and test; disjoint."""
+    """Which speakers train, validate (optional: their UAR is recorded after every epoch) and test;
+    disjoint."""
 
     train: tuple[str, ...]
     validation: tuple[str, ...]
@@ -23,8 +31,8 @@ class SpeakerSplit:
 
     def __post_init__(self) -> None:
         groups = [set(self.train), set(self.validation), set(self.test)]
-        if not all(groups):
-            raise ValueError("every split needs at least one speaker")
+        if not groups[0] or not groups[2]:
+            raise ValueError("the train and test splits need at least one speaker each")
         if len(groups[0] | groups[1] | groups[2]) != sum(map(len, groups)):
             raise ValueError("a speaker is in more than one split")
 
@@ -73,12 +81,12 @@ def balanced_split(utterances, validation_share: float = 0.2, test_share: float 
 
 
 def speaker_folds(utterances, k: int, seed: int = 0) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
-    """Speaker-grouped k-fold for tuning: (training speakers, held-out speakers) per fold, no
-    speaker on both sides, folds stratified by emotion and gender (scikit-learn)."""
+    """Speaker-grouped k-fold for cross-validation: (training speakers, held-out speakers) per fold,
+    no speaker on both sides, folds stratified by corpus, emotion and gender (scikit-learn)."""
     from sklearn.model_selection import StratifiedGroupKFold
 
     utterances = list(utterances)
-    strata = [f"{u.label}/{u.gender}" for u in utterances]
+    strata = [f"{u.corpus}/{u.label}/{u.gender}" for u in utterances]
     groups = [u.speaker for u in utterances]
     folds = []
     for train_index, held_index in StratifiedGroupKFold(k, shuffle=True, random_state=seed).split(strata, strata, groups):
@@ -107,20 +115,78 @@ class ClipSet:
         return [labels.index(u.label) for u in self.utterances]
 
 
-def load_clips(utterances, config: FrontendConfig, augment_config=None, seed: int = 0, progress=None) -> ClipSet:
-    """Features of every utterance and, if ``augment_config`` asks for copies, of its altered copies."""
+def feature_cache_dir() -> Path:
+    """Where computed features are kept between runs: ``SER_FEATURE_CACHE``, else ``.cache/features``
+    in the repository (ignored by git)."""
+    configured = os.environ.get("SER_FEATURE_CACHE")
+    return Path(configured) if configured else Path(__file__).resolve().parents[1] / ".cache" / "features"
+
+
+def _clip_id(path: Path) -> str:
+    """A clip's identity that does not depend on where the corpus folder lives: its last three path
+    parts (CASIA's 201.flac exists once per speaker and emotion)."""
+    return "/".join(Path(path).parts[-3:])
+
+
+def clip_features(path: Path, config: FrontendConfig, augment_config=None, seed: int = 0) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Features of one clip and of its augmented copies. The copies' random draws depend only on
+    the seed and the clip, so a clip gets the same copies in every run and every subset."""
     from trainer.augment import augment
 
-    rng = np.random.default_rng(seed)
+    samples = load_audio(path, config.sample_rate)
+    rng = np.random.default_rng([seed, zlib.crc32(_clip_id(path).encode())])
     copies = augment_config.copies if augment_config else 0
-    features, augmented = [], []
-    for index, utterance in enumerate(utterances):
-        samples = load_audio(utterance.path, config.sample_rate)
-        features.append(compute_features(samples, config))
-        augmented.append([compute_features(augment(samples, config.sample_rate, augment_config, rng), config) for _ in range(copies)])
-        if progress:
-            progress(index + 1, len(utterances))
-    return ClipSet(list(utterances), features, augmented)
+    altered = [compute_features(augment(samples, config.sample_rate, augment_config, rng), config) for _ in range(copies)]
+    return compute_features(samples, config), altered
+
+
+def _cached_clip_features(job) -> tuple[np.ndarray, list[np.ndarray]]:
+    """``clip_features`` through the on-disk cache, keyed by everything the result depends on."""
+    path, config, augment_config, seed, cache = job
+    if cache is None:
+        return clip_features(path, config, augment_config, seed)
+    stat = Path(path).stat()
+    key = json.dumps([config.to_dict(), augment_config.to_dict() if augment_config else None, seed,
+                      _clip_id(path), stat.st_size, stat.st_mtime_ns, FEATURE_CACHE_VERSION])  # fmt: skip
+    file = cache / f"{hashlib.sha256(key.encode()).hexdigest()}.npz"
+    if file.is_file():
+        with np.load(file) as stored:
+            return stored["features"], [stored[f"copy_{i}"] for i in range(len(stored.files) - 1)]
+    features, copies = clip_features(path, config, augment_config, seed)
+    partial = file.with_suffix(f".{os.getpid()}.tmp.npz")
+    np.savez(partial, features=features, **{f"copy_{i}": c for i, c in enumerate(copies)})
+    partial.replace(file)  # atomic: a concurrent or interrupted run never reads half a file
+    return features, copies
+
+
+FEATURE_CACHE_VERSION = 1  # bump when the frontend's output changes without its config changing
+
+
+def load_clips(utterances, config: FrontendConfig, augment_config=None, seed: int = 0, progress=None,
+               workers: int | None = None, cache: bool = True) -> ClipSet:  # fmt: skip
+    """Features of every utterance and, if ``augment_config`` asks for copies, of its altered
+    copies; computed in ``workers`` processes (default: one per core) and kept in the feature
+    cache, so a second run with the same frontend and augmentation reads them back."""
+    utterances = list(utterances)
+    cache_dir = feature_cache_dir() if cache else None
+    if cache_dir:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    jobs = [(u.path, config, augment_config, seed, cache_dir) for u in utterances]
+    workers = workers or os.cpu_count() or 1
+    results = []
+    if workers == 1 or len(jobs) < 32:
+        for job in jobs:
+            results.append(_cached_clip_features(job))
+            if progress:
+                progress(len(results), len(jobs))
+    else:
+        # spawn, not fork: the trainer has TensorFlow's threads running, which fork would copy mid-flight
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for result in pool.map(_cached_clip_features, jobs, chunksize=8):
+                results.append(result)
+                if progress:
+                    progress(len(results), len(jobs))
+    return ClipSet(utterances, [f for f, _ in results], [c for _, c in results])
 
 
 def fit_normalisation(features: list[np.ndarray], subtract_clip_mean: bool, trim_db: float) -> Normalisation:

@@ -1,20 +1,131 @@
-"""Experiments beyond one training run: hyperparameter search with speaker-grouped
-cross-validation, and the gender-dependent experiment (train on female, male or both)."""
+"""Experiments beyond one training run, every one scored through the device's own classifier on
+the int8 model it would ship:
+
+- speaker-grouped cross-validation over the development speakers of all corpora (the recipe's
+  figures per corpus and per gender, and the epoch count),
+- leave-one-corpus-out (trained without a corpus, tested on it: a language never heard),
+- the gender-dependent experiment (train on female, male or both speakers),
+- a search over model settings by cross-validation.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
 from trainer.dataset import ClipSet, speaker_folds
 from trainer.evaluate import accuracy, uar
+from trainer.gate import device_probabilities
 from trainer.model import ModelConfig
-from trainer.train import TrainOptions, _log, fit, predict_clips
+from trainer.train import TrainOptions, _log, export_bundle, fit
 
-SEARCH_SPACE = {"layers": (1, 2), "units": (32, 64, 128), "learning_rate": (1e-3, 3e-4), "batch_size": (32, 64)}
+SEARCH_SPACE = {"units": (32, 64, 96), "learning_rate": (1e-3, 3e-3), "dropout": (0.2, 0.4)}
+
+
+def train_and_score(options: TrainOptions, train: ClipSet, held: ClipSet, labels: tuple[str, ...], what: str) -> dict:
+    """Fit on ``train``, export the int8 model and classify ``held`` with the device's classifier.
+    Returns the predictions with each clip's corpus and gender, and the per-epoch held-out UAR of
+    the Keras model (for choosing the epoch count)."""
+    began = time.monotonic()
+    trained = fit(options, train, labels, held, log=lambda message: _log(f"{what}: {message}"))
+    with tempfile.TemporaryDirectory() as scratch:
+        _, bundle = export_bundle(trained, dataclasses.replace(options, name="experiment"), labels, Path(scratch))
+        predicted = device_probabilities(bundle, held.features).argmax(axis=1)
+    truth = np.asarray(held.targets(labels))
+    result = {
+        "speakers": sorted({u.speaker for u in held.utterances}),
+        "true": truth.tolist(), "predicted": predicted.tolist(),
+        "corpus": [u.corpus for u in held.utterances], "gender": [u.gender for u in held.utterances],
+        "epoch_uar": [round(v, 4) for v in trained.history.get("held_out_uar", [])],
+        "seconds": round(time.monotonic() - began, 1),
+    }  # fmt: skip
+    _log(f"{what}: int8 UAR {uar(truth, predicted, len(labels)):.2%} on {len(truth)} clips ({result['seconds']:.0f} s)")
+    return result
+
+
+def scores(results: list[dict], n_classes: int, key: str | None = None) -> dict:
+    """UAR and accuracy of each result (a fold), overall or per value of ``key`` (corpus or
+    gender): mean and standard deviation over the results that have clips of that value."""
+
+    def summary(values: list[float]) -> dict:
+        return {"mean": round(float(np.mean(values)), 4), "std": round(float(np.std(values)), 4), "folds": [round(v, 4) for v in values]}
+
+    def metric_pairs(result, keep):
+        truth, predicted = np.asarray(result["true"])[keep], np.asarray(result["predicted"])[keep]
+        return uar(truth, predicted, n_classes), accuracy(truth, predicted, n_classes)
+
+    if key is None:
+        pairs = [metric_pairs(r, slice(None)) for r in results]
+        return {"uar": summary([u for u, _ in pairs]), "accuracy": summary([a for _, a in pairs])}
+    table = {}
+    for value in sorted({v for r in results for v in r[key]} - {""}):
+        pairs = [metric_pairs(r, np.asarray(r[key]) == value) for r in results if value in r[key]]
+        table[value] = {"uar": summary([u for u, _ in pairs]), "accuracy": summary([a for _, a in pairs]),
+                        "clips": sum(r[key].count(value) for r in results)}  # fmt: skip
+    return table
+
+
+def cross_validate(options: TrainOptions, clips: ClipSet, labels: tuple[str, ...], k: int) -> dict:
+    """Speaker-grouped k-fold cross-validation (folds stratified by corpus, emotion and gender):
+    int8 scores overall, per corpus and per gender, mean and spread over folds; the mean held-out
+    UAR after each epoch, and the epoch count where it peaks."""
+    folds = speaker_folds(clips.utterances, k, options.seed)
+    results = []
+    for number, (train_speakers, held_speakers) in enumerate(folds, start=1):
+        train = clips.subset(lambda u: u.speaker in set(train_speakers))
+        held = clips.subset(lambda u: u.speaker in set(held_speakers))
+        results.append(train_and_score(options, train, held, labels, f"fold {number}/{k}"))
+    curve = np.mean([r["epoch_uar"] for r in results], axis=0) if results[0]["epoch_uar"] else np.zeros(0)
+    return {
+        "folds": k,
+        **scores(results, len(labels)),
+        "per_corpus": scores(results, len(labels), "corpus"),
+        "per_gender": scores(results, len(labels), "gender"),
+        "epoch_uar": [round(float(v), 4) for v in curve],
+        "best_epochs": int(np.argmax(curve)) + 1 if len(curve) else None,
+        "results": results,
+    }
+
+
+def leave_one_corpus_out(options: TrainOptions, clips: ClipSet, labels: tuple[str, ...]) -> dict:
+    """For every corpus: train on all the others, test on it (int8, device classifier); the
+    figures say how the recipe does on a language and recording setup it never heard."""
+    table = {}
+    for corpus in sorted({u.corpus for u in clips.utterances}):
+        train = clips.subset(lambda u: u.corpus != corpus)
+        held = clips.subset(lambda u: u.corpus == corpus)
+        result = train_and_score(options, train, held, labels, f"without {corpus}")
+        truth, predicted = np.asarray(result["true"]), np.asarray(result["predicted"])
+        table[corpus] = {
+            "clips": len(truth), "classes": len(set(truth.tolist())),
+            "uar": round(uar(truth, predicted, len(labels)), 4), "accuracy": round(accuracy(truth, predicted, len(labels)), 4),
+            "chance_uar": round(1 / len(set(truth.tolist())), 4),
+            "per_gender": scores([result], len(labels), "gender"),
+        }  # fmt: skip
+    return table
+
+
+def gender_experiment(options: TrainOptions, train: ClipSet, test: ClipSet, labels: tuple[str, ...]) -> list[dict]:
+    """Train on female training speakers only, male only, and both; test each int8 model on the
+    female, male and all test speakers, through the device's classifier."""
+    rows = []
+    for trained_on in ("female", "male", "both"):
+        subset = train.subset(lambda u: trained_on == "both" or u.gender == trained_on)
+        result = train_and_score(options, subset, test, labels, f"trained on {trained_on}")
+        truth, predicted, genders = np.asarray(result["true"]), np.asarray(result["predicted"]), np.asarray(result["gender"])
+        for tested_on in ("female", "male", "all"):
+            mask = genders == tested_on if tested_on != "all" else np.ones(len(truth), bool)
+            rows.append({
+                "trained_on": trained_on, "tested_on": tested_on, "train_speakers": len({u.speaker for u in subset.utterances}),
+                "clips": int(mask.sum()), "accuracy": round(accuracy(truth[mask], predicted[mask], len(labels)), 4),
+                "uar": round(uar(truth[mask], predicted[mask], len(labels)), 4),
+            })  # fmt: skip
+    return rows
 
 
 def search_candidates(base: ModelConfig, seed: int) -> list[ModelConfig]:
@@ -30,69 +141,27 @@ def search_candidates(base: ModelConfig, seed: int) -> list[ModelConfig]:
     return unique
 
 
-def cross_validate(options: TrainOptions, clips: ClipSet, labels: tuple[str, ...], folds) -> dict:
-    """Mean clip-level UAR and accuracy over speaker folds; each fold's held-out speakers also
-    drive its early stopping, so scores are comparable between configurations but optimistic."""
-    uars, accuracies, epochs = [], [], []
-    for train_speakers, held_speakers in folds:
-        train = clips.subset(lambda u: u.speaker in train_speakers)
-        held = clips.subset(lambda u: u.speaker in held_speakers)
-        result = fit(options, train, held, labels, verbose=0)
-        predicted, truth = predict_clips(result, held, options.windowing), np.asarray(held.targets(labels))
-        uars.append(uar(truth, predicted, len(labels)))
-        accuracies.append(accuracy(truth, predicted, len(labels)))
-        epochs.append(int(np.argmin(result.history["val_loss"])) + 1)
-    return {"uar": round(float(np.mean(uars)), 4), "accuracy": round(float(np.mean(accuracies)), 4),
-            "fold_uar": [round(u, 4) for u in uars], "best_epochs": epochs}  # fmt: skip
-
-
 def tune(options: TrainOptions, clips: ClipSet, labels: tuple[str, ...], k: int, budget_seconds: float,
          max_configs: int | None = None) -> dict:  # fmt: skip
-    """Search layers, units, learning rate and batch size by speaker-grouped k-fold CV on the
-    given (training and validation) clips, until the budget is spent. Returns every
-    configuration tried with its score, best first, and the time spent."""
-    folds = speaker_folds(clips.utterances, k, options.seed)
+    """Search model settings by speaker-grouped k-fold CV on the given (development) clips until
+    the budget is spent. Returns every configuration tried with its score, best first."""
     started = time.monotonic()
-    tried = []
+    tried, held_out = [], []
     candidates = search_candidates(options.model, options.seed)[:max_configs]
     for number, config in enumerate(candidates, start=1):
         if time.monotonic() - started > budget_seconds:
             break
         began = time.monotonic()
-        score = cross_validate(dataclasses.replace(options, model=config), clips, labels, folds)
-        tried.append({"config": dataclasses.asdict(config), **score, "seconds": round(time.monotonic() - began, 1)})
-        _log(f"tune {number}/{len(candidates)}: {_describe(config)} → CV UAR {score['uar']:.2%} "
-             f"({time.monotonic() - started:.0f} s spent)")  # fmt: skip
+        result = cross_validate(dataclasses.replace(options, model=config), clips, labels, k)
+        held_out = [fold["speakers"] for fold in result["results"]]  # the same folds for every configuration
+        tried.append({"config": dataclasses.asdict(config), "uar": result["uar"]["mean"], "accuracy": result["accuracy"]["mean"],
+                      "fold_uar": result["uar"]["folds"], "seconds": round(time.monotonic() - began, 1)})  # fmt: skip
+        _log(f"tune {number}/{len(candidates)}: {config} → CV UAR {result['uar']['mean']:.2%}")
     return {
-        "folds": [{"train": list(t), "held_out": list(h)} for t, h in folds],
+        "folds": k,
+        "held_out": held_out,
         "tried": sorted(tried, key=lambda row: -row["uar"]),
         "untried": len(candidates) - len(tried),
         "seconds": round(time.monotonic() - started, 1),
         "budget_seconds": budget_seconds,
     }
-
-
-def _describe(config: ModelConfig) -> str:
-    return f"{config.architecture} {config.layers}x{config.units}, lr {config.learning_rate:g}, batch {config.batch_size}"
-
-
-def gender_experiment(options: TrainOptions, train: ClipSet, validation: ClipSet, test: ClipSet, labels) -> list[dict]:
-    """Train on female training speakers only, male only, and both; test each model on the
-    female, male and all test speakers (float32 Keras, clip level)."""
-    rows = []
-    truth = np.asarray(test.targets(labels))
-    genders = np.array([u.gender for u in test.utterances])
-    for trained_on in ("female", "male", "both"):
-        subset = train.subset(lambda u: trained_on == "both" or u.gender == trained_on)
-        result = fit(options, subset, validation, labels, verbose=0)
-        predicted = predict_clips(result, test, options.windowing)
-        for tested_on in ("female", "male", "all"):
-            mask = genders == tested_on if tested_on != "all" else np.ones(len(truth), bool)
-            rows.append({
-                "trained_on": trained_on, "tested_on": tested_on, "train_speakers": len({u.speaker for u in subset.utterances}),
-                "clips": int(mask.sum()), "accuracy": round(accuracy(truth[mask], predicted[mask], len(labels)), 4),
-                "uar": round(uar(truth[mask], predicted[mask], len(labels)), 4),
-            })  # fmt: skip
-        _log(f"gender experiment: trained on {trained_on}: " + ", ".join(
-            f"{r['tested_on']} UAR {r['uar']:.2%}" for r in rows[-3:]))  # fmt: skip
-    return rows

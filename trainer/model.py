@@ -2,34 +2,28 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from trainer.recipe import ModelConfig
 
-@dataclass(frozen=True)
-class ModelConfig:
-    """Architecture and optimisation settings of a recurrent classifier."""
 
-    architecture: str = "lstm"
-    """Recurrent cell: lstm (becomes one fused TFLite op) or gru (unrolled over the fixed input
-    length, the only way it converts to builtin int8 ops)."""
-    units: int = 64
-    """Units per recurrent layer."""
-    layers: int = 1
-    """Number of stacked recurrent layers."""
-    pooling: str = "mean"
-    """How the last layer's outputs become one vector: mean (average over time) or last (final state)."""
-    input_noise: float = 0.3
-    """Std of Gaussian noise added to the normalised features while training (none at inference)."""
-    dropout: float = 0.5
-    """Dropout rate before the output layer."""
-    learning_rate: float = 1e-3
-    """Initial Adam learning rate."""
-    batch_size: int = 32
-    """Training batch size (export always uses batch 1)."""
+def _recurrent(config: ModelConfig, units: int, sequences: bool, name: str):
+    if config.architecture == "lstm":
+        return keras.layers.LSTM(units, return_sequences=sequences, name=name)
+    return keras.layers.GRU(units, return_sequences=sequences, unroll=True, name=name)
+
+
+def attention_pooling(sequence, name: str = "attention"):
+    """Soft attention over time: a learnt score per frame, softmax over the frames, and the
+    frames' weighted sum. (batch, frames, width) → (batch, width)."""
+    frames = sequence.shape[1]
+    scores = keras.layers.Dense(1, name=f"{name}_score")(sequence)  # (batch, frames, 1)
+    # TFLite's softmax works on the last axis: flatten the scores to (batch, frames) for it.
+    weights = keras.layers.Softmax(name=f"{name}_weights")(keras.layers.Reshape((frames,))(scores))
+    weighted = keras.layers.Multiply()([sequence, keras.layers.Reshape((frames, 1))(weights)])
+    return keras.layers.Lambda(lambda x: tf.reduce_sum(x, axis=1), name=f"{name}_sum")(weighted)
 
 
 def build_model(config: ModelConfig, frames: int, features: int, classes: int, batch_size: int | None = None):
@@ -39,22 +33,26 @@ def build_model(config: ModelConfig, frames: int, features: int, classes: int, b
     The export copy is built with ``batch_size=1``: a fixed shape is what lets the converter
     emit builtin int8 ops only.
     """
-    if config.architecture not in ("lstm", "gru") or config.pooling not in ("mean", "last"):
-        raise ValueError(f"unknown architecture {config.architecture!r} or pooling {config.pooling!r}")
     inputs = keras.Input(shape=(frames, features), batch_size=batch_size, name="features")
     x = keras.layers.GaussianNoise(config.input_noise, name="training_noise")(inputs) if config.input_noise else inputs
-    for layer in range(config.layers):
-        sequences = layer < config.layers - 1 or config.pooling == "mean"
-        if config.architecture == "lstm":
-            x = keras.layers.LSTM(config.units, return_sequences=sequences, name=f"lstm_{layer}")(x)
-        else:
-            x = keras.layers.GRU(config.units, return_sequences=sequences, unroll=True, name=f"gru_{layer}")(x)
-    if config.pooling == "mean":
-        # Averaging over time weighs every part of the utterance, not just its end.
-        x = keras.layers.GlobalAveragePooling1D(name="mean_over_time")(x)
+    if config.time_pooling > 1:
+        x = keras.layers.AveragePooling1D(config.time_pooling, name="time_pooling")(x)
+    if config.design == "residual-attention":
+        # The first layer is as wide as the input so that its output can be added to it.
+        x = keras.layers.Add(name="residual")([x, _recurrent(config, features, True, f"{config.architecture}_0")(x)])
+        x = keras.layers.BatchNormalization(name="residual_norm")(x)
+        x = _recurrent(config, config.units, True, f"{config.architecture}_1")(x)
+        x = keras.layers.BatchNormalization(name="pooled_norm")(attention_pooling(x))
+    else:
+        for layer in range(config.layers):
+            sequences = layer < config.layers - 1 or config.pooling == "mean"
+            x = _recurrent(config, config.units, sequences, f"{config.architecture}_{layer}")(x)
+        if config.pooling == "mean":
+            # Averaging over time weighs every part of the utterance, not just its end.
+            x = keras.layers.GlobalAveragePooling1D(name="mean_over_time")(x)
     x = keras.layers.Dropout(config.dropout)(x)
     outputs = keras.layers.Dense(classes, activation="softmax", name="emotion")(x)
-    return keras.Model(inputs, outputs, name=config.architecture)
+    return keras.Model(inputs, outputs, name=f"{config.architecture}-{config.design}")
 
 
 def export_tflite(model, config: ModelConfig, calibration: np.ndarray | None) -> bytes:

@@ -6,12 +6,20 @@ import json
 from pathlib import Path
 
 CARD_FILE = "MODEL_CARD.md"
-TUNING_FILE, GENDER_EXPERIMENT_FILE = "tuning.json", "gender_experiment.json"
+EXPERIMENT_FILES = {"cv": "cv.json", "loco": "loco.json", "gender": "gender_experiment.json", "tuning": "tuning.json"}
 CORPUS_NOTES = {
     "ravdess": "RAVDESS speech (Livingstone & Russo 2018, PLoS ONE 13(5): e0196391; licence CC BY-NC-SA 4.0, "
     "which this model inherits: attribution, non-commercial, share-alike). North-American English, professional "
     "actors, two fixed sentences, studio recordings. Odd actors are male, even female; actors 21–24 were never "
     "seen by anyone here and are not part of these figures.",
+    "emodb": "EmoDB, the Berlin Database of Emotional Speech (German, 10 actors; Burkhardt et al. 2005, "
+    "Interspeech); free for research, cite the paper. Boredom has no canonical class and is dropped.",
+    "savee": "SAVEE (British English, 4 male speakers; Haq & Jackson 2009, 2010, University of Surrey); free for "
+    "research.",
+    "casia": "CASIA Chinese emotional speech, public 1,200-utterance set (Mandarin, 4 speakers; Institute of "
+    "Automation, Chinese Academy of Sciences); research use. No disgust.",
+    "emotiontts": "emotiontts_open_db public 5 % sample (Korean, 15 speakers; KAIST / SELVAS AI); CC BY-NC-SA, "
+    "research only. Four emotions: neutral, happy, angry, sad.",
     "shemo": "ShEMO, the Sharif Emotional Speech Database (Persian, radio plays; Mohamad Nezami et al. 2019). "
     "Check its licence before sharing this model.",
 }
@@ -30,8 +38,10 @@ def _metrics_table(metrics: dict) -> list[str]:
     for name in ("float32", "int8"):
         m = metrics[name]
         rows.append(f"| {name} | {m['clips']} | {_percent(m['accuracy'])} | {_percent(m['uar'])} | {_percent(m['macro_f1'])} |")
-    for gender, m in metrics["int8_gender"]["by_gender"].items():
-        rows.append(f"| int8, {gender} speakers | {m['clips']} | {_percent(m['accuracy'])} | {_percent(m['uar'])} | {_percent(m['macro_f1'])} |")
+    for name in ("float32", "int8"):
+        for gender, m in metrics.get(f"{name}_gender", {}).get("by_gender", {}).items():
+            rows.append(f"| {name}, {gender} speakers | {m['clips']} | {_percent(m['accuracy'])} | {_percent(m['uar'])} "
+                        f"| {_percent(m['macro_f1'])} |")  # fmt: skip
     return rows
 
 
@@ -83,45 +93,99 @@ def _input_summary(manifest: dict) -> str:
     )
 
 
-def read_experiments(bundle_dir: Path) -> tuple[dict | None, list[dict] | None]:
-    """The tuning result and gender-experiment rows stored beside a bundle, where present."""
-    tuning = bundle_dir / TUNING_FILE
-    experiment = bundle_dir / GENDER_EXPERIMENT_FILE
-    return (json.loads(tuning.read_text()) if tuning.is_file() else None,
-            json.loads(experiment.read_text())["rows"] if experiment.is_file() else None)  # fmt: skip
+def read_experiments(bundle_dir: Path) -> dict:
+    """The experiments stored beside a bundle (cross-validation, leave-one-corpus-out, gender
+    experiment, tuning), each where present."""
+    return {key: json.loads((bundle_dir / name).read_text()) for key, name in EXPERIMENT_FILES.items()
+            if (bundle_dir / name).is_file()}  # fmt: skip
 
 
-def _experiment_lines(bundle_dir: Path) -> list[str]:
-    tuning, experiment = read_experiments(bundle_dir)
+def _mean_std(summary: dict) -> str:
+    return f"{_percent(summary['mean'])} ± {_percent(summary['std'])}"
+
+
+def _cv_lines(cv: dict) -> list[str]:
+    speakers = sum(len(r["speakers"]) for r in cv["results"])
+    lines = ["## Cross-validated figures of the recipe", "",
+             f"{cv['folds']}-fold cross-validation over the {speakers} development speakers of every corpus (folds "
+             "grouped by speaker, stratified by corpus, emotion and gender; the test speakers are in no fold); each "
+             "fold's int8 model run through the device's classifier; mean ± standard deviation over folds.", "",
+             "| held-out clips | clips | UAR | accuracy |", "|---|---|---|---|",
+             f"| all | {sum(len(r['true']) for r in cv['results'])} | {_mean_std(cv['uar'])} | {_mean_std(cv['accuracy'])} |"]  # fmt: skip
+    for key in ("per_corpus", "per_gender"):
+        lines += [f"| {name} | {row['clips']} | {_mean_std(row['uar'])} | {_mean_std(row['accuracy'])} |" for name, row in cv[key].items()]
+    if cv.get("best_epochs"):
+        lines += ["", f"Mean held-out UAR (float32 Keras) was highest after {cv['best_epochs']} of {len(cv['epoch_uar'])} epochs."]
+    return lines + [""]
+
+
+def _loco_lines(loco: dict) -> list[str]:
+    lines = ["## Leave one corpus out", "",
+             "Trained on the development speakers of all other corpora, tested on every clip of the corpus left out "
+             "(int8, device classifier): how the recipe does on a language and recording set-up it never heard.", "",
+             "| corpus left out | clips | classes | UAR (chance) | accuracy | female UAR | male UAR |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for name, row in loco["corpora"].items():
+        by_gender = {g: _percent(r["uar"]["mean"]) for g, r in row["per_gender"].items()}
+        lines.append(f"| {name} | {row['clips']} | {row['classes']} | {_percent(row['uar'])} ({_percent(row['chance_uar'])}) "
+                     f"| {_percent(row['accuracy'])} | {by_gender.get('female', '–')} | {by_gender.get('male', '–')} |")  # fmt: skip
+    return lines + [""]
+
+
+def _experiment_lines(experiments: dict) -> list[str]:
     lines = []
-    if tuning:
-        lines += ["## Tuning", "", f"{len(tuning['tried'])} configurations by {len(tuning['folds'])}-fold speaker-grouped "
-                  f"cross-validation on the training and validation speakers ({tuning['seconds']:.0f} s; "
-                  f"{tuning['untried']} left untried by the budget). Best first:", "",
-                  "| cell | layers | units | learning rate | batch | CV UAR | CV accuracy |", "|---|---|---|---|---|---|---|"]  # fmt: skip
-        lines += [f"| {r['config']['architecture']} | {r['config']['layers']} | {r['config']['units']} | {r['config']['learning_rate']:g} "
-                  f"| {r['config']['batch_size']} | {_percent(r['uar'])} | {_percent(r['accuracy'])} |" for r in tuning["tried"]]  # fmt: skip
-        lines.append("")
-    if experiment:
-        lines += ["## Gender-dependent experiment", "", "Same validation and test speakers; float32 Keras models.", "",
+    if "cv" in experiments:
+        lines += _cv_lines(experiments["cv"])
+    if "loco" in experiments:
+        lines += _loco_lines(experiments["loco"])
+    if "gender" in experiments:
+        lines += ["## Gender-dependent experiment", "", "Trained on the female, the male or all development speakers; "
+                  "tested on the test speakers; int8 models through the device's classifier.", "",
                   "| trained on | tested on | training speakers | clips | accuracy | UAR |", "|---|---|---|---|---|---|"]  # fmt: skip
         lines += [f"| {r['trained_on']} | {r['tested_on']} | {r['train_speakers']} | {r['clips']} | {_percent(r['accuracy'])} "
-                  f"| {_percent(r['uar'])} |" for r in experiment]  # fmt: skip
+                  f"| {_percent(r['uar'])} |" for r in experiments["gender"]["rows"]]  # fmt: skip
+        lines.append("")
+    if "tuning" in experiments:
+        tuning = experiments["tuning"]
+        lines += ["## Tuning", "", f"{len(tuning['tried'])} configurations by {tuning['folds']}-fold speaker-grouped "
+                  f"cross-validation on the development speakers ({tuning['seconds']:.0f} s; {tuning['untried']} left untried "
+                  "by the budget). Best first:", "",
+                  "| cell | design | units | learning rate | dropout | CV UAR | CV accuracy |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [f"| {r['config']['architecture']} | {r['config']['design']} | {r['config']['units']} | {r['config']['learning_rate']:g} "
+                  f"| {r['config']['dropout']:g} | {_percent(r['uar'])} | {_percent(r['accuracy'])} |" for r in tuning["tried"]]  # fmt: skip
         lines.append("")
     return lines
 
 
-def write_model_card(manifest: dict, out_dir: Path) -> Path:
-    """Write MODEL_CARD.md for a bundle from its manifest; every figure comes from the manifest."""
+def _corpus_line(name: str, label_map: dict, dropped: dict) -> str:
+    renamed = ", ".join(f"{own} → {canonical or 'dropped'}" for own, canonical in label_map.items() if own != canonical)
+    line = f"- {name}: {CORPUS_NOTES.get(name, '')} Label map: {renamed or 'identity'}."
+    return line + (" Dropped: " + ", ".join(f"{n} clips of {own}" for own, n in dropped.items()) + "." if dropped else "")
+
+
+def _architecture(arch: dict) -> str:
+    cell = arch["architecture"].upper()
+    if arch["design"] == "residual-attention":
+        return (f"residual-attention {cell} (after ResLSTM-SA: a residual {cell} as wide as the input, a {cell} of "
+                f"{arch['units']} units, soft attention over time)")  # fmt: skip
+    return f"{cell} ({arch['layers']} x {arch['units']} units, {arch['pooling']} pooling)"
+
+
+def write_model_card(manifest: dict, out_dir: Path, experiments: dict | None = None) -> Path:
+    """Write MODEL_CARD.md for a bundle from its manifest and the experiments beside it; every
+    figure comes from those files."""
     training, metrics, model = manifest["training"], manifest["metrics"], manifest["model"]
+    experiments = read_experiments(out_dir) if experiments is None else experiments
+    corpora = training.get("corpora") or [training["corpus"]]
+    label_maps = training["label_map"] if len(corpora) > 1 else {training["corpus"]: training["label_map"]}
+    dropped = training.get("dropped_clips") or {}
     speakers = training["speakers"]
     arch = model["architecture"]
     lines = [
         f"# Model card: {manifest['name']}",
         "",
         f"Speech emotion recognition, {len(manifest['labels'])} classes ({', '.join(manifest['labels'])}), "
-        f"full-int8 TFLite {arch['architecture'].upper()} ({arch['layers']} x {arch['units']} units, "
-        f"{model['parameters']} parameters, {model['size_bytes']} bytes) over the edge MFCC frontend.",
+        f"full-int8 TFLite {_architecture(arch)}, {model['parameters']} parameters, {model['size_bytes']} bytes, "
+        "over the edge MFCC frontend.",
         "",
         _input_summary(manifest),
         "",
@@ -134,15 +198,19 @@ def write_model_card(manifest: dict, out_dir: Path) -> Path:
         "",
         "## Training data",
         "",
-        f"Corpus: {training['corpus']}. {CORPUS_NOTES.get(training['corpus'], '')}".rstrip(),
-        f"Label map: {', '.join(f'{k} → {v}' for k, v in training['label_map'].items() if k != v) or 'none'} "
-        "(all other labels kept).",
-        f"Speakers (split by speaker, none in two splits): train {', '.join(speakers['train'])}; "
-        f"validation {', '.join(speakers['validation'])} (early stopping and learning-rate schedule only); "
-        f"test {', '.join(speakers['test'])}.",
+        f"Learnt from {len(corpora)} corpus{'es' if len(corpora) > 1 else ''}; its licence terms are the strictest of theirs "
+        "(research, non-commercial, share-alike):",
+        "",
+        *[_corpus_line(name, label_maps.get(name, {}), dropped.get(name, {})) for name in corpora],
+        "",
+        f"Speakers (split by speaker, none in two splits): {len(speakers['train'])} training speakers; "
+        + (f"validation {', '.join(speakers['validation'])} (their UAR was recorded per epoch; nothing was chosen by it); "
+           if speakers["validation"] else "")
+        + f"test {', '.join(speakers['test'])} (reported below; no choice looked at them).",
         f"Clips: {training['clips']['train']} train, {training['clips']['validation']} validation, "
-        f"{training['clips']['test']} test. Epochs run: {training['epochs_run']} (best on validation: "
-        f"{training['best_epoch']}).",
+        f"{training['clips']['test']} test, weighted so that every corpus's speakers and every class count alike "
+        f"({training['settings'].get('balance', 'none')}). Epochs: {training['epochs_run']}, a number chosen by "
+        "cross-validation (below).",
         "",
         "## Results on the test speakers",
         "",
@@ -164,14 +232,14 @@ def write_model_card(manifest: dict, out_dir: Path) -> Path:
         "",
         *_confusion_table(manifest["labels"], metrics["int8"]["confusion_matrix"]),
         "",
-        *_experiment_lines(out_dir),
+        *_experiment_lines(experiments),
         "## Limitations",
         "",
         f"- Only {len(speakers['test'])} test speakers: the standard error of the int8 accuracy over clips alone is "
         f"±{100 * _standard_error(metrics['int8']['accuracy'], metrics['int8']['clips']):.1f} points, and speakers differ "
         "more than that (see the rows by gender).",
-        "- Acted speech in one language and accent; spontaneous speech, other languages, far-field "
-        "microphones and noise will lower accuracy.",
+        "- Acted speech; spontaneous speech, languages not among the training corpora, far-field "
+        "microphones and noise will lower accuracy (see leave one corpus out).",
         f"- 'calm' is merged into 'neutral'. Most frequent confusions (int8): "
         f"{_top_confusions(manifest['labels'], metrics['int8']['confusion_matrix'])}.",
         "",

@@ -50,6 +50,12 @@ def exploration(corpus: Corpus, speakers: dict, frontend: FrontendConfig) -> str
             + [sum(u.gender == "female" for u in items), sum(u.gender == "male" for u in items)]
             for part, items in parts.items()]  # fmt: skip
     counts = _table(["split", "speakers", "clips", *labels, "female clips", "male clips"], rows)
+    corpora = sorted({u.corpus for u in corpus.utterances})
+    if len(corpora) > 1:
+        rows = [[name, len({u.speaker for u in corpus.utterances if u.corpus == name})]
+                + [sum(u.corpus == name and u.label == label for u in corpus.utterances) for label in labels]
+                + [sum(u.corpus == name and u.speaker in set(speakers["test"]) for u in corpus.utterances)] for name in corpora]  # fmt: skip
+        counts += _table(["corpus", "speakers", *labels, "test clips"], rows)
     figure, axis = plt.subplots(figsize=(7, 3))
     for part, items in parts.items():
         durations = [soundfile.info(u.path).duration for u in items]
@@ -76,14 +82,17 @@ def exploration(corpus: Corpus, speakers: dict, frontend: FrontendConfig) -> str
 
 def training_curves(history: dict) -> str:
     figure, axes = plt.subplots(1, 2, figsize=(11, 3))
-    for axis, metric in zip(axes, ("loss", "accuracy")):
-        axis.plot(history[metric], label=f"train {metric}")
-        axis.plot(history[f"val_{metric}"], label=f"validation {metric}")
-        axis.set(xlabel="epoch", title=metric)
-        axis.legend()
-    best = int(np.argmin(history["val_loss"]))
-    axes[0].axvline(best, color="grey", linestyle=":")
-    return f"<h2>Training</h2><p>Best validation loss at epoch {best + 1}; its weights were kept.</p>{_image(figure)}"
+    axes[0].plot(history["loss"], label="training loss (masked, mixed windows)")
+    axes[0].set(xlabel="epoch", title="loss")
+    axes[0].legend()
+    if "held_out_uar" in history:
+        axes[1].plot(history["held_out_uar"], label="validation speakers' UAR")
+        axes[1].set(xlabel="epoch", title="UAR", ylim=(0, 1))
+        axes[1].legend()
+    else:
+        axes[1].set_axis_off()
+    return (f"<h2>Training</h2><p>{len(history['loss'])} epochs, a number chosen by cross-validation; the weights after the "
+            f"last epoch are the model.</p>{_image(figure)}")  # fmt: skip
 
 
 def test_results(manifest: dict) -> str:
@@ -142,7 +151,7 @@ def gender_section(manifest: dict, experiment: list[dict] | None) -> str:
         for index, tested in enumerate(("female", "male", "all")):
             values = [next(r["uar"] for r in experiment if r["trained_on"] == t and r["tested_on"] == tested) for t in trained]
             axis.bar(np.arange(3) + 0.27 * index, values, 0.27, label=f"tested on {tested}")
-        axis.set(title="Gender-dependent training (float32, UAR)", xticks=np.arange(3) + 0.27, ylim=(0, 1))
+        axis.set(title="Gender-dependent training (int8, UAR)", xticks=np.arange(3) + 0.27, ylim=(0, 1))
         axis.set_xticklabels([f"trained on {t}" for t in trained])
         axis.legend()
         parts.append(f"<h3>Gender-dependent experiment</h3>{table}{_image(figure)}")
@@ -152,24 +161,51 @@ def gender_section(manifest: dict, experiment: list[dict] | None) -> str:
 def tuning_section(tuning: dict | None) -> str:
     if not tuning:
         return ""
-    rows = [[r["config"]["architecture"], r["config"]["layers"], r["config"]["units"], r["config"]["learning_rate"],
-             r["config"]["batch_size"], _pct(r["uar"]), _pct(r["accuracy"]), " ".join(_pct(u) for u in r["fold_uar"]),
+    rows = [[r["config"]["architecture"], r["config"]["design"], r["config"]["units"], r["config"]["learning_rate"],
+             r["config"]["dropout"], _pct(r["uar"]), _pct(r["accuracy"]), " ".join(_pct(u) for u in r["fold_uar"]),
              f"{r['seconds']:.0f}"] for r in tuning["tried"]]  # fmt: skip
-    return (f"<h2>Tuning</h2><p>{len(tuning['tried'])} configurations by {len(tuning['folds'])}-fold speaker-grouped "
+    return (f"<h2>Tuning</h2><p>{len(tuning['tried'])} configurations by {tuning['folds']}-fold speaker-grouped "
             f"cross-validation in {tuning['seconds']:.0f} s ({tuning['untried']} left untried by the budget).</p>"
-            + _table(["cell", "layers", "units", "learning rate", "batch", "CV UAR", "CV accuracy", "fold UAR", "s"], rows))  # fmt: skip
+            + _table(["cell", "design", "units", "learning rate", "dropout", "CV UAR", "CV accuracy", "fold UAR", "s"], rows))  # fmt: skip
 
 
-def write_report(manifest: dict, corpus: Corpus, out_dir: Path, tuning: dict | None = None,
-                 gender_experiment: list[dict] | None = None) -> Path:  # fmt: skip
-    """Write report.html for a bundle into ``out_dir``."""
+def _mean_std(summary: dict) -> str:
+    return f"{_pct(summary['mean'])} ± {_pct(summary['std'])}"
+
+
+def cross_validation_section(cv: dict | None, loco: dict | None) -> str:
+    """The recipe's cross-validated figures per corpus and gender, its epoch curve, and the
+    leave-one-corpus-out table."""
+    parts = []
+    if cv:
+        groups = {"all": {"uar": cv["uar"], "accuracy": cv["accuracy"]}, **cv["per_corpus"], **cv["per_gender"]}
+        rows = [[name, _mean_std(row["uar"]), _mean_std(row["accuracy"]), " ".join(_pct(u) for u in row["uar"]["folds"])]
+                for name, row in groups.items()]  # fmt: skip
+        figure, axis = plt.subplots(figsize=(7, 3))
+        axis.plot(np.arange(1, len(cv["epoch_uar"]) + 1), cv["epoch_uar"])
+        axis.set(xlabel="epoch", ylabel="mean held-out UAR (float32)", title="Cross-validation: UAR after each epoch")
+        parts.append(f"<h2>Cross-validation</h2><p>{cv['folds']} folds grouped by speaker over every development speaker; "
+                     "int8 models through the device's classifier; mean ± standard deviation over folds.</p>"
+                     + _table(["held-out clips", "UAR", "accuracy", "fold UAR"], rows) + _image(figure))  # fmt: skip
+    if loco:
+        rows = [[name, row["clips"], row["classes"], _pct(row["uar"]), _pct(row["chance_uar"]), _pct(row["accuracy"])]
+                for name, row in loco["corpora"].items()]  # fmt: skip
+        parts.append("<h2>Leave one corpus out</h2><p>Trained without the corpus, tested on all of it.</p>"
+                     + _table(["corpus left out", "clips", "classes", "UAR", "chance", "accuracy"], rows))  # fmt: skip
+    return "".join(parts)
+
+
+def write_report(manifest: dict, corpus: Corpus, out_dir: Path, experiments: dict) -> Path:
+    """Write report.html for a bundle into ``out_dir``, with the experiments found beside it
+    (``trainer.model_card.read_experiments``)."""
     frontend = FrontendConfig.from_dict(manifest["frontend"])
     sections = [
         exploration(corpus, manifest["training"]["speakers"], frontend),
         training_curves(manifest["training"]["history"]),
         test_results(manifest),
-        gender_section(manifest, gender_experiment),
-        tuning_section(tuning),
+        gender_section(manifest, experiments.get("gender", {}).get("rows")),
+        cross_validation_section(experiments.get("cv"), experiments.get("loco")),
+        tuning_section(experiments.get("tuning")),
     ]
     style = ("body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse;margin:1em 0}"
              "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}img{max-width:100%}")  # fmt: skip
