@@ -140,3 +140,28 @@ def test_gate_exits_nonzero_when_int8_loses_more_than_allowed(ravdess_dir):
     result = run_train("gate", "--corpus", "ravdess", "--speakers", "19", "--max-uar-drop", "-101")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "60 clips" in result.stdout and "int8 uar is" in result.stderr and "(allowed: -101.0)" in result.stderr
+
+
+SIZE_BUDGETS = {"lstm-multilingual": 150_000, "gru-multilingual": 3_000_000}  # bytes of the int8 file
+
+
+@pytest.mark.parametrize("name", sorted(SIZE_BUDGETS))
+def test_shipped_models_are_residual_attention_networks_of_builtin_int8_ops_within_budget(name):
+    """ResLSTM-SA's shape (a residual recurrent layer, attention softmax over time) in full int8,
+    builtin kernels only, so that ai-edge-litert and tflite-runtime both run it."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edge.bundle import MODELS_DIR
+
+    bundle = MODELS_DIR / name
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["model"]["architecture"]["design"] == "residual-attention"
+    assert (bundle / "model.tflite").stat().st_size < SIZE_BUDGETS[name]
+    interpreter = Interpreter(model_path=str(bundle / "model.tflite"))
+    operators = {op["op_name"] for op in interpreter._get_ops_details()}
+    assert {"ADD", "SOFTMAX", "SUM", "FULLY_CONNECTED"} <= operators and not any("FLEX" in op or "CUSTOM" in op for op in operators)
+    if name.startswith("lstm"):
+        assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in operators
+    tensors = interpreter.get_input_details() + interpreter.get_output_details()
+    assert all(t["dtype"] == np.int8 for t in tensors)
+    assert set(manifest["training"]["corpora"]) == {"ravdess", "emodb", "savee", "casia", "emotiontts"}

@@ -274,15 +274,16 @@ def write_json(path: Path, corpus, document: dict) -> None:
 @corpus_options
 @split_options
 @click.option("--folds", default=4, show_default=True, help="Speaker-grouped folds over the development speakers.")
+@click.option("--jobs", default=1, show_default=True, help="Models trained at once, each in its own process (about a core each).")
 @recipe_options
-def cv(out_json, corpus_kinds, corpus_path, train_speakers, validation_speakers, test_speakers, folds, recipe):
+def cv(out_json, corpus_kinds, corpus_path, train_speakers, validation_speakers, test_speakers, folds, jobs, recipe):
     """Cross-validate the recipe by speaker-grouped folds over every speaker but the test speakers:
     int8 UAR per corpus and gender (mean and spread over folds) and the UAR after each epoch."""
     from trainer.experiments import cross_validate
 
     speakers = (train_speakers, validation_speakers, test_speakers)
     corpus, recipe, clips, _ = development_clips(corpus_kinds, corpus_path, speakers, recipe)
-    result = cross_validate(recipe, clips, corpus.labels, folds)
+    result = cross_validate(recipe, clips, corpus.labels, folds, jobs)
     write_json(out_json, corpus, result)
     click.echo(f"{folds}-fold CV UAR {result['uar']['mean']:.2%} ± {result['uar']['std']:.2%}; "
                + ", ".join(f"{c} {r['uar']['mean']:.2%}" for c, r in result["per_corpus"].items())
@@ -293,15 +294,16 @@ def cv(out_json, corpus_kinds, corpus_path, train_speakers, validation_speakers,
 @click.argument("out_json", type=click.Path(dir_okay=False, path_type=Path))
 @corpus_options
 @split_options
+@click.option("--jobs", default=1, show_default=True, help="Models trained at once, each in its own process (about a core each).")
 @recipe_options
-def loco(out_json, corpus_kinds, corpus_path, train_speakers, validation_speakers, test_speakers, recipe):
+def loco(out_json, corpus_kinds, corpus_path, train_speakers, validation_speakers, test_speakers, jobs, recipe):
     """Leave one corpus out: for every corpus, train on the development speakers of all the others
     and test on its own (int8, the device's classifier)."""
     from trainer.experiments import leave_one_corpus_out
 
     speakers = (train_speakers, validation_speakers, test_speakers)
     corpus, recipe, clips, _ = development_clips(corpus_kinds, corpus_path, speakers, recipe)
-    table = leave_one_corpus_out(recipe, clips, corpus.labels)
+    table = leave_one_corpus_out(recipe, clips, corpus.labels, jobs)
     write_json(out_json, corpus, {"corpora": table})
     for name, row in table.items():
         click.echo(f"without {name:10} tested on it: UAR {row['uar']:.2%} (chance {row['chance_uar']:.0%}), {row['clips']} clips")
@@ -337,15 +339,24 @@ def tune(out_json, corpus_kinds, corpus_path, train_speakers, validation_speaker
 @click.argument("out_json", type=click.Path(dir_okay=False, path_type=Path))
 @corpus_options
 @split_options
+@click.option("--jobs", default=1, show_default=True, help="Models trained at once, each in its own process (about a core each).")
+@click.option("--both", "both_model", default=None, metavar="NAME|DIR",
+              help="A bundle trained with this recipe on all the development speakers, used as the 'both' model instead of training it again.")
 @recipe_options
-def gender(out_json, corpus_kinds, corpus_path, train_speakers, validation_speakers, test_speakers, recipe):
+def gender(out_json, corpus_kinds, corpus_path, train_speakers, validation_speakers, test_speakers, jobs, both_model, recipe):
     """The gender-dependent experiment: train on female development speakers only, male only and
     both; test each int8 model on the female, male and all test speakers; write the table."""
+    from edge.bundle import load_bundle
+    from edge.errors import SerError
     from trainer.experiments import gender_experiment
 
     speakers = (train_speakers, validation_speakers, test_speakers)
     corpus, recipe, clips, test = development_clips(corpus_kinds, corpus_path, speakers, recipe, with_test=True)
-    rows = gender_experiment(recipe, clips, test, corpus.labels)
+    try:
+        both = load_bundle(both_model, variant="int8") if both_model else None
+    except SerError as error:
+        raise click.ClickException(str(error)) from None
+    rows = gender_experiment(recipe, clips, test, corpus.labels, jobs, both)
     write_json(out_json, corpus, {"rows": rows})
     click.echo(f"{'trained on':10} {'tested on':9} {'clips':>5} {'accuracy':>8} {'UAR':>7}")
     for r in rows:

@@ -200,15 +200,3 @@ def fit_normalisation(features: list[np.ndarray], subtract_clip_mean: bool, trim
 def clip_windows(features: np.ndarray, normalisation: Normalisation, windowing: WindowingConfig) -> np.ndarray:
     """The float model inputs of one clip, as the device cuts them: (windows, frames, features)."""
     return prepare(features, normalisation, windowing).astype(np.float32)
-
-
-def window_dataset(
-    features: list[np.ndarray], labels: list[int], normalisation: Normalisation, windowing: WindowingConfig
-) -> tuple[np.ndarray, np.ndarray]:
-    """All windows of all clips with their clips' labels, for training."""
-    xs, ys = [], []
-    for clip, label in zip(features, labels):
-        clip_inputs = clip_windows(clip, normalisation, windowing)
-        xs.append(clip_inputs)
-        ys.extend([label] * len(clip_inputs))
-    return np.concatenate(xs), np.asarray(ys)

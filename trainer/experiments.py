@@ -12,27 +12,32 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import multiprocessing
 import tempfile
 import time
+from dataclasses import dataclass
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from trainer.dataset import ClipSet, speaker_folds
+from trainer.corpus import Utterance
+from trainer.dataset import ClipSet, load_clips, speaker_folds
 from trainer.evaluate import accuracy, uar
 from trainer.gate import device_probabilities
-from trainer.model import ModelConfig
-from trainer.train import TrainOptions, _log, export_bundle, fit
+from trainer.recipe import ModelConfig, TrainOptions
+from trainer.train import _log, export_bundle, fit
 
 SEARCH_SPACE = {"units": (32, 64, 96), "learning_rate": (1e-3, 3e-3), "dropout": (0.2, 0.4)}
 
 
-def train_and_score(options: TrainOptions, train: ClipSet, held: ClipSet, labels: tuple[str, ...], what: str) -> dict:
+def train_and_score(options: TrainOptions, train: ClipSet, held: ClipSet, labels: tuple[str, ...], what: str,
+                    record_epochs: bool = True) -> dict:  # fmt: skip
     """Fit on ``train``, export the int8 model and classify ``held`` with the device's classifier.
     Returns the predictions with each clip's corpus and gender, and the per-epoch held-out UAR of
     the Keras model (for choosing the epoch count)."""
     began = time.monotonic()
-    trained = fit(options, train, labels, held, log=lambda message: _log(f"{what}: {message}"))
+    trained = fit(options, train, labels, held if record_epochs else None, log=lambda message: _log(f"{what}: {message}"))
     with tempfile.TemporaryDirectory() as scratch:
         _, bundle = export_bundle(trained, dataclasses.replace(options, name="experiment"), labels, Path(scratch))
         predicted = device_probabilities(bundle, held.features).argmax(axis=1)
@@ -46,6 +51,41 @@ def train_and_score(options: TrainOptions, train: ClipSet, held: ClipSet, labels
     }  # fmt: skip
     _log(f"{what}: int8 UAR {uar(truth, predicted, len(labels)):.2%} on {len(truth)} clips ({result['seconds']:.0f} s)")
     return result
+
+
+@dataclass(frozen=True)
+class Run:
+    """One model of an experiment: what it trains on and what it is scored on."""
+
+    options: TrainOptions
+    train: tuple[Utterance, ...]
+    held: tuple[Utterance, ...]
+    labels: tuple[str, ...]
+    what: str
+    """Its name in the progress lines, e.g. 'fold 2/4'."""
+    held_with_copies: bool = True
+    """Whether the held-out clips are development clips, cached with their augmented copies (the
+    copies are not used; the flag only finds the same cache entries)."""
+    record_epochs: bool = True
+    """Record the held-out UAR after every epoch (cross-validation's epoch curve); off where the
+    held-out clips are the test speakers', which nothing may watch."""
+
+
+def _run(run: Run) -> dict:
+    """Train and score one run; its features come from the cache the experiment filled."""
+    augment = run.options.augment
+    train = load_clips(run.train, run.options.frontend, augment, run.options.seed, workers=1)
+    held = load_clips(run.held, run.options.frontend, augment if run.held_with_copies else None, run.options.seed, workers=1)
+    return train_and_score(run.options, train, held, run.labels, run.what, run.record_epochs)
+
+
+def run_all(runs: list[Run], jobs: int) -> list[dict]:
+    """The results of the runs in order, ``jobs`` at a time in worker processes (TensorFlow's
+    recurrent layers keep about one core busy each)."""
+    if jobs <= 1 or len(runs) <= 1:
+        return [_run(run) for run in runs]
+    with ProcessPoolExecutor(min(jobs, len(runs)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(_run, runs))
 
 
 def scores(results: list[dict], n_classes: int, key: str | None = None) -> dict:
@@ -70,16 +110,15 @@ def scores(results: list[dict], n_classes: int, key: str | None = None) -> dict:
     return table
 
 
-def cross_validate(options: TrainOptions, clips: ClipSet, labels: tuple[str, ...], k: int) -> dict:
+def cross_validate(options: TrainOptions, clips: ClipSet, labels: tuple[str, ...], k: int, jobs: int = 1) -> dict:
     """Speaker-grouped k-fold cross-validation (folds stratified by corpus, emotion and gender):
     int8 scores overall, per corpus and per gender, mean and spread over folds; the mean held-out
     UAR after each epoch, and the epoch count where it peaks."""
     folds = speaker_folds(clips.utterances, k, options.seed)
-    results = []
-    for number, (train_speakers, held_speakers) in enumerate(folds, start=1):
-        train = clips.subset(lambda u: u.speaker in set(train_speakers))
-        held = clips.subset(lambda u: u.speaker in set(held_speakers))
-        results.append(train_and_score(options, train, held, labels, f"fold {number}/{k}"))
+    runs = [Run(options, tuple(u for u in clips.utterances if u.speaker in set(train_speakers)),
+                tuple(u for u in clips.utterances if u.speaker in set(held_speakers)), labels, f"fold {number}/{k}")
+            for number, (train_speakers, held_speakers) in enumerate(folds, start=1)]  # fmt: skip
+    results = run_all(runs, jobs)
     curve = np.mean([r["epoch_uar"] for r in results], axis=0) if results[0]["epoch_uar"] else np.zeros(0)
     return {
         "folds": k,
@@ -92,14 +131,14 @@ def cross_validate(options: TrainOptions, clips: ClipSet, labels: tuple[str, ...
     }
 
 
-def leave_one_corpus_out(options: TrainOptions, clips: ClipSet, labels: tuple[str, ...]) -> dict:
+def leave_one_corpus_out(options: TrainOptions, clips: ClipSet, labels: tuple[str, ...], jobs: int = 1) -> dict:
     """For every corpus: train on all the others, test on it (int8, device classifier); the
     figures say how the recipe does on a language and recording setup it never heard."""
+    corpora = sorted({u.corpus for u in clips.utterances})
+    runs = [Run(options, tuple(u for u in clips.utterances if u.corpus != corpus),
+                tuple(u for u in clips.utterances if u.corpus == corpus), labels, f"without {corpus}") for corpus in corpora]  # fmt: skip
     table = {}
-    for corpus in sorted({u.corpus for u in clips.utterances}):
-        train = clips.subset(lambda u: u.corpus != corpus)
-        held = clips.subset(lambda u: u.corpus == corpus)
-        result = train_and_score(options, train, held, labels, f"without {corpus}")
+    for corpus, result in zip(corpora, run_all(runs, jobs)):
         truth, predicted = np.asarray(result["true"]), np.asarray(result["predicted"])
         table[corpus] = {
             "clips": len(truth), "classes": len(set(truth.tolist())),
@@ -110,13 +149,21 @@ def leave_one_corpus_out(options: TrainOptions, clips: ClipSet, labels: tuple[st
     return table
 
 
-def gender_experiment(options: TrainOptions, train: ClipSet, test: ClipSet, labels: tuple[str, ...]) -> list[dict]:
-    """Train on female training speakers only, male only, and both; test each int8 model on the
-    female, male and all test speakers, through the device's classifier."""
+def gender_experiment(options: TrainOptions, train: ClipSet, test: ClipSet, labels: tuple[str, ...], jobs: int = 1,
+                      both=None) -> list[dict]:  # fmt: skip
+    """Train on female development speakers only, male only, and both; test each int8 model on the
+    female, male and all test speakers, through the device's classifier. ``both``: a bundle trained
+    with the same recipe on all of them (the shipped one) stands for the third model."""
+    groups = ("female", "male") if both is not None else ("female", "male", "both")
+    runs = [Run(options, tuple(u for u in train.utterances if group == "both" or u.gender == group), tuple(test.utterances),
+                labels, f"trained on {group}", held_with_copies=False, record_epochs=False) for group in groups]  # fmt: skip
+    results = run_all(runs, jobs)
+    if both is not None:
+        predicted = device_probabilities(both, test.features).argmax(axis=1)
+        results.append({"true": test.targets(labels), "predicted": predicted.tolist(), "gender": [u.gender for u in test.utterances]})
     rows = []
-    for trained_on in ("female", "male", "both"):
+    for trained_on, result in zip(("female", "male", "both"), results):
         subset = train.subset(lambda u: trained_on == "both" or u.gender == trained_on)
-        result = train_and_score(options, subset, test, labels, f"trained on {trained_on}")
         truth, predicted, genders = np.asarray(result["true"]), np.asarray(result["predicted"]), np.asarray(result["gender"])
         for tested_on in ("female", "male", "all"):
             mask = genders == tested_on if tested_on != "all" else np.ones(len(truth), bool)

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+import tensorflow as tf
 import tf_keras as keras
 
 from edge.config import Normalisation, WindowingConfig
@@ -55,12 +56,11 @@ def balanced_clip_weights(clips: ClipSet, labels: tuple[str, ...], balance: str)
     return weights * len(weights) / weights.sum()
 
 
-class WindowBatches(keras.utils.Sequence):
+class WindowBatches:
     """Shuffled training batches of (windows, one-hot targets, weights), masked and mixed anew
     each epoch with a seeded generator."""
 
     def __init__(self, x, targets, weights, n_classes: int, batch_size: int, regularisation: Regularisation, seed: int):
-        super().__init__()
         self.x, self.weights, self.batch_size, self.reg = x, weights.astype(np.float32), batch_size, regularisation
         self.y = np.eye(n_classes, dtype=np.float32)[targets]
         self.rng = np.random.default_rng(seed)
@@ -96,6 +96,20 @@ class WindowBatches(keras.utils.Sequence):
 
     def on_epoch_end(self) -> None:
         self.order = self.rng.permutation(len(self.x))
+
+    def dataset(self):
+        """The batches as a tf.data pipeline with fixed window shapes (an unrolled GRU needs to
+        know its number of steps), a new order, masking and mixup on every pass."""
+        frames, features, classes = self.x.shape[1], self.x.shape[2], self.y.shape[1]
+
+        def epoch():
+            for index in range(len(self)):
+                yield self[index]
+            self.on_epoch_end()
+
+        signature = (tf.TensorSpec((None, frames, features), tf.float32), tf.TensorSpec((None, classes), tf.float32),
+                     tf.TensorSpec((None,), tf.float32))  # fmt: skip
+        return tf.data.Dataset.from_generator(epoch, output_signature=signature)
 
 
 @dataclass
@@ -172,5 +186,5 @@ def fit(model_config: ModelConfig, train: ClipSet, labels: tuple[str, ...], wind
     callbacks = [HeldOutUAR(held_out, labels, normalisation, windowing)] if held_out is not None else []
     if log:
         callbacks.append(Progress(log, epochs))
-    history = model.fit(batches, epochs=epochs, callbacks=callbacks, verbose=0, shuffle=False)
+    history = model.fit(batches.dataset(), epochs=epochs, callbacks=callbacks, verbose=0)
     return Fit(model, normalisation, {k: [float(v) for v in vs] for k, vs in history.history.items()}, x)

@@ -38,8 +38,12 @@ def build_model(config: ModelConfig, frames: int, features: int, classes: int, b
     if config.time_pooling > 1:
         x = keras.layers.AveragePooling1D(config.time_pooling, name="time_pooling")(x)
     if config.design == "residual-attention":
-        # The first layer is as wide as the input so that its output can be added to it.
-        x = keras.layers.Add(name="residual")([x, _recurrent(config, features, True, f"{config.architecture}_0")(x)])
+        # The first layer is as wide as the input so that its output can be added to it. The skip
+        # path is a linear projection, not the identity: with an identity skip the int8 converter
+        # gave the first LSTM's output the input's quantization scale (0.12 for outputs in -1..1),
+        # and int8 agreed with float32 on 10 % of windows instead of 87 %.
+        skip = keras.layers.Dense(features, name="residual_projection")(x)
+        x = keras.layers.Add(name="residual")([skip, _recurrent(config, features, True, f"{config.architecture}_0")(x)])
         x = keras.layers.BatchNormalization(name="residual_norm")(x)
         x = _recurrent(config, config.units, True, f"{config.architecture}_1")(x)
         x = keras.layers.BatchNormalization(name="pooled_norm")(attention_pooling(x))

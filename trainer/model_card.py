@@ -25,6 +25,13 @@ CORPUS_NOTES = {
 }
 
 
+BALANCE_NOTES = {
+    "corpus-class": "clips weighted so that every speaker of a corpus and every class count alike",
+    "class": "clips weighted so that every class counts alike",
+    "none": "clips not weighted",
+}
+
+
 def _percent(x: float) -> str:
     return f"{100 * x:.1f}%"
 
@@ -51,6 +58,12 @@ def _gender_lines(metrics: dict) -> list[str]:
     for gender, m in analysis["by_gender"].items():
         lines.append(f"| {gender} | {_percent(m['accuracy'])} ({_percent(m['accuracy_ci95'][0])}–{_percent(m['accuracy_ci95'][1])}) "
                      f"| {_percent(m['uar'])} ({_percent(m['uar_ci95'][0])}–{_percent(m['uar_ci95'][1])}) |")  # fmt: skip
+    genders = list(analysis["by_gender"])
+    if genders:
+        lines += ["", "Recall per class and gender (int8), where a gap comes from:", "",
+                  "| emotion | " + " | ".join(genders) + " |", "|---" * (len(genders) + 1) + "|"]  # fmt: skip
+        for label in analysis["by_gender"][genders[0]]["per_class"]:
+            lines.append(f"| {label} | " + " | ".join(_percent(analysis["by_gender"][g]["per_class"][label]["recall"]) for g in genders) + " |")
     for metric, d in analysis["difference"].items():
         lines.append(f"\nFemale minus male {metric}: {100 * d['female_minus_male']:+.1f} points, permutation-test "
                      f"p = {d['p_value']:.3f} (clips exchanged; with few speakers per gender this is weak evidence "
@@ -165,8 +178,8 @@ def _corpus_line(name: str, label_map: dict, dropped: dict) -> str:
 def _architecture(arch: dict) -> str:
     cell = arch["architecture"].upper()
     if arch["design"] == "residual-attention":
-        return (f"residual-attention {cell} (after ResLSTM-SA: a residual {cell} as wide as the input, a {cell} of "
-                f"{arch['units']} units, soft attention over time)")  # fmt: skip
+        return (f"residual-attention {cell} (after ResLSTM-SA: a residual {cell} layer as wide as the input, a {cell} "
+                f"layer of {arch['units']} units over frames averaged in {arch['time_pooling']}s, soft attention over time)")  # fmt: skip
     return f"{cell} ({arch['layers']} x {arch['units']} units, {arch['pooling']} pooling)"
 
 
@@ -208,9 +221,8 @@ def write_model_card(manifest: dict, out_dir: Path, experiments: dict | None = N
            if speakers["validation"] else "")
         + f"test {', '.join(speakers['test'])} (reported below; no choice looked at them).",
         f"Clips: {training['clips']['train']} train, {training['clips']['validation']} validation, "
-        f"{training['clips']['test']} test, weighted so that every corpus's speakers and every class count alike "
-        f"({training['settings'].get('balance', 'none')}). Epochs: {training['epochs_run']}, a number chosen by "
-        "cross-validation (below).",
+        f"{training['clips']['test']} test; {BALANCE_NOTES[training['settings'].get('balance', 'none')]}. "
+        f"Epochs: {training['epochs_run']}, a fixed number (no early stopping, no checkpoint chosen on held-out speakers).",
         "",
         "## Results on the test speakers",
         "",
