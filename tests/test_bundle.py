@@ -42,7 +42,7 @@ def test_manifest_carries_everything_the_device_and_a_reader_need(shipped_bundle
         assert {"accuracy", "uar", "macro_f1", "per_class", "confusion_matrix"} <= set(metrics)
         assert set(metrics["per_class"]) == set(document["labels"])
     assert document["command"].startswith("ser-train ")
-    assert document["training"]["corpus"] == "ravdess"
+    assert document["training"]["corpora"] == ["casia", "emodb", "emotiontts", "ravdess", "savee"]
 
 
 def test_fingerprint_depends_on_every_input_stage(shipped_bundle):
