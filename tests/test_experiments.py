@@ -31,7 +31,7 @@ def experiments(smoke_run, corpus_dir):
         "cv": run_train("cv", str(bundle / "cv.json"), *EVERY_READER, "--folds", "2"),
         "loco": run_train("loco", str(bundle / "loco.json"), *EVERY_READER),
     }
-    runs["report"] = run_train("report", str(bundle))
+    runs["report"] = run_train("report", str(bundle), "--corpus", "ravdess")
     for name, result in runs.items():
         assert result.returncode == 0, (name, result.stderr[-2000:])
     return bundle, runs

@@ -65,7 +65,9 @@ def exploration(corpus: Corpus, speakers: dict, frontend: FrontendConfig) -> str
     durations_plot = _image(figure)
     examples = []
     for label in labels:
-        utterance = next(u for u in parts["train"] if u.label == label)
+        utterance = next((u for u in parts["train"] if u.label == label), None)
+        if utterance is None:  # the corpus read is not the one the bundle was trained on
+            continue
         samples = load_audio(utterance.path, frontend.sample_rate)
         figure, axes = plt.subplots(1, 3, figsize=(12, 2.4))
         axes[0].plot(np.arange(len(samples)) / frontend.sample_rate, samples, linewidth=0.4)
