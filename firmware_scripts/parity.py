@@ -9,7 +9,7 @@ so it works in the device's virtualenv on any architecture. For every clip and a
 signals it stores a hash of the resampled audio, the float64 features, and for each bundle found
 (``SER_MODELS_DIR``, else the checkout's models/) and each interpreter installed, the int8 model
 input windows and the int8 model outputs. ``compare`` prints the parity report and exits 1 if any
-int8 input tensor or model output differs.
+int8 input tensor or model output differs, except the known rounding of ``ROUNDING_RUNTIME``.
 """
 
 from __future__ import annotations
@@ -28,6 +28,13 @@ from edge.errors import BundleError
 from edge.frontend import compute_features
 from edge.model_input import prepare, reference_signal
 from edge.runtime import RUNTIMES, Runtime, find_runtime, run_windows
+
+# tflite-runtime 2.14 (the last release, 2023) rounds some int8 ADDs one step differently on aarch64:
+# found by making every tensor of gru-multilingual a model output, its first difference is the ADD
+# inside a GRU step (int8 scales 0.065 and 0.025 into 0.053; ai-edge-litert agrees on both
+# machines). Its model outputs may therefore differ by rounding; they must still pick the same
+# emotion in every window. Everything else, and every array of ai-edge-litert, must be identical.
+ROUNDING_RUNTIME = "tflite-runtime 2.14"
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
@@ -139,9 +146,15 @@ def compare_pair(reference: Path, other: Path) -> tuple[list[str], int]:
         line = f"  {title}: {len(same)} / {len(group)}"
         if kind == "features":
             line += f" (largest difference {max((ulp_distance(a[k], b[k]) for k in group), default=0)} ulp)"
+        rounded = []
+        if kind == "output" and about(a, "runtime").startswith(ROUNDING_RUNTIME):
+            rounded = [k for k in group if k not in same and a[k].shape == b[k].shape
+                       and np.array_equal(a[k].argmax(axis=-1), b[k].argmax(axis=-1))]  # fmt: skip
+            steps = max((int(np.abs(a[k].astype(int) - b[k].astype(int)).max()) for k in rounded), default=0)
+            line += f"; {len(rounded)} more differ by {ROUNDING_RUNTIME}'s rounding (at most {steps} steps, same emotion in every window)"
         if kind in ("input", "output"):
-            differing += len(group) - len(same)
-        lines.append(line + "".join(f"\n    differs: {k}" for k in sorted(set(group) - set(same))[:10]))
+            differing += len(group) - len(same) - len(rounded)
+        lines.append(line + "".join(f"\n    differs: {k}" for k in sorted(set(group) - set(same) - set(rounded))[:10]))
     return lines, differing
 
 

@@ -57,6 +57,9 @@ def test_cross_validation_scores_every_corpus_by_speaker_folds(experiments):
                                "emotiontts/ema", "emotiontts/emf"])  # every development speaker once; never ravdess/05
     assert set(cv["per_corpus"]) == {"ravdess", "emodb", "savee", "casia", "emotiontts"}
     assert set(cv["per_gender"]) == {"female", "male"} and len(cv["epoch_uar"]) == 1 and cv["best_epochs"] == 1
+    # within a corpus too: a gap pooled over corpora also counts which corpora have men (SAVEE: only men)
+    assert {"ravdess/female", "ravdess/male", "emodb/female", "emodb/male", "savee/male"} <= set(cv["per_corpus_gender"])
+    assert "savee/female" not in cv["per_corpus_gender"]
     for row in (cv, *cv["per_corpus"].values()):
         assert 0 <= row["uar"]["mean"] <= 1 and row["uar"]["std"] >= 0
     assert "2-fold CV UAR" in runs["cv"].stdout

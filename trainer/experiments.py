@@ -88,9 +88,15 @@ def run_all(runs: list[Run], jobs: int) -> list[dict]:
         return list(pool.map(_run, runs))
 
 
-def scores(results: list[dict], n_classes: int, key: str | None = None) -> dict:
+def scores(results: list[dict], n_classes: int, key: str | tuple[str, ...] | None = None) -> dict:
     """UAR and accuracy of each result (a fold), overall or per value of ``key`` (corpus or
-    gender): mean and standard deviation over the results that have clips of that value."""
+    gender, or both: ("corpus", "gender") gives 'ravdess/male'...): mean and standard deviation
+    over the results that have clips of that value."""
+
+    def column(result) -> list[str]:
+        if isinstance(key, str):
+            return result[key]
+        return ["/".join(parts) if all(parts) else "" for parts in zip(*(result[k] for k in key))]
 
     def summary(values: list[float]) -> dict:
         return {"mean": round(float(np.mean(values)), 4), "std": round(float(np.std(values)), 4), "folds": [round(v, 4) for v in values]}
@@ -103,10 +109,11 @@ def scores(results: list[dict], n_classes: int, key: str | None = None) -> dict:
         pairs = [metric_pairs(r, slice(None)) for r in results]
         return {"uar": summary([u for u, _ in pairs]), "accuracy": summary([a for _, a in pairs])}
     table = {}
-    for value in sorted({v for r in results for v in r[key]} - {""}):
-        pairs = [metric_pairs(r, np.asarray(r[key]) == value) for r in results if value in r[key]]
+    columns = [column(r) for r in results]
+    for value in sorted({v for c in columns for v in c} - {""}):
+        pairs = [metric_pairs(r, np.asarray(c) == value) for r, c in zip(results, columns) if value in c]
         table[value] = {"uar": summary([u for u, _ in pairs]), "accuracy": summary([a for _, a in pairs]),
-                        "clips": sum(r[key].count(value) for r in results)}  # fmt: skip
+                        "clips": sum(c.count(value) for c in columns)}  # fmt: skip
     return table
 
 
@@ -125,6 +132,7 @@ def cross_validate(options: TrainOptions, clips: ClipSet, labels: tuple[str, ...
         **scores(results, len(labels)),
         "per_corpus": scores(results, len(labels), "corpus"),
         "per_gender": scores(results, len(labels), "gender"),
+        "per_corpus_gender": scores(results, len(labels), ("corpus", "gender")),
         "epoch_uar": [round(float(v), 4) for v in curve],
         "best_epochs": int(np.argmax(curve)) + 1 if len(curve) else None,
         "results": results,

@@ -15,15 +15,50 @@ def _recurrent(config: ModelConfig, units: int, sequences: bool, name: str):
     return keras.layers.GRU(units, return_sequences=sequences, unroll=True, name=name)
 
 
+def frame_wise(layer, sequence, name: str):
+    """``layer`` (a Dense) applied to every frame of ``sequence``, (batch, frames, width).
+
+    For export (batch 1) one fully connected op per frame, sharing the weights: TFLite's int8
+    fully connected kernel over many rows at once (ruy's matrix product) rounds some outputs one
+    step differently on aarch64 than on x86-64, while over one row it agrees bit for bit (checked op
+    by op under qemu). Training keeps the faster whole-sequence form;
+    both compute the same function with the same weights.
+    """
+    if sequence.shape[0] != 1:
+        return layer(sequence)
+    frames = keras.layers.Lambda(lambda s: tf.unstack(s, axis=1), name=f"{name}_frames")(sequence)
+    return keras.layers.Lambda(lambda f: tf.stack(f, axis=1), name=f"{name}_stacked")([layer(f) for f in frames])
+
+
+class FrameScore(keras.layers.Layer):
+    """A learnt score per frame, w·h + b: (batch, frames, width) → (batch, frames).
+
+    The same function as Dense(1), written as a product and a sum over the width so that TFLite
+    runs it as int8 MUL and SUM, which agree bit for bit on aarch64 and x86-64 (a fully connected
+    op over all frames does not; see ``frame_wise``), without one op per frame.
+    """
+
+    def build(self, input_shape):
+        self.weight = self.add_weight(name="weight", shape=(input_shape[-1],), initializer="glorot_uniform")
+        self.bias = self.add_weight(name="bias", shape=(), initializer="zeros")
+
+    def call(self, sequence):
+        return tf.reduce_sum(sequence * self.weight, axis=-1) + self.bias
+
+
 def attention_pooling(sequence, name: str = "attention"):
-    """Soft attention over time: a learnt score per frame, softmax over the frames, and the
-    frames' weighted sum. (batch, frames, width) → (batch, width)."""
+    """Attention over time: a learnt score per frame, made a weight in 0..1 by the logistic
+    function, and the mean of the weighted frames. (batch, frames, width) → (batch, width).
+
+    ResLSTM-SA turns the scores into weights with a softmax over time. TFLite's int8 softmax
+    rounds about 1 % of outputs one step differently on aarch64 (measured under qemu), and int8
+    TFLite has no division to normalise logistic weights by their sum, so the weights here are not
+    normalised; the batch normalisation after the pooling rescales.
+    """
     frames = sequence.shape[1]
-    scores = keras.layers.Dense(1, name=f"{name}_score")(sequence)  # (batch, frames, 1)
-    # TFLite's softmax works on the last axis: flatten the scores to (batch, frames) for it.
-    weights = keras.layers.Softmax(name=f"{name}_weights")(keras.layers.Reshape((frames,))(scores))
-    weighted = keras.layers.Multiply()([sequence, keras.layers.Reshape((frames, 1))(weights)])
-    return keras.layers.Lambda(lambda x: tf.reduce_sum(x, axis=1), name=f"{name}_sum")(weighted)
+    weights = keras.layers.Activation("sigmoid", name=f"{name}_weights")(FrameScore(name=f"{name}_score")(sequence))
+    weighted = keras.layers.Multiply(name=f"{name}_weighted")([sequence, keras.layers.Reshape((frames, 1))(weights)])
+    return keras.layers.GlobalAveragePooling1D(name=f"{name}_mean")(weighted)
 
 
 def build_model(config: ModelConfig, frames: int, features: int, classes: int, batch_size: int | None = None):
@@ -42,7 +77,7 @@ def build_model(config: ModelConfig, frames: int, features: int, classes: int, b
         # path is a linear projection, not the identity: with an identity skip the int8 converter
         # gave the first LSTM's output the input's quantization scale (0.12 for outputs in -1..1),
         # and int8 agreed with float32 on 10 % of windows instead of 87 %.
-        skip = keras.layers.Dense(features, name="residual_projection")(x)
+        skip = frame_wise(keras.layers.Dense(features, name="residual_projection"), x, "residual_projection")
         x = keras.layers.Add(name="residual")([skip, _recurrent(config, features, True, f"{config.architecture}_0")(x)])
         x = keras.layers.BatchNormalization(name="residual_norm")(x)
         x = _recurrent(config, config.units, True, f"{config.architecture}_1")(x)
@@ -72,7 +107,76 @@ def export_tflite(model, config: ModelConfig, calibration: np.ndarray | None) ->
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
-    return without_softmax(converter.convert())
+    return with_shared_constants(with_short_tensor_names(without_softmax(converter.convert())))
+
+
+def with_short_tensor_names(tflite: bytes) -> bytes:
+    """The TFLite model with each tensor named by its Keras layer only (``residual_norm``, not
+    ``lstm-residual-attention/residual_norm/batchnorm/mul_1;...``); inputs and outputs keep theirs.
+
+    The converter names a tensor after every Keras op fused into it, joined by ';'. With one
+    fully connected op per frame (``frame_wise``) those names were 90 % of the file (213 of
+    241 KB for a 96-frame projection), and would take the LSTM over its size budget; so the
+    per-frame copies are unnamed too: a name stays only on the first tensor that has it.
+    """
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite))
+    for subgraph in model.subgraphs:
+        kept = {int(t) for t in subgraph.inputs} | {int(t) for t in subgraph.outputs}
+        named = set()
+        for index, tensor in enumerate(subgraph.tensors):
+            if index not in kept:
+                path = tensor.name.decode().split(";")[0].split("/")
+                name = (path[1] if len(path) > 1 else path[0]).encode()
+                tensor.name = b"" if name in named else name
+                named.add(name)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def with_shared_constants(tflite: bytes) -> bytes:
+    """The TFLite model with identical constant tensors merged into one and unused tensors dropped.
+
+    With one fully connected op per frame (``frame_wise``) the converter gives every op its own
+    copy of the bias tensor, each carrying its per-channel quantization (46 scales and zero points):
+    58 KB of the LSTM's 213 KB. The ops compute the same with one shared tensor.
+    """
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite))
+    for subgraph in model.subgraphs:
+        first_of = {}  # a constant's content → the first tensor holding it
+        same = {}  # tensor → the tensor that replaces it
+        for index, tensor in enumerate(subgraph.tensors):
+            data = model.buffers[tensor.buffer].data
+            if data is None or len(data) == 0:
+                continue
+            q = tensor.quantization
+            key = (bytes(data), tuple(tensor.shape), tensor.type,
+                   None if q is None or q.scale is None else (tuple(q.scale), tuple(q.zeroPoint), q.quantizedDimension))
+            same[index] = first_of.setdefault(key, index)
+        operators = subgraph.operators
+        for op in operators:
+            op.inputs = [same.get(int(i), int(i)) if i >= 0 else int(i) for i in op.inputs]
+        used = sorted({int(i) for op in operators for part in (op.inputs, op.outputs, op.intermediates if op.intermediates is not None else [])
+                       for i in part if i >= 0} | {int(i) for i in subgraph.inputs} | {int(i) for i in subgraph.outputs})  # fmt: skip
+        new_index = {old: new for new, old in enumerate(used)}
+        kept_buffers = {subgraph.tensors[old].buffer for old in used}
+        for index, tensor in enumerate(subgraph.tensors):
+            if index not in new_index and tensor.buffer not in kept_buffers:
+                model.buffers[tensor.buffer].data = None  # an unused copy's bytes
+        subgraph.tensors = [subgraph.tensors[old] for old in used]
+        for op in operators:
+            op.inputs = [new_index[int(i)] if i >= 0 else int(i) for i in op.inputs]
+            op.outputs = [new_index[int(i)] for i in op.outputs]
+            if op.intermediates is not None:
+                op.intermediates = [new_index[int(i)] for i in op.intermediates]
+        subgraph.inputs = [new_index[int(i)] for i in subgraph.inputs]
+        subgraph.outputs = [new_index[int(i)] for i in subgraph.outputs]
+        for signature in model.signatureDefs or []:
+            for entry in list(signature.inputs or []) + list(signature.outputs or []):
+                entry.tensorIndex = new_index[int(entry.tensorIndex)]
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 def without_softmax(tflite: bytes) -> bytes:

@@ -127,6 +127,15 @@ def _cv_lines(cv: dict) -> list[str]:
              f"| all | {sum(len(r['true']) for r in cv['results'])} | {_mean_std(cv['uar'])} | {_mean_std(cv['accuracy'])} |"]  # fmt: skip
     for key in ("per_corpus", "per_gender"):
         lines += [f"| {name} | {row['clips']} | {_mean_std(row['uar'])} | {_mean_std(row['accuracy'])} |" for name, row in cv[key].items()]
+    by_corpus_gender = cv.get("per_corpus_gender", {})
+    if by_corpus_gender:
+        lines += ["", "Within each corpus (a gap pooled over corpora also measures which corpora have men or women: "
+                  "SAVEE is all male):", "", "| corpus | female UAR | male UAR | female − male |", "|---|---|---|---|"]  # fmt: skip
+        for corpus in cv["per_corpus"]:
+            female, male = (by_corpus_gender.get(f"{corpus}/{g}", {}).get("uar", {}).get("mean") for g in ("female", "male"))
+            gap = f"{(female - male) * 100:+.1f} points" if female is not None and male is not None else "–"
+            lines.append(f"| {corpus} | {_percent(female) if female is not None else '–'} | "
+                         f"{_percent(male) if male is not None else '–'} | {gap} |")
     if cv.get("best_epochs"):
         lines += ["", f"Mean held-out UAR (float32 Keras) was highest after {cv['best_epochs']} of {len(cv['epoch_uar'])} epochs."]
     return lines + [""]
@@ -179,7 +188,7 @@ def _architecture(arch: dict) -> str:
     cell = arch["architecture"].upper()
     if arch["design"] == "residual-attention":
         return (f"residual-attention {cell} (after ResLSTM-SA: a residual {cell} layer as wide as the input, a {cell} "
-                f"layer of {arch['units']} units over frames averaged in {arch['time_pooling']}s, soft attention over time)")  # fmt: skip
+                f"layer of {arch['units']} units over frames averaged in {arch['time_pooling']}s, attention over time)")  # fmt: skip
     return f"{cell} ({arch['layers']} x {arch['units']} units, {arch['pooling']} pooling)"
 
 

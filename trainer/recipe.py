@@ -36,7 +36,8 @@ class ModelConfig:
     """residual-attention (after ResLSTM-SA, Krasnoproshin & Vashkevich 2026): a first recurrent
     layer as wide as the input whose output is added to its input (through a linear projection, which
     int8 conversion needs), batch normalisation, a second
-    layer of ``units``, soft attention pooling over time, batch normalisation, dropout, dense.
+    layer of ``units``, attention pooling over time (logistic weights, see
+    ``trainer.model.attention_pooling``), batch normalisation, dropout, dense.
     plain: ``layers`` stacked layers of ``units`` and ``pooling`` (the models shipped before)."""
     units: int = 128
     """Units of the last recurrent layer (plain: of every layer)."""
