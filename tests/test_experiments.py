@@ -119,4 +119,8 @@ def test_permutation_test_tells_a_real_gender_gap_from_none():
     assert permutation_p_value(truth, gap, genders, "uar", 7, rng) < 0.01
     analysis = gender_analysis(truth, gap, genders, tuple("abcdefg"))
     assert analysis["difference"]["accuracy"]["female_minus_male"] > 0.3
+    low, high = analysis["difference"]["accuracy"]["ci95"]  # 80 % against 30 % correct: a gap of about 50 points
+    assert 0.3 < low < 0.5 < high < 0.7
+    low, high = gender_analysis(truth, same, genders, tuple("abcdefg"))["difference"]["accuracy"]["ci95"]
+    assert low < 0 < high  # no gap: the interval spans zero
     assert set(analysis["by_gender"]["female"]) >= {"accuracy_ci95", "uar_ci95", "confusion_matrix"}

@@ -246,6 +246,10 @@ def gate(model, corpus_kinds, corpus_path, speakers, max_uar_drop, max_accuracy_
     click.echo("gate passed", err=as_json)
 
 
+jobs_option = click.option("--jobs", default=1, show_default=True,
+                           help="Models trained at once, each in its own process (about a core each).")
+
+
 def development_clips(corpus_kinds, corpus_path, speakers, recipe, with_test: bool = False):
     """The corpus, its split, and the features of the development speakers (training and
     validation: everything but the test speakers), with augmented copies; with ``with_test`` also
@@ -274,7 +278,7 @@ def write_json(path: Path, corpus, document: dict) -> None:
 @corpus_options
 @split_options
 @click.option("--folds", default=4, show_default=True, help="Speaker-grouped folds over the development speakers.")
-@click.option("--jobs", default=1, show_default=True, help="Models trained at once, each in its own process (about a core each).")
+@jobs_option
 @recipe_options
 def cv(out_json, corpus_kinds, corpus_path, train_speakers, validation_speakers, test_speakers, folds, jobs, recipe):
     """Cross-validate the recipe by speaker-grouped folds over every speaker but the test speakers:
@@ -294,7 +298,7 @@ def cv(out_json, corpus_kinds, corpus_path, train_speakers, validation_speakers,
 @click.argument("out_json", type=click.Path(dir_okay=False, path_type=Path))
 @corpus_options
 @split_options
-@click.option("--jobs", default=1, show_default=True, help="Models trained at once, each in its own process (about a core each).")
+@jobs_option
 @recipe_options
 def loco(out_json, corpus_kinds, corpus_path, train_speakers, validation_speakers, test_speakers, jobs, recipe):
     """Leave one corpus out: for every corpus, train on the development speakers of all the others
@@ -339,7 +343,7 @@ def tune(out_json, corpus_kinds, corpus_path, train_speakers, validation_speaker
 @click.argument("out_json", type=click.Path(dir_okay=False, path_type=Path))
 @corpus_options
 @split_options
-@click.option("--jobs", default=1, show_default=True, help="Models trained at once, each in its own process (about a core each).")
+@jobs_option
 @click.option("--both", "both_model", default=None, metavar="NAME|DIR",
               help="A bundle trained with this recipe on all the development speakers, used as the 'both' model instead of training it again.")
 @recipe_options

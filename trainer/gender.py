@@ -18,6 +18,22 @@ def bootstrap_interval(y_true, y_pred, metric: str, n_classes: int, rng: np.rand
     for _ in range(resamples):
         index = rng.integers(0, n, n)
         values.append(METRICS[metric](y_true[index], y_pred[index], n_classes))
+    return _percentile_interval(values, level)
+
+
+def difference_interval(y_true, y_pred, genders, metric: str, n_classes: int, rng: np.random.Generator,
+                        resamples: int = 1000, level: float = 0.95) -> tuple[float, float]:  # fmt: skip
+    """Percentile bootstrap interval of the female-minus-male difference in a metric, resampling
+    each gender's clips with replacement (as with the p-value, clips and not speakers)."""
+    female, male = (np.flatnonzero(np.asarray(genders) == g) for g in ("female", "male"))
+    values = []
+    for _ in range(resamples):
+        f, m = rng.choice(female, len(female)), rng.choice(male, len(male))
+        values.append(METRICS[metric](y_true[f], y_pred[f], n_classes) - METRICS[metric](y_true[m], y_pred[m], n_classes))
+    return _percentile_interval(values, level)
+
+
+def _percentile_interval(values, level: float) -> tuple[float, float]:
     low, high = np.percentile(values, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
     return round(float(low), 4), round(float(high), 4)
 
@@ -60,6 +76,7 @@ def gender_analysis(y_true, y_pred, genders, labels, seed: int = 0) -> dict:
             female, male = result["by_gender"]["female"][metric], result["by_gender"]["male"][metric]
             result["difference"][metric] = {
                 "female_minus_male": round(female - male, 4),
+                "ci95": difference_interval(y_true, y_pred, genders, metric, len(labels), rng),
                 "p_value": permutation_p_value(y_true, y_pred, genders, metric, len(labels), rng),
             }
     return result

@@ -52,6 +52,14 @@ def _metrics_table(metrics: dict) -> list[str]:
     return rows
 
 
+def difference_interval_text(difference: dict) -> str:
+    """' (95% CI −1.2 to +17.0)' for a female-minus-male difference that has an interval."""
+    if "ci95" not in difference:  # bundles made before the interval was computed
+        return ""
+    low, high = difference["ci95"]
+    return f" (95% CI {100 * low:+.1f} to {100 * high:+.1f})"
+
+
 def _gender_lines(metrics: dict) -> list[str]:
     analysis = metrics["int8_gender"]
     lines = ["| speakers | accuracy (95% CI) | UAR (95% CI) |", "|---|---|---|"]
@@ -65,7 +73,7 @@ def _gender_lines(metrics: dict) -> list[str]:
         for label in analysis["by_gender"][genders[0]]["per_class"]:
             lines.append(f"| {label} | " + " | ".join(_percent(analysis["by_gender"][g]["per_class"][label]["recall"]) for g in genders) + " |")
     for metric, d in analysis["difference"].items():
-        lines.append(f"\nFemale minus male {metric}: {100 * d['female_minus_male']:+.1f} points, permutation-test "
+        lines.append(f"\nFemale minus male {metric}: {100 * d['female_minus_male']:+.1f} points{difference_interval_text(d)}, permutation-test "
                      f"p = {d['p_value']:.3f} (clips exchanged; with few speakers per gender this is weak evidence "
                      "about genders in general).")  # fmt: skip
     return lines

@@ -20,6 +20,7 @@ from edge.audio import load_audio  # noqa: E402
 from edge.config import FrontendConfig  # noqa: E402
 from edge.frontend import compute_features, frame_signal, power_spectrum  # noqa: E402
 from trainer.corpus import Corpus  # noqa: E402
+from trainer.model_card import difference_interval_text  # noqa: E402
 
 REPORT_FILE = "report.html"
 PARTS = ("train", "validation", "test")
@@ -128,7 +129,7 @@ def gender_section(manifest: dict, experiment: list[dict] | None) -> str:
     rows = [[g, m["clips"], f"{_pct(m['accuracy'])} ({_pct(m['accuracy_ci95'][0])}–{_pct(m['accuracy_ci95'][1])})",
              f"{_pct(m['uar'])} ({_pct(m['uar_ci95'][0])}–{_pct(m['uar_ci95'][1])})"] for g, m in analysis["by_gender"].items()]  # fmt: skip
     parts = [f"<h2>Female and male speakers</h2>{_table(['speakers', 'clips', 'accuracy (95% CI)', 'UAR (95% CI)'], rows)}"]
-    parts += [f"<p>Female minus male {metric}: {100 * d['female_minus_male']:+.1f} points, permutation p = {d['p_value']:.3f} "
+    parts += [f"<p>Female minus male {metric}: {100 * d['female_minus_male']:+.1f} points{difference_interval_text(d)}, permutation p = {d['p_value']:.3f} "
               "(clips exchanged between genders; with few speakers per gender, weak evidence about genders in general).</p>"
               for metric, d in analysis["difference"].items()]  # fmt: skip
     figure, axes = plt.subplots(1, 1 + len(genders), figsize=(5 * (1 + len(genders)), 3.5))
