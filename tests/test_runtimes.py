@@ -49,9 +49,19 @@ def test_the_test_venv_really_lacks_numpy_2_and_ai_edge_litert(tflite_runtime_py
 
 @pytest.mark.parametrize("bundle", SHIPPED)
 def test_tensorflow_fallback_gives_the_same_results(bundle, speech_files):
-    """Where neither light runtime is installed, tf.lite runs the bundle, with the same outputs."""
+    """Where neither light runtime is installed, tf.lite runs the bundle, with the same emotions.
+
+    TensorFlow 2.21's kernels round an int8 ADD inside a GRU step one step differently from
+    ai-edge-litert (as tflite-runtime 2.14 does on aarch64), which moved a score of
+    gru-multilingual by 0.0001; so scores may differ by such rounding, emotions may not.
+    """
     files = [str(REPO / "examples"), *map(str, speech_files[:2])]
     reference = run_ser("classify", "--json", "--model", bundle, *files)
     fallback = run_ser("classify", "--json", "--runtime", "tensorflow", "--model", bundle, *files)
     assert fallback.returncode == 0 and "on tensorflow 2.21" in fallback.stderr
-    assert fallback.stdout == reference.stdout and len(reference.stdout.splitlines()) == 7
+    expected = [json.loads(line) for line in reference.stdout.splitlines()]
+    actual = [json.loads(line) for line in fallback.stdout.splitlines()]
+    assert len(actual) == len(expected) == 7
+    for mine, theirs in zip(actual, expected):
+        assert (mine["file"], mine["emotion"], mine["windows"]) == (theirs["file"], theirs["emotion"], theirs["windows"])
+        assert all(abs(mine["scores"][label] - score) <= 0.002 for label, score in theirs["scores"].items())
