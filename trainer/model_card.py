@@ -228,7 +228,7 @@ def write_model_card(manifest: dict, out_dir: Path, experiments: dict | None = N
         "",
         "## Training data",
         "",
-        f"Learnt from {len(corpora)} corpus{'es' if len(corpora) > 1 else ''}; its licence terms are the strictest of theirs "
+        f"Learnt from {len(corpora)} {'corpora' if len(corpora) > 1 else 'corpus'}; its licence terms are the strictest of theirs "
         "(research, non-commercial, share-alike):",
         "",
         *[_corpus_line(name, label_maps.get(name, {}), dropped.get(name, {})) for name in corpora],
