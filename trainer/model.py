@@ -107,11 +107,23 @@ def export_tflite(model, config: ModelConfig, calibration: np.ndarray | None) ->
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
-    return with_shared_constants(with_short_tensor_names(without_softmax(converter.convert())))
+    return _compact(converter.convert())
 
 
-def with_short_tensor_names(tflite: bytes) -> bytes:
-    """The TFLite model with each tensor named by its Keras layer only (``residual_norm``, not
+def _compact(tflite: bytes) -> bytes:
+    """The converter's output as shipped, parsed and written once: without its final softmax,
+    tensors named by layer, identical constants shared (the three functions below)."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite))
+    _strip_final_softmax(model)
+    _name_tensors_by_layer(model)
+    _share_constants(model)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _name_tensors_by_layer(model) -> None:
+    """Name each tensor by its Keras layer only (``residual_norm``, not
     ``lstm-residual-attention/residual_norm/batchnorm/mul_1;...``); inputs and outputs keep theirs.
 
     The converter names a tensor after every Keras op fused into it, joined by ';'. With one
@@ -119,9 +131,6 @@ def with_short_tensor_names(tflite: bytes) -> bytes:
     241 KB for a 96-frame projection), and would take the LSTM over its size budget; so the
     per-frame copies are unnamed too: a name stays only on the first tensor that has it.
     """
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite))
     for subgraph in model.subgraphs:
         kept = {int(t) for t in subgraph.inputs} | {int(t) for t in subgraph.outputs}
         named = set()
@@ -131,19 +140,15 @@ def with_short_tensor_names(tflite: bytes) -> bytes:
                 name = (path[1] if len(path) > 1 else path[0]).encode()
                 tensor.name = b"" if name in named else name
                 named.add(name)
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def with_shared_constants(tflite: bytes) -> bytes:
-    """The TFLite model with identical constant tensors merged into one and unused tensors dropped.
+def _share_constants(model) -> None:
+    """Merge identical constant tensors into one and drop unused tensors.
 
     With one fully connected op per frame (``frame_wise``) the converter gives every op its own
     copy of the bias tensor, each carrying its per-channel quantization (46 scales and zero points):
     58 KB of the LSTM's 213 KB. The ops compute the same with one shared tensor.
     """
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite))
     for subgraph in model.subgraphs:
         first_of = {}  # a constant's content → the first tensor holding it
         same = {}  # tensor → the tensor that replaces it
@@ -176,28 +181,36 @@ def with_shared_constants(tflite: bytes) -> bytes:
         for signature in model.signatureDefs or []:
             for entry in list(signature.inputs or []) + list(signature.outputs or []):
                 entry.tensorIndex = new_index[int(entry.tensorIndex)]
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 def without_softmax(tflite: bytes) -> bytes:
-    """The TFLite model with its final SOFTMAX removed, so that it outputs logits.
-
-    TFLite's int8 softmax kernel is not the same everywhere (aarch64 builds use a lookup table and
-    round some outputs one step differently from x86); the device applies the softmax itself, in
-    reproducible arithmetic. A model without a final softmax is returned unchanged.
-    """
-    from tensorflow.lite.python import schema_py_generated as schema
+    """The TFLite model with its final SOFTMAX removed, so that it outputs logits (unchanged if it
+    has none); ``ser-train move-softmax`` uses it on older bundles."""
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite))
+    if not _strip_final_softmax(model):
+        return tflite
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _strip_final_softmax(model) -> bool:
+    """Remove the model's final SOFTMAX op, if it has one; whether it had.
+
+    TFLite's int8 softmax kernel is not the same everywhere (aarch64 builds use a lookup table and
+    round some outputs one step differently from x86); the device applies the softmax itself, in
+    reproducible arithmetic.
+    """
+    from tensorflow.lite.python import schema_py_generated as schema
+
     (subgraph,) = model.subgraphs
     last = subgraph.operators[-1]
     if model.operatorCodes[last.opcodeIndex].builtinCode != schema.BuiltinOperator.SOFTMAX:
-        return tflite
+        return False
     logits, probabilities = int(last.inputs[0]), int(last.outputs[0])
     subgraph.operators = subgraph.operators[:-1]
     subgraph.outputs = [logits if t == probabilities else t for t in subgraph.outputs]
     for signature in model.signatureDefs or []:
         for output in signature.outputs:
             output.tensorIndex = logits if output.tensorIndex == probabilities else output.tensorIndex
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+    return True
