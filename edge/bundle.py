@@ -22,7 +22,15 @@ from edge.runtime import Runtime, find_runtime, load_interpreter
 
 SCHEMA_VERSION = 1
 MANIFEST_FILE = "manifest.json"
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"  # the checkout's shipped bundles
+
+
+def _shipped_models_dir() -> Path:
+    """The shipped bundles: package data edge/models in an installed wheel, else a checkout's models/."""
+    package_data = Path(__file__).resolve().parent / "models"
+    return package_data if package_data.is_dir() else package_data.parent.parent / "models"
+
+
+MODELS_DIR = _shipped_models_dir()
 MODELS_DIR_VARIABLE = "SER_MODELS_DIR"  # where an installed device keeps its bundles (firmware_scripts/install.sh)
 DEFAULT_MODEL = "lstm-multilingual"
 OUTPUT_ACTIVATIONS = ("softmax", "none")
