@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import platform
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,9 +78,48 @@ class Manifest:
     document: dict
     """The whole manifest as written, for display."""
 
+    def model_files(self) -> dict[str, tuple[str, str]]:
+        """Every model file the manifest names, by variant: (file name, sha256)."""
+        files = {"int8": (self.model_file, self.model_sha256)}
+        if self.float32_file is not None:
+            files["float32"] = (self.float32_file, self.float32_sha256)
+        return files
+
     def expected_fingerprint(self) -> str:
         """The fingerprint this machine's frontend gives for this manifest's configuration."""
         return fingerprint(self.frontend, self.normalisation, self.windowing, self.input_quantization)
+
+
+def is_plain_file_name(name: object) -> bool:
+    """Whether ``name`` names a file directly inside a folder: no separator, not . or .., not empty."""
+    return isinstance(name, str) and name not in ("", ".", "..") and not any(c in name for c in "/\\\0")
+
+
+def bundle_file(bundle_dir: Path, name: str) -> Path:
+    """``bundle_dir/name``, checked before anything reads it: a regular file whose real location is
+    inside the bundle folder (a link to a sibling is fine; one that leaves the folder, a FIFO, a
+    device or a folder is not). Raises BundleError naming the file and the reason."""
+    path = bundle_dir / name
+    if os.path.dirname(os.path.realpath(path)) != os.path.realpath(bundle_dir):
+        raise BundleError(f"{path}: a link that leaves the bundle folder (to {os.path.realpath(path)})")
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise BundleError(f"{path}: missing") from None
+    except OSError as error:
+        raise BundleError(f"{path}: cannot be read ({error.strerror})") from None
+    if not stat.S_ISREG(mode):
+        raise BundleError(f"{path}: not a regular file")
+    return path
+
+
+def verified_model_file(bundle_dir: Path, name: str, sha256: str) -> Path:
+    """``bundle_file`` whose bytes have the manifest's sha256."""
+    path = bundle_file(bundle_dir, name)
+    actual = sha256_file(path)
+    if actual != sha256:
+        raise BundleError(f"{path}: sha256 {actual} does not match the manifest's {sha256}")
+    return path
 
 
 def _parse_quantization(section: dict, what: str) -> Quantization:
@@ -119,6 +159,9 @@ def parse_manifest(document: dict) -> Manifest:
     model, fingerprint_section = document["model"], document["fingerprint"]
     if not isinstance(model.get("file"), str) or not isinstance(model.get("sha256"), str):
         raise ValueError("model needs file and sha256")
+    for key in ("file", "float32_file"):
+        if key in model and not is_plain_file_name(model[key]):
+            raise ValueError(f"model.{key} must be a plain file name inside the bundle folder, got {model[key]!r}")
     if not isinstance(fingerprint_section.get("sha256"), str):
         raise ValueError("fingerprint needs sha256")
     metrics = document.get("metrics") or {}
@@ -163,11 +206,9 @@ def resolve_bundle_path(name_or_path: str | Path | None) -> Path:
 
 def read_manifest(bundle_dir: Path) -> Manifest:
     """Parse and validate ``bundle_dir/manifest.json`` (no model file, no fingerprint check)."""
-    path = bundle_dir / MANIFEST_FILE
+    path = bundle_file(bundle_dir, MANIFEST_FILE)
     try:
         document = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise BundleError(f"{path}: missing manifest") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise BundleError(f"{path}: not valid JSON ({error})") from None
     try:
@@ -236,16 +277,12 @@ def load_bundle(name_or_path: str | Path | None = None, runtime: str | None = No
     path = resolve_bundle_path(name_or_path)
     manifest = read_manifest(path)
     requested, variant = variant, choose_variant(manifest, variant, platform.machine())
-    if requested is None and variant == "float32" and not (path / manifest.float32_file).is_file():
+    if requested is None and variant == "float32" and not (path / manifest.float32_file).exists():
         variant = "int8"  # a copy of the bundle without its float32 file still runs
-    file, expected_hash = (manifest.model_file, manifest.model_sha256) if variant == "int8" else \
-        (manifest.float32_file, manifest.float32_sha256)  # fmt: skip
-    model_path = path / file
-    if not model_path.is_file():
-        raise BundleError(f"{model_path}: missing model file")
-    actual_hash = sha256_file(model_path)
-    if actual_hash != expected_hash:
-        raise BundleError(f"{model_path}: sha256 {actual_hash} does not match the manifest's {expected_hash}")
+    # The int8 model is the bundle's own, whichever file runs: it is always checked.
+    model_path = verified_model_file(path, *manifest.model_files()["int8"])
+    if variant == "float32":
+        model_path = verified_model_file(path, *manifest.model_files()["float32"])
     reproduced = manifest.expected_fingerprint()
     if reproduced != manifest.fingerprint:
         raise BundleError(

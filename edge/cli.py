@@ -99,13 +99,21 @@ def classify(paths, model, runtime, variant, as_json):
 @runtime_option
 @variant_option
 def info(model, runtime, variant):
-    """Print a bundle's manifest and verify its model hash and frontend fingerprint."""
+    """Print a bundle's manifest and verify every model file's hash and the frontend fingerprint."""
+    from edge.bundle import verified_model_file
+
     bundle = _load(model, runtime, variant)
     manifest = bundle.manifest
+    try:
+        for name, (file, sha256) in manifest.model_files().items():
+            verified_model_file(bundle.path, file, sha256)
+    except SerError as error:
+        raise click.ClickException(str(error)) from None
     click.echo(json.dumps(manifest.document, indent=2))
     click.echo(f"bundle: {bundle.path}", err=True)
     click.echo(f"runtime: {bundle.runtime}", err=True)
-    click.echo(f"variant: {bundle.variant} (sha256 {bundle.model_sha256} verified)", err=True)
+    click.echo(f"model files: {', '.join(f for f, _ in manifest.model_files().values())} (sha256 verified)", err=True)
+    click.echo(f"variant: {bundle.variant} runs here", err=True)
     click.echo(f"fingerprint: {manifest.fingerprint} verified (this frontend reproduces it)", err=True)
 
 

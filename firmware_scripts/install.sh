@@ -23,6 +23,14 @@ for argument in "$@"; do
         *) echo "install.sh: unknown option $argument (see --help)" >&2; exit 2 ;;
     esac
 done
+# 32-bit Raspberry Pi OS (armhf, often on a 64-bit kernel, so the userland's architecture is what
+# counts) has no TFLite interpreter wheel: refuse before changing anything.
+architecture="$(dpkg --print-architecture 2>/dev/null || uname -m)"
+case "$architecture" in
+    amd64|arm64|x86_64|aarch64) ;;
+    *) echo "install.sh: $architecture is not supported: no TFLite interpreter exists for it; install 64-bit Raspberry Pi OS (arm64)" >&2
+       exit 1 ;;
+esac
 [ "$(id -u)" -eq 0 ] || { echo "install.sh: run as root (sudo)" >&2; exit 1; }
 say() { echo "install.sh: $*" >&2; }
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
+import re
 
 import numpy as np
 import pytest
-from conftest import read_speech
+from conftest import read_speech, run_ser
 
 from edge.bundle import DEFAULT_MODEL, MANIFEST_FILE, choose_variant, load_bundle, read_manifest
 from edge.classifier import Classifier
@@ -166,3 +168,54 @@ def test_lstm_state_is_reset_between_clips(variant, speech_files):
     alone = [classifier.window_probabilities(f) for f in features]
     for f, expected in zip(reversed(features), reversed(alone)):
         assert np.array_equal(classifier.window_probabilities(f), expected)
+
+
+def link_out(bundle_dir, target):
+    """Replace the int8 model by a symbolic link to ``target``."""
+    (bundle_dir / "model.tflite").unlink()
+    (bundle_dir / "model.tflite").symlink_to(target)
+
+
+HOSTILE = {
+    "model.file climbs out": (lambda b: edit_manifest(b, lambda d: d["model"].__setitem__("file", "../../../../etc/passwd")),
+                              "manifest.json: model.file must be a plain file name inside the bundle folder"),
+    "model.file in a subfolder": (lambda b: edit_manifest(b, lambda d: d["model"].__setitem__("file", "sub/model.tflite")),
+                                  "model.file must be a plain file name"),
+    "float32_file is ..": (lambda b: edit_manifest(b, lambda d: d["model"].__setitem__("float32_file", "..")),
+                           "model.float32_file must be a plain file name"),
+    "model a link out of the folder": (lambda b: link_out(b, "/etc/passwd"), "model.tflite: a link that leaves the bundle folder"),
+    "model a link to /dev/zero": (lambda b: link_out(b, "/dev/zero"), "model.tflite: a link that leaves the bundle folder"),
+    "model a link loop": (lambda b: link_out(b, b / "model.tflite"), "model.tflite: cannot be read"),
+    "model a FIFO": (lambda b: ((b / "model.tflite").unlink(), os.mkfifo(b / "model.tflite")), "model.tflite: not a regular file"),
+    "model a folder": (lambda b: ((b / "model.tflite").unlink(), (b / "model.tflite").mkdir()), "model.tflite: not a regular file"),
+    "model missing": (lambda b: (b / "model.tflite").unlink(), "model.tflite: missing"),
+    "manifest a FIFO": (lambda b: ((b / MANIFEST_FILE).unlink(), os.mkfifo(b / MANIFEST_FILE)), "manifest.json: not a regular file"),
+    "corrupt int8 beside a good float32": (lambda b: (b / "model.tflite").write_bytes(b"\0" * 100), "model.tflite: sha256"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", HOSTILE)
+def test_hostile_bundles_are_refused_in_one_line_naming_the_file(bundle_copy, case):
+    tamper, reason = HOSTILE[case]
+    tamper(bundle_copy)
+    for variant in ("int8", "float32"):  # whichever file would run, nothing named is followed out
+        with pytest.raises(BundleError, match=re.escape(reason)):
+            load_bundle(bundle_copy, variant=variant)
+    result = run_ser("info", "--model", str(bundle_copy))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and reason in result.stderr and str(bundle_copy) in result.stderr
+
+
+def test_a_link_to_a_file_inside_the_bundle_is_fine(bundle_copy):
+    (bundle_copy / "model.tflite").rename(bundle_copy / "lstm.tflite")
+    (bundle_copy / "model.tflite").symlink_to("lstm.tflite")
+    assert load_bundle(bundle_copy, variant="int8").variant == "int8"
+
+
+def test_ser_info_verifies_every_model_file_not_only_the_one_that_runs(bundle_copy):
+    (bundle_copy / "model_float32.tflite").write_bytes(b"\0" * 100)
+    assert load_bundle(bundle_copy, variant="int8").variant == "int8"  # classify may still run int8
+    result = run_ser("info", "--model", str(bundle_copy), "--variant", "int8")
+    assert result.returncode == 1 and "model_float32.tflite: sha256" in result.stderr
+    good = run_ser("info")
+    assert good.returncode == 0 and "model files: model.tflite, model_float32.tflite (sha256 verified)" in good.stderr

@@ -36,6 +36,22 @@ def device_state() -> dict:
     }
 
 
+@pytest.mark.parametrize("architecture", ["armhf", "armel", "i386"])
+def test_install_refuses_32_bit_systems_in_one_line_before_changing_anything(tmp_path, architecture):
+    # dpkg answers for the userland (32-bit Raspberry Pi OS often runs a 64-bit kernel).
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "dpkg").write_text(f"#!/bin/sh\n[ \"$1\" = --print-architecture ] && echo {architecture}\n")
+    (fake_bin / "dpkg").chmod(0o755)
+    prefix = tmp_path / "opt"
+    result = run(FIRMWARE / "install.sh", env={"PATH": f"{fake_bin}:{os.environ['PATH']}", "SER_PREFIX": str(prefix),
+                                               "SER_CONF_DIR": str(tmp_path / "etc"), "SER_UNIT_DIR": str(tmp_path / "unit")})
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == (f"install.sh: {architecture} is not supported: no TFLite interpreter exists for it; "
+                             "install 64-bit Raspberry Pi OS (arm64)\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bin"]
+
+
 def test_install_twice_gives_one_working_installation_then_uninstall_removes_it():
     require_root("installing the service")
     require_programs("systemd-analyze")
