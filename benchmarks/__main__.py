@@ -19,7 +19,7 @@ import click
 
 from benchmarks.timing import REPO, speech, speech_clips
 
-SECTIONS = ("frontend", "inference", "classify", "cold-start", "daemon")
+SECTIONS = ("frontend", "inference", "classify", "memory", "cold-start", "daemon")
 
 
 def print_table(title: str, rows: list[dict]) -> None:
@@ -76,6 +76,15 @@ def main(sections, json_path, quick, daemon_seconds):
         results["classify"] = [end_to_end.classify_throughput(clips[: 20 if quick else 100], b.name, variant)
                                for b in bundles for variant in (None, "int8", "float32")]  # fmt: skip
         print_table("`ser classify` end to end: seconds of audio per CPU second", results["classify"])
+    if "memory" in sections:
+        import tempfile
+
+        from benchmarks import end_to_end
+
+        with tempfile.TemporaryDirectory() as folder:
+            long_seconds = 600.0 if quick else 7200.0
+            results["memory"] = [end_to_end.memory_by_length(clips, long_seconds, Path(folder))]
+        print_table("`ser classify` peak memory: a short clip against a long file", results["memory"])
     if "cold-start" in sections:
         from benchmarks import end_to_end
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import resource
 import statistics
 import subprocess
@@ -59,3 +60,32 @@ def cold_start(clip: Path, repeats: int = 5) -> dict:
     return {"ser_classify_one_file_seconds": wall("-m", "edge.cli", "classify", str(clip)),
             "import_edge_seconds": wall("-c", "import edge"),
             "python_alone_seconds": wall("-c", "pass")}  # fmt: skip
+
+
+def _peak_rss_mb(*args: str) -> float:
+    """Peak resident memory of a fresh process running ``python args``, in MB (its own rusage)."""
+    process = subprocess.Popen([sys.executable, *args], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{args} failed")
+    return usage.ru_maxrss / 1024
+
+
+def memory_by_length(clips: list[Path], long_seconds: float, folder: Path) -> dict:
+    """Peak RSS of `ser classify` on one clip and on a generated long FLAC of the clips one after
+    another (written a clip at a time, so the benchmark itself stays small)."""
+    long_file = folder / "long.flac"
+    written = 0
+    with soundfile.SoundFile(long_file, "w", 16000, 1, subtype="PCM_16") as sink:
+        while written < long_seconds * 16000:
+            for clip in clips:
+                samples, _ = soundfile.read(clip, dtype="float64")
+                sink.write(samples[: round(long_seconds * 16000) - written])
+                written += len(samples)
+    started = time.perf_counter()
+    long_rss = _peak_rss_mb("-m", "edge.cli", "classify", str(long_file))
+    long_wall = time.perf_counter() - started
+    short_rss = _peak_rss_mb("-m", "edge.cli", "classify", str(clips[0]))
+    return {"short_clip_seconds": round(soundfile.info(clips[0]).duration, 1), "short_peak_rss_mb": short_rss,
+            "long_file_seconds": long_seconds, "long_peak_rss_mb": long_rss,
+            "difference_mb": long_rss - short_rss, "long_file_wall_seconds": long_wall}  # fmt: skip

@@ -1,19 +1,28 @@
-"""Audio → emotion: features, windows, int8 inference and pooling, as the bundle's manifest says."""
+"""Audio → emotion: features, windows, int8 inference and pooling, as the bundle's manifest says.
+
+Files are classified in memory that does not grow with their length: decoded, resampled and
+featurised a block at a time; a file longer than a minute twice (once for the clip mean, once for
+the windows). The bits are those the whole file in memory would give.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from edge import reproducible
-from edge.audio import load_audio
+from edge.reproducible import PairwiseSum
+from edge.audio import BLOCK_SECONDS, read_blocks
 from edge.bundle import ModelBundle
 from edge.errors import AudioError
-from edge.frontend import compute_features
-from edge.model_input import prepare
+from edge.frontend import StreamingFrontend, compute_features
+from edge.model_input import normalise, prepare, trim_range, window_starts, windows
 from edge.runtime import run_windows
+from edge.segmenter import VoiceActivity
+from edge.settings import SegmenterSettings
 
 
 @dataclass(frozen=True)
@@ -45,17 +54,21 @@ def pool(window_probabilities: np.ndarray) -> np.ndarray:
     return pooled / pooled.sum() if pooled.sum() > 0 else np.full(len(pooled), 1 / len(pooled))
 
 
+KEPT_FRAMES = 3750  # a minute of frames (1.4 MB) is kept after decoding; longer files are decoded again
+
+
 class Classifier:
     """Runs a verified bundle on audio, features or files."""
 
-    def __init__(self, bundle: ModelBundle):
+    def __init__(self, bundle: ModelBundle, speech: SegmenterSettings = SegmenterSettings()):
         self.bundle = bundle
         self.manifest = bundle.manifest
+        self.speech = speech
+        """The voice-activity thresholds a file must pass (the daemon's defaults)."""
 
-    def window_probabilities(self, features: np.ndarray) -> np.ndarray:
-        """Class probabilities of each model window over a clip's features: (windows, classes)."""
+    def run_model(self, inputs: np.ndarray) -> np.ndarray:
+        """Class probabilities of float model input windows, (windows, classes)."""
         manifest = self.manifest
-        inputs = prepare(features, manifest.normalisation, manifest.windowing)
         if self.bundle.variant == "float32":
             outputs = run_windows(self.bundle.interpreter, inputs.astype(np.float32)).astype(np.float64)
         else:
@@ -63,17 +76,21 @@ class Classifier:
             outputs = manifest.output_quantization.dequantize(run_windows(self.bundle.interpreter, quantized))
         return output_probabilities(outputs, manifest)
 
+    def window_probabilities(self, features: np.ndarray) -> np.ndarray:
+        """Class probabilities of each model window over a clip's features: (windows, classes)."""
+        return self.run_model(prepare(features, self.manifest.normalisation, self.manifest.windowing))
+
     def _seconds(self, frames: int) -> float:
         """Seconds of audio that ``frames`` complete frames span."""
         frontend = self.manifest.frontend
         return ((frames - 1) * frontend.frame_step + frontend.frame_length) / frontend.sample_rate
 
-    def classify_features(self, features: np.ndarray, what: str = "audio") -> Prediction:
-        """Classify a clip given its frontend features; ``what`` names it in errors."""
+    def _check_length(self, frames: int, what: str) -> None:
         min_frames = self.manifest.windowing.min_frames
-        if len(features) < min_frames:
+        if frames < min_frames:
             raise AudioError(f"{what}: too short to classify (needs at least {self._seconds(min_frames):.2f} s of audio)")
-        probabilities = self.window_probabilities(features)
+
+    def _prediction(self, probabilities: np.ndarray, frames: int) -> Prediction:
         pooled = pool(probabilities)
         best = int(np.argmax(pooled))
         return Prediction(
@@ -81,14 +98,84 @@ class Classifier:
             confidence=float(pooled[best]),
             scores={label: float(p) for label, p in zip(self.manifest.labels, pooled)},
             windows=len(probabilities),
-            duration=self._seconds(len(features)),
+            duration=self._seconds(frames),
         )
+
+    def classify_features(self, features: np.ndarray, what: str = "audio") -> Prediction:
+        """Classify a clip given its frontend features; ``what`` names it in errors."""
+        self._check_length(len(features), what)
+        return self._prediction(self.window_probabilities(features), len(features))
 
     def classify_samples(self, samples: np.ndarray, what: str = "audio") -> Prediction:
         """Classify mono float samples at the model's sample rate."""
         return self.classify_features(compute_features(samples, self.manifest.frontend), what)
 
-    def classify_file(self, path: str | Path) -> Prediction:
-        """Classify an audio file; raises AudioError naming the file if it cannot be used."""
-        samples = load_audio(path, self.manifest.frontend.sample_rate)
-        return self.classify_samples(samples, str(path))
+    def _file_features(self, path: Path, block_seconds: float, on_samples=None) -> Iterator[np.ndarray]:
+        """The file's features a block at a time (together ``compute_features(load_audio(path))``);
+        each block of samples also goes to ``on_samples`` if given."""
+        frontend = StreamingFrontend(self.manifest.frontend)
+        for samples in read_blocks(path, self.manifest.frontend.sample_rate, block_seconds):
+            if on_samples is not None:
+                on_samples(samples)
+            yield frontend.push(samples)
+        yield frontend.flush()
+
+    def classify_file(self, path: str | Path, block_seconds: float = BLOCK_SECONDS) -> Prediction:
+        """Classify an audio file in constant memory; the result is bit for bit
+        ``classify_samples(load_audio(path))``. Raises AudioError naming the file if it cannot be
+        used, is too short, or has no block of speech (by the daemon's voice-activity detector)."""
+        what, config = str(path), self.manifest.frontend
+        windowing, normalisation = self.manifest.windowing, self.manifest.normalisation
+        voice = VoiceActivity(self.speech, config.frame_step, config.sample_rate)
+        speech_blocks = 0
+
+        def listen(samples: np.ndarray) -> None:
+            nonlocal speech_blocks
+            speech_blocks += int(voice.push(samples)[1].sum())
+
+        # Pass 1: how many frames, whether there is speech, and the energies if silence is trimmed.
+        # A file of up to a minute keeps its features for the later passes instead of decoding again.
+        frames, energies, kept = 0, [], []
+        for features in self._file_features(path, block_seconds, listen):
+            frames += len(features)
+            if windowing.trim_db > 0:
+                energies.append(features[:, 0])
+            kept = kept + [features] if kept is not None and frames <= KEPT_FRAMES else None
+        self._check_length(frames, what)
+        if speech_blocks == 0:
+            raise AudioError(f"{what}: no speech found")
+
+        def again() -> Iterator[np.ndarray]:
+            return iter(kept) if kept is not None else self._file_features(path, block_seconds)
+
+        first, last = trim_range(np.concatenate(energies), windowing.trim_db) if energies else (0, frames)
+        mean = self._kept_mean(again(), first, last) if normalisation.subtract_clip_mean else 0.0
+        # Last pass: windows through the model as their frames complete.
+        length = windowing.window_frames
+        starts = window_starts(last - first, windowing) if last - first >= length else []
+        buffer, buffer_start, position, probabilities = np.empty((0, config.n_features)), 0, 0, []
+        for features in again():
+            chunk = features[max(first - position, 0) : max(last - position, 0)]
+            position += len(features)
+            buffer = np.concatenate([buffer, normalise(chunk - mean, normalisation)])
+            ready = 0
+            while ready < len(starts) and starts[ready] + length <= buffer_start + len(buffer):
+                ready += 1
+            if ready:
+                cut = [buffer[s - buffer_start : s - buffer_start + length] for s in starts[:ready]]
+                probabilities.append(self.run_model(np.stack(cut)))
+                starts = starts[ready:]
+                drop = (starts[0] if starts else buffer_start + len(buffer)) - buffer_start
+                buffer, buffer_start = buffer[drop:], buffer_start + drop
+        if last - first < length:  # shorter than one window: padded, cut once all frames are in
+            probabilities.append(self.run_model(windows(buffer, windowing)))
+        return self._prediction(np.concatenate(probabilities), frames)
+
+    @staticmethod
+    def _kept_mean(chunks: Iterator[np.ndarray], first: int, last: int) -> np.ndarray:
+        """``clip_mean`` of frames ``first:last`` of a file's feature chunks, summed as they stream past."""
+        total, position = PairwiseSum(), 0
+        for features in chunks:
+            total.add(features[max(first - position, 0) : max(last - position, 0)])
+            position += len(features)
+        return total.total() / (last - first)

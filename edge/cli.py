@@ -172,6 +172,13 @@ def _settings_loader(config_file, model, runtime, variant, overrides):
     return load
 
 
+class CannotStart(click.ClickException):
+    """What restarting the service will not mend (settings, bundle, a missing extra): one line, and
+    exit status 78 (EX_CONFIG), which the unit's RestartPreventExitStatus= keeps from restarting."""
+
+    exit_code = 78
+
+
 def _run_service(load_settings, output) -> None:
     import logging
     import signal
@@ -183,14 +190,14 @@ def _run_service(load_settings, output) -> None:
     try:
         service = EmotionService(load_settings(), output, ServiceNotifier(), reload_settings=load_settings)
     except SerError as error:
-        raise click.ClickException(str(error)) from None
+        raise CannotStart(str(error)) from None
     signal.signal(signal.SIGTERM, lambda *_: service.request_stop())
     signal.signal(signal.SIGINT, lambda *_: service.request_stop())
     signal.signal(signal.SIGHUP, lambda *_: service.request_reload())
     try:
         service.run()
-    except SerError as error:
-        raise click.ClickException(str(error)) from None
+    except SerError as error:  # only at start: a bad setting, bundle or installation
+        raise CannotStart(str(error)) from None
     except BrokenPipeError:
         pass  # whoever read our stdout has gone; nothing more to say
 

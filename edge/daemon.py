@@ -18,7 +18,7 @@ from edge.bundle import load_bundle
 from edge.classifier import Classifier
 from edge.errors import SerError
 from edge.events import EmotionEvent, EventStamper, StatusEvent
-from edge.microphone import Microphone, MicrophoneError
+from edge.microphone import Microphone, MicrophoneError, require_pyaudio
 from edge.segmenter import Segmenter, Utterance
 from edge.settings import DaemonSettings
 from edge.systemd import ServiceNotifier
@@ -44,6 +44,10 @@ class EmotionService:
         self._reload = threading.Event()
         self._mqtt = None
         self._microphone: Microphone | None = None
+        self._microphone_lost = False  # lost (or never opened) and said so: the next open is "back"
+        self._retry_at = 0.0  # monotonic time of the next attempt to open the microphone
+        self._retry_delay = settings.capture.retry_min_seconds
+        self._stream_seconds = 0.0  # audio taken from the open microphone since it opened
         self._stamper = EventStamper(settings.device_id, settings.topic_prefix)
 
     def request_stop(self) -> None:
@@ -92,21 +96,26 @@ class EmotionService:
     # -- the loop --------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Load, open, signal READY, then listen until stopped. Raises SerError if the model
-        cannot be loaded at start (a reload failure keeps the old model instead)."""
+        """Load the model, signal READY, then listen until stopped. The microphone is opened inside
+        the loop, and reopened with backoff whenever it is missing or lost, so the service runs (and
+        feeds the watchdog) without one. Raises SerError if the model cannot be loaded or PyAudio
+        is missing at start (a reload failure keeps the old model instead)."""
         self.classifier, self.segmenter = self._load(self.settings)
+        require_pyaudio()  # a missing extra is not fixed by retrying
         self._start_mqtt(self.settings)
         self.status("started", f"device {self.settings.device_id}")
         self.status("model_loaded", self._describe_model())
         self._microphone = Microphone(self.settings.capture, self.classifier.manifest.frontend.sample_rate)
+        self.notifier.ready(f"running {self.classifier.manifest.name}, opening the microphone")
         try:
-            if self._open_microphone(lost_detail=None):
-                self.notifier.ready(f"listening on {self._microphone.device.name} with {self.classifier.manifest.name}")
             while not self._stop.is_set():
                 if self._reload.is_set():
                     self._reload.clear()
                     self._apply_reload()
-                self._process_next_block()
+                if self._microphone.is_open:
+                    self._process_next_block()
+                else:
+                    self._try_microphone()
                 self.notifier.watchdog()
         finally:
             self.notifier.stopping()
@@ -120,7 +129,8 @@ class EmotionService:
             samples = self._microphone.read(READ_TIMEOUT)
         except MicrophoneError as error:
             self._microphone.close()
-            self._open_microphone(lost_detail=str(error))
+            self._lose_microphone(str(error))
+            self._retry_at, self._retry_delay = 0.0, self.settings.capture.retry_min_seconds  # reopen at once
             return
         self._stream_seconds += len(samples) / self.segmenter.rate
         for utterance in self.segmenter.push(samples):
@@ -135,36 +145,34 @@ class EmotionService:
         self.emit(EmotionEvent(prediction.label, prediction.confidence, prediction.scores, start, end,
                                utterance.duration, utterance.part, manifest.name, self.classifier.bundle.model_sha256))  # fmt: skip
 
-    def _open_microphone(self, lost_detail: str | None) -> bool:
-        """Open (or reopen after ``lost_detail``) the microphone, retrying with backoff until it
-        opens (True) or a stop is requested (False). The watchdog is fed while waiting."""
-        settings = self.settings.capture
-        delay = settings.retry_min_seconds
-        if lost_detail is not None:
-            self.status("microphone_lost", lost_detail)
-        while not self._stop.is_set():
-            try:
-                device = self._microphone.open()
-            except MicrophoneError as error:
-                if lost_detail is None:
-                    self.status("microphone_lost", str(error))
-                    lost_detail = str(error)
-                log.info("retrying the microphone in %.1f s", delay)
-                self._sleep(delay)
-                delay = min(delay * 2, settings.retry_max_seconds)
-                continue
-            self.segmenter.reset()
-            self._stream_seconds = 0.0
-            detail = f"{device.name} (index {device.index}), {self._microphone.rate} Hz"
-            self.status("microphone_back" if lost_detail is not None else "microphone_open", detail)
-            return True
-        return False
+    def _try_microphone(self) -> None:
+        """Open the microphone if its next attempt is due, else wait (at most READ_TIMEOUT); after a
+        failed attempt, the next waits twice as long, up to ``retry_max_seconds``."""
+        wait = self._retry_at - time.monotonic()
+        if wait > 0:
+            self._stop.wait(min(READ_TIMEOUT, wait))
+            return
+        try:
+            device = self._microphone.open()
+        except MicrophoneError as error:
+            self._lose_microphone(str(error))
+            log.info("retrying the microphone in %.1f s", self._retry_delay)
+            self._retry_at = time.monotonic() + self._retry_delay
+            self._retry_delay = min(self._retry_delay * 2, self.settings.capture.retry_max_seconds)
+            return
+        self.segmenter.reset()
+        self._stream_seconds = 0.0
+        self._retry_delay = self.settings.capture.retry_min_seconds
+        detail = f"{device.name} (index {device.index}), {self._microphone.rate} Hz"
+        self.status("microphone_back" if self._microphone_lost else "microphone_open", detail)
+        self._microphone_lost = False
+        self.notifier.status(f"listening on {device.name} with {self.classifier.manifest.name}")
 
-    def _sleep(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            self.notifier.watchdog()
-            self._stop.wait(min(READ_TIMEOUT, max(0.0, deadline - time.monotonic())))
+    def _lose_microphone(self, reason: str) -> None:
+        """Say once (status event, STATUS, log) that there is no microphone, until one opens."""
+        if not self._microphone_lost:
+            self._microphone_lost = True
+            self.status("microphone_lost", reason)
 
     def _apply_reload(self) -> None:
         """New settings and model, or the old ones kept (with a reload_failed status) if either fails."""
@@ -188,7 +196,7 @@ class EmotionService:
         if settings.capture != old.capture or self._microphone.target_rate != classifier.manifest.frontend.sample_rate:
             self._microphone.close()
             self._microphone = Microphone(settings.capture, classifier.manifest.frontend.sample_rate)
-            self._open_microphone(lost_detail=None)
+            self._retry_at, self._retry_delay = 0.0, settings.capture.retry_min_seconds  # opened by the loop
         else:
             self.segmenter.reset()
             self._stream_seconds = 0.0

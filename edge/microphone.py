@@ -39,18 +39,23 @@ class InputDevice:
     is_default: bool
 
 
-def _pyaudio():
+class MissingPyAudio(SerError):
+    """PyAudio (the `mic` extra) is not installed: nothing to retry, the installation is incomplete."""
+
+
+def require_pyaudio():
+    """The pyaudio module; raises MissingPyAudio saying which extra to install."""
     try:
         import pyaudio
     except ImportError:
-        raise MicrophoneError("microphone input needs PyAudio: pip install 'edge-ser[mic]'") from None
+        raise MissingPyAudio("microphone input needs PyAudio, which is not installed: pip install 'edge-ser[mic]'") from None
     return pyaudio
 
 
 def list_input_devices(pa=None) -> list[InputDevice]:
     """Every device with at least one input channel."""
     own = pa is None
-    pa = pa or _pyaudio().PyAudio()
+    pa = pa or require_pyaudio().PyAudio()
     try:
         try:
             default = pa.get_default_input_device_info()["index"]
@@ -102,11 +107,15 @@ class Microphone:
         self._last_audio = 0.0
         self._continue = None  # PyAudio's paContinue, set by open()
 
+    @property
+    def is_open(self) -> bool:
+        return self._stream is not None
+
     def open(self) -> InputDevice:
         """Open the configured device; a fresh PortAudio session each time, so a restarted sound
         server is found again. Raises MicrophoneError naming the device and the reason."""
         self.close()
-        pyaudio = _pyaudio()
+        pyaudio = require_pyaudio()
         self._continue = pyaudio.paContinue  # returned from every callback: looked up once
         settings = self.settings
         try:

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge.config import FrontendConfig, Normalisation, WindowingConfig
-from edge.frontend import compute_features, fixed_order_sum
+from edge import reproducible
+from edge.frontend import compute_features
 from edge.reproducible import DB_PER_NEPER
 
 REFERENCE_SIGNAL_NAME = "ser-reference-v1"
@@ -37,8 +38,11 @@ class Quantization:
 
 
 def clip_mean(features: np.ndarray) -> np.ndarray:
-    """Mean of each feature over a clip's frames, summed in a fixed order (same bits everywhere)."""
-    return fixed_order_sum(np.ascontiguousarray(features.T)) / len(features)
+    """Mean of each feature over a clip's frames, summed in a fixed order (same bits everywhere,
+    and the same as a long file's frames summed while they stream past)."""
+    total = reproducible.PairwiseSum()
+    total.add(features)
+    return total.total() / len(features)
 
 
 def normalise(features: np.ndarray, normalisation: Normalisation) -> np.ndarray:
@@ -67,14 +71,19 @@ def windows(normalised: np.ndarray, windowing: WindowingConfig) -> np.ndarray:
 TRIM_MARGIN_FRAMES = 3  # kept on each side of the loud part, so onsets and decays survive
 
 
+def trim_range(energy: np.ndarray, trim_db: float) -> tuple[int, int]:
+    """First and after-last frame kept of a clip whose frames have log ``energy``: from the first
+    to the last frame within ``trim_db`` dB of the loudest, plus a margin; all of it if 0."""
+    if trim_db <= 0 or len(energy) == 0:
+        return 0, len(energy)
+    loud = np.flatnonzero(energy >= energy.max() - trim_db / DB_PER_NEPER)
+    return max(loud[0] - TRIM_MARGIN_FRAMES, 0), min(loud[-1] + TRIM_MARGIN_FRAMES + 1, len(energy))
+
+
 def trim_silence(features: np.ndarray, trim_db: float) -> np.ndarray:
     """Drop leading and trailing frames more than ``trim_db`` dB below the loudest frame, by the
     log energy in feature 0; ``trim_db`` 0 returns the features unchanged."""
-    if trim_db <= 0 or len(features) == 0:
-        return features
-    energy = features[:, 0]
-    loud = np.flatnonzero(energy >= energy.max() - trim_db / DB_PER_NEPER)
-    first, last = max(loud[0] - TRIM_MARGIN_FRAMES, 0), min(loud[-1] + TRIM_MARGIN_FRAMES + 1, len(features))
+    first, last = trim_range(features[:, 0] if len(features) else np.empty(0), trim_db)
     return features[first:last]
 
 

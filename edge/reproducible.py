@@ -146,6 +146,45 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return powers / total[..., None]
 
 
+class PairwiseSum:
+    """A sum of rows that arrive in chunks, added in one fixed order however they are chunked.
+
+    Aligned blocks of 2**k rows are summed as complete binary trees (neighbours first); at the
+    end, the blocks the row count's binary digits leave are added from the smallest up. So a
+    clip's feature mean has the same bits whether its frames came at once or over two hours of
+    streaming, with memory of one row per binary digit of the count.
+    """
+
+    def __init__(self):
+        self.count = 0
+        """Rows added so far."""
+        self._trees: list[tuple[int, np.ndarray]] = []  # (rows, their sum), sizes falling
+
+    def add(self, rows: np.ndarray) -> None:
+        """Add the rows of a (rows, width) array, after those added before."""
+        start = 0
+        while start < len(rows):
+            aligned = self.count & -self.count if self.count else 1 << 62  # largest block that may start here
+            size = min(aligned, 1 << (len(rows) - start).bit_length() - 1)
+            block = rows[start : start + size]
+            while len(block) > 1:
+                block = block[0::2] + block[1::2]
+            self._trees.append((size, block[0]))
+            while len(self._trees) > 1 and self._trees[-2][0] == self._trees[-1][0]:
+                (rows_each, left), (_, right) = self._trees.pop(-2), self._trees.pop()
+                self._trees.append((2 * rows_each, left + right))
+            self.count += size
+            start += size
+
+    def total(self) -> np.ndarray:
+        """The sum of all rows added (at least one)."""
+        trees = [tree for _, tree in self._trees]
+        total = trees[-1]
+        for tree in reversed(trees[:-1]):
+            total = tree + total
+        return total
+
+
 @functools.lru_cache(maxsize=8)
 def _roots(n: int, count: int) -> tuple[np.ndarray, np.ndarray]:
     """exp(-2 pi i k / n) for k < ``count``, as real and imaginary parts (read-only)."""

@@ -1,8 +1,8 @@
 """Stream → utterances: voice activity detection, and features computed while the person speaks.
 
 The stream is judged in blocks of one frame step (16 ms for the shipped models). A block is
-speech when its level is above an absolute threshold and above the background level (the quietest
-block of the last few seconds) by a margin. An utterance starts at the first speech block (plus a little pre-roll) and ends after a
+speech when its level (DC removed) is above an absolute threshold and above the background level
+(the quietest block of the last few seconds) by a margin (``VoiceActivity``). An utterance starts at the first speech block (plus a little pre-roll) and ends after a
 hang-over of silence. Its samples go through the streaming frontend as they arrive, restarted at
 the utterance's first sample, so the features are bit-for-bit ``compute_features`` of exactly the
 utterance's samples and only the flush and the model remain once it ends.
@@ -44,9 +44,13 @@ class Utterance:
 
 
 def block_levels(blocks: np.ndarray) -> np.ndarray:
-    """Level in dB relative to full scale of each row of ``blocks`` (mean power of samples in
-    [-1, 1]), summed and logged the same way on every CPU, so the device cuts where x86 does."""
-    power = fixed_order_sum(blocks * blocks) / blocks.shape[1]
+    """Level in dB relative to full scale of each row of ``blocks`` (samples in [-1, 1]): the mean
+    power around the row's own mean, so that a DC offset (a constant, or a microphone's bias;
+    SAVEE's neutral clips sit at -28 dBFS of it) is no sound. Summed and logged the same way on
+    every CPU, so the device cuts where x86 does."""
+    width = blocks.shape[1]
+    alternating = blocks - (fixed_order_sum(blocks) / width)[:, None]
+    power = fixed_order_sum(alternating * alternating) / width
     return np.where(power > 0, reproducible.DB_PER_NEPER * reproducible.log(np.maximum(power, 1e-30)), SILENCE_DB)
 
 
@@ -65,6 +69,35 @@ class BackgroundLevel:
         return min(self._levels, default=SILENCE_DB)
 
 
+class VoiceActivity:
+    """Which blocks of a stream are speech: one ``block``-sample block at a time, a block is speech
+    when its level is above ``threshold_db`` and ``noise_margin_db`` above the background. The one
+    detector of the daemon's segmenter and of ``ser classify``'s "is there speech" check."""
+
+    def __init__(self, settings: SegmenterSettings, block: int, sample_rate: int):
+        self.settings = settings
+        self.block = block
+        self._background = BackgroundLevel(block / sample_rate)
+        self._pending = np.empty(0)
+
+    def push(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The complete blocks in ``samples`` (after those held back from before), (blocks, block),
+        and whether each is speech; a partial block waits for the next push."""
+        self._pending = np.concatenate([self._pending, samples])
+        n_blocks = len(self._pending) // self.block
+        blocks = self._pending[: n_blocks * self.block].reshape(n_blocks, self.block)
+        self._pending = self._pending[n_blocks * self.block :]
+        speech = np.zeros(n_blocks, dtype=bool)
+        for index, level in enumerate(block_levels(blocks)):
+            self._background.update(level)
+            speech[index] = level > self.settings.threshold_db and level > self._background.level + self.settings.noise_margin_db
+        return blocks, speech
+
+    def drop_pending(self) -> None:
+        """Forget a partial block (after a gap in the audio); the background is kept."""
+        self._pending = np.empty(0)
+
+
 class Segmenter:
     """Feed mono float samples at the frontend's rate with ``push``; get finished utterances."""
 
@@ -80,32 +113,22 @@ class Segmenter:
         self._model_min = (min_frames - 1) * frontend.frame_step + frontend.frame_length
         self._min_speech = round(settings.min_seconds * self.rate)
         self._frontend = StreamingFrontend(frontend, FEATURE_BATCH_FRAMES)
-        self._background = BackgroundLevel(block_seconds)
+        self._voice = VoiceActivity(settings, self.block, self.rate)
         self.reset()
 
     def reset(self) -> None:
         """Forget the stream so far (after a gap in the audio): any open utterance is dropped."""
-        self._pending = np.empty(0)
+        self._voice.drop_pending()
         self._position = 0  # samples judged so far
         self._preroll: collections.deque[np.ndarray] = collections.deque(maxlen=self._preroll_blocks)
         self._in_speech = False
         self._frontend.reset()
 
-    def is_speech(self, level: float) -> bool:
-        """Whether a block at ``level`` dBFS counts as speech against the background so far."""
-        return level > self.settings.threshold_db and level > self._background.level + self.settings.noise_margin_db
-
     def push(self, samples: np.ndarray) -> list[Utterance]:
         """Judge the new samples; returns the utterances (or parts) that ended in them."""
-        self._pending = np.concatenate([self._pending, samples])
-        n_blocks = len(self._pending) // self.block
-        blocks = self._pending[: n_blocks * self.block].reshape(n_blocks, self.block)
-        self._pending = self._pending[n_blocks * self.block :]
         finished = []
-        for block, level in zip(blocks, block_levels(blocks)):
-            self._background.update(level)
-            speech = self.is_speech(level)
-            finished.extend(self._step(block, speech))
+        for block, speech in zip(*self._voice.push(samples)):
+            finished.extend(self._step(block, bool(speech)))
             self._position += self.block
         return finished
 

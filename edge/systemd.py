@@ -25,6 +25,10 @@ class ServiceNotifier:
         """Seconds within which systemd expects WATCHDOG=1, or None if no watchdog is set."""
         self._last_watchdog = 0.0
         self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) if self._address else None
+        if self._socket is not None:
+            # A reader that falls behind fills the socket's queue; a blocking send would then stall
+            # the processing loop itself. A message that does not fit is dropped instead.
+            self._socket.setblocking(False)
 
     @property
     def enabled(self) -> bool:
@@ -37,7 +41,7 @@ class ServiceNotifier:
         try:
             self._socket.sendto("\n".join(fields).encode(), self._address)
         except OSError:
-            pass  # systemd went away or restarts; nothing to tell
+            pass  # systemd went away, restarts or is not reading; nothing to tell
 
     def ready(self, status: str) -> None:
         self.notify("READY=1", f"STATUS={status}")

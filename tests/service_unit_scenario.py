@@ -1,7 +1,12 @@
 """Inside a private mount namespace: run a copy of firmware_scripts/ser.service under a real systemd
-user manager, hang its loop, stop it; print what happened as JSON (read by test_service_unit.py).
+user manager and a virtual microphone; print what happened as JSON (read by test_service_unit.py).
 
-Usage: service_unit_scenario.py WORKDIR PULSE_SERVER
+Scenarios:
+- watchdog: start with the microphone there, hang the loop (SIGSTOP), see the restart, stop;
+- no-microphone: start with no sound server and a short start timeout, see it active and not
+  restarted for twice that timeout, then start the sound server, play a clip, get its event.
+
+Usage: service_unit_scenario.py WORKDIR PULSE_DIR SCENARIO
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+from sound_server import VirtualMicrophone
 from user_manager import UserManager
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,9 +50,13 @@ def hidden_by_sandbox() -> tuple[str, ...]:
 WATCHDOG_SECONDS = 2
 
 
+START_TIMEOUT_SECONDS = 3
+EXAMPLE = REPO / "examples" / "03-01-05-02-01-01-18.flac"
+
+
 def unit_copy(pulse_server: str, workdir: Path) -> str:
     """The real unit without system-only lines, running this checkout's daemon on the virtual
-    microphone, with a 2 s watchdog so the test is quick."""
+    microphone, with a 2 s watchdog and a 3 s start timeout so the test is quick."""
     lines = []
     for line in (REPO / "firmware_scripts" / "ser.service").read_text().splitlines():
         if line.startswith(SYSTEM_ONLY + hidden_by_sandbox()):
@@ -60,15 +70,19 @@ def unit_copy(pulse_server: str, workdir: Path) -> str:
             line = f"WatchdogSec={WATCHDOG_SECONDS}"
         elif line.startswith("RestartSec="):
             line = "RestartSec=0.5"
+        elif line.startswith("TimeoutStartSec="):
+            line = f"TimeoutStartSec={START_TIMEOUT_SECONDS}"
         lines.append(line)
     return "\n".join(lines) + "\n"
 
 
-def main(workdir: Path, pulse_server: str) -> dict:
+def main(workdir: Path, microphone: VirtualMicrophone, scenario: str) -> dict:
     workdir.mkdir(parents=True, exist_ok=True)
     manager = UserManager(workdir)
-    (manager.units / "ser.service").write_text(unit_copy(pulse_server, workdir))
+    (manager.units / "ser.service").write_text(unit_copy(microphone.env["PULSE_SERVER"], workdir))
     facts: dict = {}
+    if scenario == "watchdog":
+        microphone.start()
     manager.start()
     try:
         started = time.monotonic()
@@ -79,17 +93,47 @@ def main(workdir: Path, pulse_server: str) -> dict:
 
         first_pid = int(facts["after_start"].get("MainPID", "0"))
         if first_pid > 0:  # else it never started, and the test shows why
-            hang_and_stop(manager, first_pid, facts)
+            (hang_and_stop if scenario == "watchdog" else microphone_later)(manager, microphone, first_pid, facts)
     finally:
         manager.stop()
+        microphone.kill()
     facts["manager_log"] = (workdir / "manager.log").read_text()[-3000:]
     log = workdir / "service.log"
     facts["service_log"] = log.read_text(errors="replace")[-3000:] if log.exists() else ""
     return facts
 
 
-def hang_and_stop(manager: UserManager, first_pid: int, facts: dict) -> None:
+def events(manager: UserManager) -> list[dict]:
+    """The event lines the service wrote to stdout so far, parsed."""
+    path = manager.directory / "events.log"
+    return [json.loads(line.split(" ", 1)[1]) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def wait_for(condition, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def microphone_later(manager: UserManager, microphone: VirtualMicrophone, first_pid: int, facts: dict) -> None:
+    """With no sound server, stay for twice the start timeout; then start one, play a clip, stop."""
+    time.sleep(2 * START_TIMEOUT_SECONDS + 1)
+    facts["without_microphone"] = manager.show("ser.service", "ActiveState", "SubState", "MainPID", "StatusText", "NRestarts")
+    microphone.start()
+    facts["microphone_back"] = wait_for(lambda: any(e.get("status") == "microphone_back" for e in events(manager)), 30)
+    facts["with_microphone"] = manager.show("ser.service", "StatusText", "MainPID", "NRestarts")
+    microphone.play(EXAMPLE)
+    wait_for(lambda: any(e["type"] == "emotion" for e in events(manager)), 10)
+    facts["stop_returncode"] = manager.systemctl("stop", "ser.service").returncode
+    facts["events"] = events(manager)
+
+
+def hang_and_stop(manager: UserManager, microphone: VirtualMicrophone, first_pid: int, facts: dict) -> None:
     """SIGSTOP the service (its loop stops sending WATCHDOG=1), wait for the restart, then stop it."""
+    facts["listening"] = wait_for(lambda: manager.show("ser.service", "StatusText")["StatusText"].startswith("listening on"), 10)
     os.kill(first_pid, signal.SIGSTOP)  # the loop hangs: no more WATCHDOG=1
     hung = time.monotonic()
     while time.monotonic() - hung < 40:
@@ -104,8 +148,8 @@ def hang_and_stop(manager: UserManager, first_pid: int, facts: dict) -> None:
     facts["stop_returncode"] = manager.systemctl("stop", "ser.service").returncode
     facts["stop_seconds"] = round(time.monotonic() - started, 2)
     facts["after_stop"] = manager.show("ser.service", "ActiveState", "Result")
-    facts["events"] = (manager.directory / "events.log").read_text().splitlines()
+    facts["events"] = events(manager)
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(Path(sys.argv[1]), sys.argv[2])))
+    print(json.dumps(main(Path(sys.argv[1]), VirtualMicrophone(Path(sys.argv[2])), sys.argv[3])))

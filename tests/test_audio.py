@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile
 import soxr
 from conftest import read_speech
 
-from edge.audio import load_audio
+from edge.audio import load_audio, read_blocks, resample
 from edge.errors import AudioError
 
 FORMATS = [
@@ -90,10 +94,52 @@ def test_bad_inputs_raise_one_typed_error_naming_the_file(tmp_path, speech_files
         assert message.startswith(str(tmp_path / name)) and reason in message and "\n" not in message
 
 
-def test_missing_file_and_folder_are_reported(tmp_path):
-    for path in (tmp_path / "missing.wav", tmp_path):
-        with pytest.raises(AudioError, match="no such file"):
-            load_audio(path, 16000)
+def fifo(path):
+    os.mkfifo(path)
+    return path
+
+
+def link(path, target):
+    path.symlink_to(target)
+    return path
+
+
+NOT_FILES = {
+    "missing": (lambda d: d / "missing.wav", "no such file"),
+    "folder": (lambda d: d, "a folder, not an audio file"),
+    "FIFO": (lambda d: fifo(d / "pipe.wav"), "a FIFO, not a regular file (never read)"),
+    "link to a device": (lambda d: link(d / "zero.wav", "/dev/zero"), "a device, not a regular file (never read)"),
+    "link loop": (lambda d: link(d / "loop.wav", d / "loop.wav"), "cannot be read (Too many levels of symbolic links)"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", NOT_FILES)
+def test_paths_that_are_not_regular_files_are_refused_without_being_read(tmp_path, case):
+    make, reason = NOT_FILES[case]
+    path = make(tmp_path)
+    with pytest.raises(AudioError) as error:  # a FIFO would block here if it were opened
+        load_audio(path, 16000)
+    assert str(error.value) == f"{path}: {reason}"
+
+
+@pytest.mark.parametrize("rate", [1, 3999, 1_000_000])
+def test_sample_rates_speech_cannot_have_are_refused(tmp_path, rate):
+    path = tmp_path / "odd-rate.wav"
+    soundfile.write(path, np.sin(np.arange(4000) * 0.1) * 0.5, rate)
+    with pytest.raises(AudioError, match=f"sample rate {rate} Hz is outside the 4000-768000 Hz that speech audio uses"):
+        load_audio(path, 16000)
+
+
+@pytest.mark.parametrize("rate", [8000, 22050, 44100])
+def test_blocks_of_any_size_join_to_the_same_samples(rate):
+    rng = np.random.default_rng(rate)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "noise.flac"
+        soundfile.write(path, rng.uniform(-0.5, 0.5, 3 * rate + 17), rate, subtype="PCM_16")
+        whole = np.concatenate(list(read_blocks(path, 16000, block_seconds=1000)))
+        for block_seconds in (0.01, 0.5, 1.3):
+            assert np.array_equal(np.concatenate(list(read_blocks(path, 16000, block_seconds))), whole)
+        assert np.array_equal(whole, resample(soundfile.read(path)[0], rate, 16000))
 
 
 def test_non_finite_samples_are_rejected(tmp_path):

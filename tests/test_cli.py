@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import soundfile
@@ -39,16 +40,25 @@ def test_bad_files_get_one_line_each_and_the_rest_still_run(tmp_path, speech_fil
     (tmp_path / "notes.txt").write_text("not audio at all\n")
     (tmp_path / "corrupt.flac").write_bytes(good.read_bytes()[:4000])
     soundfile.write(tmp_path / "blip.wav", np.zeros(800), 16000)
-    bad = [tmp_path / name for name in ("empty.wav", "notes.txt", "corrupt.flac", "blip.wav")]
+    soundfile.write(tmp_path / "silence.wav", np.zeros(3 * 16000), 16000)
+    soundfile.write(tmp_path / "dc.wav", np.full(3 * 16000, 0.25), 16000)
+    soundfile.write(tmp_path / "tiny.wav", np.full(10, 0.25), 1)
+    os.mkfifo(tmp_path / "pipe.wav")
+    (tmp_path / "loop.wav").symlink_to(tmp_path / "loop.wav")
+    reasons = {"empty.wav": "empty file", "notes.txt": "not a readable audio file", "corrupt.flac": "not a readable audio file",
+               "blip.wav": "too short", "silence.wav": "no speech found", "dc.wav": "no speech found",
+               "tiny.wav": "sample rate 1 Hz is outside", "pipe.wav": "a FIFO, not a regular file",
+               "loop.wav": "cannot be read (Too many levels of symbolic links)"}  # fmt: skip
+    bad = [tmp_path / name for name in reasons]
     result = run_ser("classify", str(bad[0]), str(good), *map(str, bad[1:]))
     assert result.returncode == 1
     assert "Traceback" not in result.stderr + result.stdout
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 4
-    for path, line, reason in zip(bad, errors, ["empty file", "not a readable audio file", "not a readable audio file", "too short"]):
-        assert str(path) in line and reason in line
+    assert len(errors) == len(bad)
+    for path, line, reason in zip(bad, errors, reasons.values()):
+        assert line.startswith(f"error: {path}: ") and reason in line
     assert len(result.stdout.strip().splitlines()) == 2  # header and the good file
-    assert "4 of 5 file(s) could not be classified" in result.stderr
+    assert f"{len(bad)} of {len(bad) + 1} file(s) could not be classified" in result.stderr
 
 
 def test_json_output_reports_failures_in_line(tmp_path, speech_files):

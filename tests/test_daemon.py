@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import threading
 import time
 
 import numpy as np
@@ -140,50 +141,81 @@ def test_the_microphone_lost_and_back_is_reported_and_listening_resumes(tmp_path
         mic.kill()
 
 
-def test_without_a_sound_server_it_retries_and_still_stops_promptly(tmp_path):
-    service = ServiceProcess("--device-id", "test", env={"PULSE_SERVER": f"unix:{tmp_path}/nothing-here"},
+class NotifyListener:
+    """Systemd's side of the notify protocol: a datagram socket read all the time (as systemd does),
+    every message kept in order."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        self.messages: list[str] = []
+        self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._socket.bind(self.path)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        while True:
+            self.messages.extend(self._socket.recv(4096).decode().splitlines())
+
+    def during(self, seconds: float) -> list[str]:
+        """The messages that arrive in the next ``seconds``."""
+        already = len(self.messages)
+        time.sleep(seconds)
+        return self.messages[already:]
+
+
+def test_without_a_microphone_it_is_ready_retries_with_backoff_and_listens_once_one_appears(tmp_path, tmp_path_factory):
+    require_programs("pulseaudio", "pacat", "paplay", "pactl")
+    mic = VirtualMicrophone(tmp_path_factory.mktemp("pulse-later"))  # not started yet: no sound server
+    notify = NotifyListener(tmp_path / "notify")
+    service = ServiceProcess("--device-id", "test", env={**mic.env, "NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "1000000"},
                              log_path=tmp_path / "daemon.log")  # fmt: skip
-    detail = service.next_event(status="microphone_lost", timeout=30)[1]["detail"]
-    assert "no audio input device" in detail
-    time.sleep(1.0)
-    assert service.process.poll() is None
-    assert service.stop() < 2.0 and service.process.returncode == 0
+    try:
+        detail = service.next_event(status="microphone_lost", timeout=30)[1]["detail"]
+        assert "no audio input device" in detail
+        waiting = notify.during(4.0)
+        assert "READY=1" in notify.messages and any(m.startswith("STATUS=microphone lost: ") for m in notify.messages)
+        assert waiting.count("WATCHDOG=1") >= 12  # fed every quarter second while it waits
+        retries = [float(line.split()[-2]) for line in service.log().splitlines() if "retrying the microphone in" in line]
+        assert retries[:3] == [0.5, 1.0, 2.0], service.log()  # backoff doubles (capture.retry_min_seconds 0.5)
+        assert service.no_event(1.0, type="status") == []  # said once, not at every retry
+        mic.start()
+        service.next_event(status="microphone_back", timeout=30)
+        time.sleep(0.2)
+        assert any(m.startswith("STATUS=listening on") for m in notify.messages)
+        mic.play(EXAMPLES[1])
+        assert service.next_event(type="emotion", timeout=5)[1]["emotion"]
+        assert service.stop() < 2.0 and service.process.returncode == 0
+    finally:
+        mic.kill()
 
 
 def test_the_loop_sends_ready_status_and_watchdog_keepalives_and_stops_them_when_stuck(tmp_path, microphone):
-    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    notify.bind(str(tmp_path / "notify"))
-    notify.settimeout(0.5)
-    service = start_daemon(tmp_path, microphone, env={"NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": "1000000"})
+    notify = NotifyListener(tmp_path / "notify")
+    service = start_daemon(tmp_path, microphone, env={"NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "1000000"})
+    messages = notify.during
 
-    def messages(seconds: float) -> list[str]:
-        seen, deadline = [], time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            try:
-                seen.extend(notify.recv(4096).decode().splitlines())
-            except TimeoutError:
-                pass
-        return seen
-
-    first = messages(2.0)
+    first = notify.messages + messages(2.0)
     assert "READY=1" in first and any(m.startswith("STATUS=listening on") for m in first)
     assert first.count("WATCHDOG=1") >= 4  # every quarter of the 1 s interval
     service.signal(signal.SIGSTOP)  # the loop hangs: no more keep-alives
     assert "WATCHDOG=1" not in messages(1.5)
     service.signal(signal.SIGCONT)
     assert "WATCHDOG=1" in messages(1.5)
+    before_stop = len(notify.messages)
     assert service.stop() < 2.0
-    assert "STOPPING=1" in messages(0.5)
+    time.sleep(0.2)
+    assert "STOPPING=1" in notify.messages[before_stop:]
 
 
 def test_bad_settings_or_model_stop_the_start_with_one_line(tmp_path):
     config = tmp_path / "ser.toml"
     config.write_text("[capture]\nrate = 16000\n")
     result = run_ser("daemon", "--config", str(config))
-    assert result.returncode == 1 and result.stderr.strip().splitlines()[-1] == \
+    # 78 (EX_CONFIG): the unit's RestartPreventExitStatus=78 does not restart what a restart cannot mend
+    assert result.returncode == 78 and result.stderr.strip().splitlines()[-1] == \
         f"Error: {config} [capture]: unknown setting(s) rate"  # fmt: skip
     result = run_ser("daemon", "--model", str(tmp_path / "no-bundle"))
-    assert result.returncode == 1 and "no-bundle" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 78 and "no-bundle" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_devices_lists_the_virtual_microphone(microphone):

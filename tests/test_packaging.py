@@ -75,3 +75,11 @@ def test_ser_train_without_the_train_extra_says_which_extra_to_install(installed
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1 and "pip install 'edge-ser[train]'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_ser_daemon_without_the_mic_extra_stops_at_once_with_one_line(installed, tmp_path):
+    result = run(installed / "ser", "daemon", "--device-id", "test", cwd=tmp_path, env=clean_env())
+    assert result.returncode == 78  # EX_CONFIG: the unit does not restart it (RestartPreventExitStatus=78)
+    assert result.stderr.strip().splitlines()[-1] == \
+        "Error: microphone input needs PyAudio, which is not installed: pip install 'edge-ser[mic]'"  # fmt: skip
+    assert "Traceback" not in result.stderr and "retrying" not in result.stderr

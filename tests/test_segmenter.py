@@ -11,7 +11,7 @@ from conftest import read_speech
 
 from edge.bundle import load_bundle
 from edge.frontend import compute_features
-from edge.segmenter import Segmenter, block_levels
+from edge.segmenter import SILENCE_DB, Segmenter, VoiceActivity, block_levels
 from edge.settings import SegmenterSettings
 
 RATE = 16000
@@ -102,6 +102,22 @@ def test_reset_drops_an_open_utterance(manifest, speech_files):
     assert segmenter.push(silence(3)) == [] and segmenter.flush() == []
 
 
-def test_block_levels_are_dbfs():
-    blocks = np.stack([np.ones(256), np.full(256, 0.1), np.zeros(256)])
-    assert np.allclose(block_levels(blocks)[:2], [0.0, -20.0]) and block_levels(blocks)[2] <= -100
+def test_block_levels_are_dbfs_of_the_sound_around_any_dc_offset():
+    square = np.tile([1.0, -1.0], 128)
+    blocks = np.stack([square, 0.1 * square, 0.1 * square + 0.5, np.full(256, 0.5), np.zeros(256)])
+    levels = block_levels(blocks)
+    assert np.allclose(levels[:3], [0.0, -20.0, -20.0])
+    assert levels[3] == levels[4] == SILENCE_DB  # a constant is no sound
+
+
+def test_every_clip_of_every_corpus_has_speech_for_the_detector(corpus_dir):
+    """``ser classify`` refuses files without a speech block; no real recording may be refused,
+    quiet ones and ones with a DC offset included."""
+    settings, block = SegmenterSettings(), 256  # the shipped models' frame step
+    checked = 0
+    for kind in ("ravdess", "emodb", "savee", "casia", "emotiontts"):
+        for path in sorted(corpus_dir(kind).rglob("*.flac")):
+            _, speech = VoiceActivity(settings, block, RATE).push(read_speech(path))
+            assert speech.any(), f"{path}: no speech block"
+            checked += 1
+    assert checked > 3700

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, require_root, unavailable
-from sound_server import VirtualMicrophone, require_programs
+from sound_server import require_programs
 from user_manager import run_in_namespace
 
 FIRMWARE = REPO / "firmware_scripts"
@@ -111,24 +111,44 @@ def outside_tmp():
 def test_the_unit_becomes_active_on_ready_is_restarted_by_the_watchdog_and_stops_fast(outside_tmp):
     require_root("a systemd user manager in a private mount namespace")
     require_programs("unshare", "systemctl", "/lib/systemd/systemd", "pulseaudio", "pacat", "pactl")
-    microphone = VirtualMicrophone(outside_tmp / "pulse")
-    microphone.start()
-    try:
-        result = run_in_namespace(REPO / "tests" / "service_unit_scenario.py", str(outside_tmp / "manager"),
-                                  microphone.env["PULSE_SERVER"])  # fmt: skip
-    finally:
-        microphone.kill()
+    result = run_in_namespace(REPO / "tests" / "service_unit_scenario.py", str(outside_tmp / "manager"),
+                              str(outside_tmp / "pulse"), "watchdog")  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     facts = json.loads(result.stdout)
     context = json.dumps({k: v for k, v in facts.items() if k != "events"}, indent=1)[-4000:]
     assert facts["start_returncode"] == 0, context
     assert facts["after_start"]["ActiveState"] == "active" and facts["after_start"]["SubState"] == "running", context
-    assert facts["after_start"]["StatusText"].startswith("listening on"), context
+    assert facts["after_start"]["StatusText"].startswith("running lstm-multilingual"), context  # READY: model loaded
+    assert facts["listening"], context  # then the microphone opens
     # SIGSTOP hangs the loop: no WATCHDOG=1 for 2 s, so systemd kills it and starts a new one.
     assert facts["after_hang"]["NRestarts"] == "1" and facts["after_hang"]["ActiveState"] == "active", context
     assert facts["stop_returncode"] == 0 and facts["stop_seconds"] < 2.0, context
     assert facts["after_stop"] == {"ActiveState": "inactive", "Result": "success"}, context
-    statuses = [json.loads(line.split(" ", 1)[1]).get("status") for line in facts["events"]]
+    statuses = [event.get("status") for event in facts["events"]]
     assert statuses.count("microphone_open") == 2 and statuses[-1] == "stopped"
     print(f"user manager: active {facts['start_seconds']} s after start, restarted {facts['restart_seconds']} s "
           f"after the hang, stopped in {facts['stop_seconds']} s")  # fmt: skip
+
+
+def test_the_unit_starts_without_a_microphone_stays_up_and_listens_once_the_sound_server_comes(outside_tmp):
+    require_root("a systemd user manager in a private mount namespace")
+    require_programs("unshare", "systemctl", "/lib/systemd/systemd", "pulseaudio", "pacat", "pactl", "paplay")
+    result = run_in_namespace(REPO / "tests" / "service_unit_scenario.py", str(outside_tmp / "manager"),
+                              str(outside_tmp / "pulse"), "no-microphone")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    facts = json.loads(result.stdout)
+    context = json.dumps(facts, indent=1)[-4000:]
+    # Active through READY although no sound server runs: the model is loaded and the loop runs.
+    assert facts["start_returncode"] == 0 and facts["after_start"]["ActiveState"] == "active", context
+    # Twice the 3 s start timeout later: the same process, never restarted, saying what it waits for.
+    waiting = facts["without_microphone"]
+    assert waiting["ActiveState"] == "active" and waiting["NRestarts"] == "0", context
+    assert waiting["MainPID"] == facts["after_start"]["MainPID"], context
+    assert waiting["StatusText"].startswith("microphone lost: no audio input device"), context
+    # The sound server comes: the same process opens it and the clip played gets its event.
+    assert facts["microphone_back"] and facts["with_microphone"]["StatusText"].startswith("listening on"), context
+    assert facts["with_microphone"]["MainPID"] == facts["after_start"]["MainPID"], context
+    statuses = [e.get("status") for e in facts["events"] if e["type"] == "status"]
+    assert statuses[:4] == ["started", "model_loaded", "microphone_lost", "microphone_back"], context
+    assert [e["emotion"] for e in facts["events"] if e["type"] == "emotion"] == ["angry"], context
+    assert facts["stop_returncode"] == 0, context
