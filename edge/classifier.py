@@ -140,7 +140,8 @@ class Classifier:
             frames += len(features)
             if windowing.trim_db > 0:
                 energies.append(features[:, 0])
-            kept = kept + [features] if kept is not None and frames <= KEPT_FRAMES else None
+            if kept is not None:
+                kept = kept + [features] if frames <= KEPT_FRAMES else None
         self._check_length(frames, what)
         if speech_blocks == 0:
             raise AudioError(f"{what}: no speech found")
@@ -150,11 +151,16 @@ class Classifier:
 
         first, last = trim_range(np.concatenate(energies), windowing.trim_db) if energies else (0, frames)
         mean = self._kept_mean(again(), first, last) if normalisation.subtract_clip_mean else 0.0
-        # Last pass: windows through the model as their frames complete.
+        return self._prediction(self._streamed_window_probabilities(again(), first, last, mean), frames)
+
+    def _streamed_window_probabilities(self, chunks: Iterator[np.ndarray], first: int, last: int, mean) -> np.ndarray:
+        """``window_probabilities`` of frames ``first:last`` of a file's feature chunks, less their
+        ``mean``: each window runs as soon as its frames are in, only frames still needed are kept."""
+        windowing, normalisation = self.manifest.windowing, self.manifest.normalisation
         length = windowing.window_frames
         starts = window_starts(last - first, windowing) if last - first >= length else []
-        buffer, buffer_start, position, probabilities = np.empty((0, config.n_features)), 0, 0, []
-        for features in again():
+        buffer, buffer_start, position, probabilities = np.empty((0, self.manifest.frontend.n_features)), 0, 0, []
+        for features in chunks:
             chunk = features[max(first - position, 0) : max(last - position, 0)]
             position += len(features)
             buffer = np.concatenate([buffer, normalise(chunk - mean, normalisation)])
@@ -162,14 +168,13 @@ class Classifier:
             while ready < len(starts) and starts[ready] + length <= buffer_start + len(buffer):
                 ready += 1
             if ready:
-                cut = [buffer[s - buffer_start : s - buffer_start + length] for s in starts[:ready]]
-                probabilities.append(self.run_model(np.stack(cut)))
+                probabilities.append(self.run_model(np.stack([buffer[s - buffer_start : s - buffer_start + length] for s in starts[:ready]])))
                 starts = starts[ready:]
-                drop = (starts[0] if starts else buffer_start + len(buffer)) - buffer_start
+                drop = min((starts[0] if starts else buffer_start + len(buffer)) - buffer_start, len(buffer))
                 buffer, buffer_start = buffer[drop:], buffer_start + drop
         if last - first < length:  # shorter than one window: padded, cut once all frames are in
             probabilities.append(self.run_model(windows(buffer, windowing)))
-        return self._prediction(np.concatenate(probabilities), frames)
+        return np.concatenate(probabilities)
 
     @staticmethod
     def _kept_mean(chunks: Iterator[np.ndarray], first: int, last: int) -> np.ndarray:
