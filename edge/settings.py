@@ -22,6 +22,8 @@ Every field has a default, so an empty file is a valid configuration.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import socket
 import tomllib
 from dataclasses import dataclass, field
@@ -107,12 +109,30 @@ class MqttSettings:
     """Longest wait between reconnection attempts."""
 
 
+MACHINE_ID = Path("/etc/machine-id")
+APPLICATION_KEY = b"edge-ser device id v1"
+
+
+def default_device_id(machine_id_file: Path = MACHINE_ID) -> str:
+    """``ser-`` and 8 hex digits, stable for this installation and unique among the Pis of a house
+    (which often share the host name ``raspberrypi``): an HMAC-SHA256 of systemd's machine id with
+    a key of this application's, as machine-id(5) asks instead of exposing the id itself. Where
+    there is no machine id (some containers), the host name."""
+    try:
+        machine_id = machine_id_file.read_text().strip()
+    except OSError:
+        machine_id = ""
+    if not machine_id:
+        return socket.gethostname()
+    return "ser-" + hmac.new(APPLICATION_KEY, machine_id.encode(), hashlib.sha256).hexdigest()[:8]
+
+
 @dataclass(frozen=True)
 class DaemonSettings:
     """Everything `ser daemon` and `ser listen` run with."""
 
-    device_id: str = field(default_factory=socket.gethostname)
-    """Names this device in topics and payloads (default: the host name)."""
+    device_id: str = field(default_factory=lambda: default_device_id())
+    """Names this device in topics, payloads and the MQTT client id (default: ``default_device_id``)."""
     topic_prefix: str = "ser"
     """First topic level: events go to <prefix>/<device_id>/emotion and .../status."""
     model: str | None = None

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
+import socket
 
 import pytest
 
 from edge.events import EmotionEvent, EventStamper, StatusEvent, StdoutSink, event_line
 from edge.settings import (
+    MACHINE_ID,
     DaemonSettings,
     SettingsError,
+    default_device_id,
     load_settings,
     read_credentials,
     with_overrides,
@@ -104,3 +108,16 @@ def test_an_event_is_one_line_topic_space_json_with_sequence_and_no_audio(capsys
 def test_unknown_statuses_are_refused():
     with pytest.raises(ValueError):
         StatusEvent("exploded")
+
+
+def test_the_default_device_id_is_a_keyed_hash_of_the_machine_id_stable_and_unique(tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.write_text("3d1219c7c4c5404aaa1f6d2a48adfda4\n")
+    second.write_text("0f5e9a1c2b3d4e5f60718293a4b5c6d7\n")
+    device_id = default_device_id(first)
+    assert re.fullmatch(r"ser-[0-9a-f]{8}", device_id)
+    assert device_id == default_device_id(first) != default_device_id(second)
+    assert "3d1219c7" not in device_id  # the machine id itself is not exposed
+    assert default_device_id(tmp_path / "missing") == socket.gethostname()
+    if MACHINE_ID.is_file():
+        assert DaemonSettings().device_id == default_device_id()
