@@ -14,12 +14,12 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from edge.api import EmotionStream
 from edge.bundle import load_bundle
 from edge.classifier import Classifier
 from edge.errors import SerError
 from edge.events import EmotionEvent, EventStamper, StatusEvent
 from edge.microphone import Microphone, MicrophoneError, require_pyaudio
-from edge.segmenter import Segmenter, Utterance
 from edge.settings import DaemonSettings
 from edge.systemd import ServiceNotifier
 
@@ -47,7 +47,6 @@ class EmotionService:
         self._microphone_lost = False  # lost (or never opened) and said so: the next open is "back"
         self._retry_at = 0.0  # monotonic time of the next attempt to open the microphone
         self._retry_delay = settings.capture.retry_min_seconds
-        self._stream_seconds = 0.0  # audio taken from the open microphone since it opened
         self._stamper = EventStamper(settings.device_id, settings.topic_prefix)
 
     def request_stop(self) -> None:
@@ -74,12 +73,11 @@ class EmotionService:
 
     # -- set-up ----------------------------------------------------------------------------
 
-    def _load(self, settings: DaemonSettings) -> tuple[Classifier, Segmenter]:
-        """Model and segmenter for ``settings``; raises SerError if the bundle fails its checks."""
-        bundle = load_bundle(settings.model, runtime=settings.runtime, variant=settings.variant)
-        manifest = bundle.manifest
-        segmenter = Segmenter(settings.segmenter, manifest.frontend, manifest.windowing.min_frames)
-        return Classifier(bundle), segmenter
+    def _load(self, settings: DaemonSettings) -> tuple[Classifier, EmotionStream]:
+        """Model and audio-to-events stream for ``settings``; raises SerError if the bundle fails its checks."""
+        classifier = Classifier(load_bundle(settings.model, runtime=settings.runtime, variant=settings.variant))
+        # The microphone delivers audio at the model's rate already.
+        return classifier, EmotionStream(classifier, classifier.manifest.frontend.sample_rate, settings.segmenter)
 
     def _start_mqtt(self, settings: DaemonSettings) -> None:
         if settings.mqtt.host:
@@ -100,7 +98,7 @@ class EmotionService:
         the loop, and reopened with backoff whenever it is missing or lost, so the service runs (and
         feeds the watchdog) without one. Raises SerError if the model cannot be loaded or PyAudio
         is missing at start (a reload failure keeps the old model instead)."""
-        self.classifier, self.segmenter = self._load(self.settings)
+        self.classifier, self.stream = self._load(self.settings)
         require_pyaudio()  # a missing extra is not fixed by retrying
         self._start_mqtt(self.settings)
         self.status("started", f"device {self.settings.device_id}")
@@ -132,18 +130,8 @@ class EmotionService:
             self._lose_microphone(str(error))
             self._retry_at, self._retry_delay = 0.0, self.settings.capture.retry_min_seconds  # reopen at once
             return
-        self._stream_seconds += len(samples) / self.segmenter.rate
-        for utterance in self.segmenter.push(samples):
-            self._classify(utterance)
-
-    def _classify(self, utterance: Utterance) -> None:
-        prediction = self.classifier.classify_features(utterance.features, "utterance")
-        # Wall-clock times from how far the stream has moved on since the utterance ended.
-        now = time.time()
-        start, end = (now - (self._stream_seconds - t) for t in (utterance.start, utterance.end))
-        manifest = self.classifier.manifest
-        self.emit(EmotionEvent(prediction.label, prediction.confidence, prediction.scores, start, end,
-                               utterance.duration, utterance.part, manifest.name, self.classifier.bundle.model_sha256))  # fmt: skip
+        for event in self.stream.push(samples):
+            self.emit(event)
 
     def _try_microphone(self) -> None:
         """Open the microphone if its next attempt is due, else wait (at most READ_TIMEOUT); after a
@@ -160,8 +148,7 @@ class EmotionService:
             self._retry_at = time.monotonic() + self._retry_delay
             self._retry_delay = min(self._retry_delay * 2, self.settings.capture.retry_max_seconds)
             return
-        self.segmenter.reset()
-        self._stream_seconds = 0.0
+        self.stream.reset()
         self._retry_delay = self.settings.capture.retry_min_seconds
         detail = f"{device.name} (index {device.index}), {self._microphone.rate} Hz"
         self.status("microphone_back" if self._microphone_lost else "microphone_open", detail)
@@ -179,13 +166,13 @@ class EmotionService:
         self.notifier.reloading()
         try:
             settings = self._reload_settings()
-            classifier, segmenter = self._load(settings)
+            classifier, stream = self._load(settings)
         except SerError as error:
             self.status("reload_failed", f"{error}; keeping {self.classifier.manifest.name}")
             self.notifier.ready(f"listening with {self.classifier.manifest.name} (reload failed)")
             return
         old, self.settings = self.settings, settings
-        self.classifier, self.segmenter = classifier, segmenter
+        self.classifier, self.stream = classifier, stream
         self._stamper = EventStamper(settings.device_id, settings.topic_prefix)
         if settings.mqtt != old.mqtt or (settings.device_id, settings.topic_prefix) != (old.device_id, old.topic_prefix):
             if self._mqtt is not None:
@@ -197,7 +184,4 @@ class EmotionService:
             self._microphone.close()
             self._microphone = Microphone(settings.capture, classifier.manifest.frontend.sample_rate)
             self._retry_at, self._retry_delay = 0.0, settings.capture.retry_min_seconds  # opened by the loop
-        else:
-            self.segmenter.reset()
-            self._stream_seconds = 0.0
         self.notifier.ready(f"listening with {classifier.manifest.name}")
