@@ -136,9 +136,11 @@ def devices():
 
 # Command-line overrides of the TOML settings: (option, settings key, type, help).
 OVERRIDES = [
+    ("--input", "capture.input", str, "microphone, or - to read raw PCM from standard input (arecord, parecord, ...)."),
+    ("--format", "capture.format", str, "Raw PCM format on standard input: s16le, s32le or f32le (default s16le)."),
     ("--device", "capture.device", str, "Input device index or name (see `ser devices`)."),
-    ("--rate", "capture.sample_rate", int, "Capture rate in Hz (default: the device's)."),
-    ("--channels", "capture.channels", int, "Channels to open (averaged to mono)."),
+    ("--rate", "capture.sample_rate", int, "Capture rate in Hz (default: the device's; 16000 for standard input)."),
+    ("--channels", "capture.channels", int, "Channels to open or read (averaged to mono)."),
     ("--device-id", "device_id", str, "Device name in topics and payloads (default: host name)."),
     ("--hangover", "segmenter.hangover_seconds", float, "Seconds of silence that end an utterance."),
     ("--min-seconds", "segmenter.min_seconds", float, "Shortest speech kept, in seconds."),

@@ -20,7 +20,8 @@ from edge.classifier import Classifier
 from edge.errors import SerError
 from edge.events import EmotionEvent, EventStamper, StatusEvent
 from edge.microphone import Microphone, MicrophoneError, require_pyaudio
-from edge.settings import DaemonSettings
+from edge.pipe import EndOfInput, PipeInput
+from edge.settings import CaptureSettings, DaemonSettings
 from edge.systemd import ServiceNotifier
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,11 @@ READ_TIMEOUT = 0.25  # seconds; bounds how late a stop, reload or watchdog keep-
 
 class Sink(Protocol):
     def publish(self, topic: str, payload: dict) -> None: ...
+
+
+def audio_input(capture: CaptureSettings, target_rate: int) -> Microphone | PipeInput:
+    """The microphone, or standard input if the settings say ``input = "-"``."""
+    return PipeInput(capture, target_rate) if capture.input == "-" else Microphone(capture, target_rate)
 
 
 class EmotionService:
@@ -43,8 +49,8 @@ class EmotionService:
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._mqtt = None
-        self._microphone: Microphone | None = None
-        self._microphone_lost = False  # lost (or never opened) and said so: the next open is "back"
+        self._input: Microphone | PipeInput | None = None
+        self._input_lost = False  # lost (or never opened) and said so: the next open is "back"
         self._retry_at = 0.0  # monotonic time of the next attempt to open the microphone
         self._retry_delay = settings.capture.retry_min_seconds
         self._stamper = EventStamper(settings.device_id, settings.topic_prefix)
@@ -65,7 +71,7 @@ class EmotionService:
 
     def status(self, status: str, detail: str = "") -> None:
         """A status event with the drop counters, the same text to systemd and the log."""
-        dropped_audio = self._microphone.dropped_seconds if self._microphone else 0.0
+        dropped_audio = self._input.dropped_seconds if self._input else 0.0
         self.emit(StatusEvent(status, detail, self._mqtt.dropped if self._mqtt else 0, dropped_audio))
         text = f"{status.replace('_', ' ')}: {detail}" if detail else status.replace("_", " ")
         self.notifier.status(text)
@@ -99,34 +105,40 @@ class EmotionService:
         feeds the watchdog) without one. Raises SerError if the model cannot be loaded or PyAudio
         is missing at start (a reload failure keeps the old model instead)."""
         self.classifier, self.stream = self._load(self.settings)
-        require_pyaudio()  # a missing extra is not fixed by retrying
+        if self.settings.capture.input == "microphone":
+            require_pyaudio()  # a missing extra is not fixed by retrying
         self._start_mqtt(self.settings)
         self.status("started", f"device {self.settings.device_id}")
         self.status("model_loaded", self._describe_model())
-        self._microphone = Microphone(self.settings.capture, self.classifier.manifest.frontend.sample_rate)
+        self._input = audio_input(self.settings.capture, self.classifier.manifest.frontend.sample_rate)
         self.notifier.ready(f"running {self.classifier.manifest.name}, opening the microphone")
         try:
             while not self._stop.is_set():
                 if self._reload.is_set():
                     self._reload.clear()
                     self._apply_reload()
-                if self._microphone.is_open:
+                if self._input.is_open:
                     self._process_next_block()
                 else:
                     self._try_microphone()
                 self.notifier.watchdog()
         finally:
             self.notifier.stopping()
-            self._microphone.close()
+            self._input.close()
             self.status("stopped")
             if self._mqtt is not None:
                 self._mqtt.stop()
 
     def _process_next_block(self) -> None:
         try:
-            samples = self._microphone.read(READ_TIMEOUT)
+            samples = self._input.read(READ_TIMEOUT)
+        except EndOfInput:  # a pipe closed: the last utterance's event, then a clean stop
+            for event in self.stream.close():
+                self.emit(event)
+            self.request_stop()
+            return
         except MicrophoneError as error:
-            self._microphone.close()
+            self._input.close()
             self._lose_microphone(str(error))
             self._retry_at, self._retry_delay = 0.0, self.settings.capture.retry_min_seconds  # reopen at once
             return
@@ -141,7 +153,7 @@ class EmotionService:
             self._stop.wait(min(READ_TIMEOUT, wait))
             return
         try:
-            device = self._microphone.open()
+            device = self._input.open()
         except MicrophoneError as error:
             self._lose_microphone(str(error))
             log.info("retrying the microphone in %.1f s", self._retry_delay)
@@ -150,15 +162,15 @@ class EmotionService:
             return
         self.stream.reset()
         self._retry_delay = self.settings.capture.retry_min_seconds
-        detail = f"{device.name} (index {device.index}), {self._microphone.rate} Hz"
-        self.status("microphone_back" if self._microphone_lost else "microphone_open", detail)
-        self._microphone_lost = False
+        detail = f"{device.name} (index {device.index}), {self._input.rate} Hz" if device.index >= 0 else device.name
+        self.status("microphone_back" if self._input_lost else "microphone_open", detail)
+        self._input_lost = False
         self.notifier.status(f"listening on {device.name} with {self.classifier.manifest.name}")
 
     def _lose_microphone(self, reason: str) -> None:
         """Say once (status event, STATUS, log) that there is no microphone, until one opens."""
-        if not self._microphone_lost:
-            self._microphone_lost = True
+        if not self._input_lost:
+            self._input_lost = True
             self.status("microphone_lost", reason)
 
     def _apply_reload(self) -> None:
@@ -180,8 +192,8 @@ class EmotionService:
                 self._mqtt = None
             self._start_mqtt(settings)
         self.status("reloaded", self._describe_model())
-        if settings.capture != old.capture or self._microphone.target_rate != classifier.manifest.frontend.sample_rate:
-            self._microphone.close()
-            self._microphone = Microphone(settings.capture, classifier.manifest.frontend.sample_rate)
+        if settings.capture != old.capture or self._input.target_rate != classifier.manifest.frontend.sample_rate:
+            self._input.close()
+            self._input = audio_input(settings.capture, classifier.manifest.frontend.sample_rate)
             self._retry_at, self._retry_delay = 0.0, settings.capture.retry_min_seconds  # opened by the loop
         self.notifier.ready(f"listening with {classifier.manifest.name}")

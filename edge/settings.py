@@ -37,14 +37,23 @@ class SettingsError(SerError):
     """A configuration file or override that cannot be used."""
 
 
+PCM_FORMATS = ("s16le", "s32le", "f32le")  # raw PCM on standard input, as arecord, parecord and pw-record write it
+
+
 @dataclass(frozen=True)
 class CaptureSettings:
-    """How audio is read from the microphone (PyAudio)."""
+    """How audio is read: from the microphone (PyAudio), or raw PCM from standard input."""
 
+    input: str = "microphone"
+    """microphone (PyAudio), or "-": raw PCM from standard input (arecord, parecord, pw-record, a
+    sidecar); the end of the input ends the service after the last utterance's event."""
+    format: str = "s16le"
+    """Sample format of raw PCM on standard input: s16le, s32le or f32le (little-endian)."""
     device: str | int | None = None
     """Input device: its index, its name or a unique part of it (see `ser devices`); None: the default input."""
     sample_rate: int | None = None
-    """Capture rate in Hz; None: the device's default rate. Audio is resampled to the model's rate."""
+    """Capture rate in Hz; None: the device's default rate (16000 for standard input). Audio is
+    resampled to the model's rate."""
     channels: int = 1
     """Channels to open; they are averaged to mono."""
     block_seconds: float = 0.032
@@ -187,6 +196,9 @@ def check_settings(settings: DaemonSettings, where: str) -> None:
         (segmenter.max_seconds <= 0 or segmenter.hangover_seconds <= 0, "segmenter lengths must be positive"),
         (segmenter.preroll_seconds < 0, "segmenter preroll_seconds must not be negative"),
         (capture.channels < 1, "capture channels must be at least 1"),
+        (capture.input not in ("microphone", "-"), "capture input must be microphone or - (standard input)"),
+        (capture.format not in PCM_FORMATS, f"capture format must be one of {', '.join(PCM_FORMATS)}"),
+        (capture.sample_rate is not None and capture.sample_rate < 1, "capture sample_rate must be positive"),
         (capture.block_seconds <= 0 or capture.buffer_seconds < capture.block_seconds,
          "capture buffer_seconds must hold at least one block"),
         (mqtt.qos not in (0, 1, 2), "mqtt qos must be 0, 1 or 2"),

@@ -7,11 +7,14 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 
 import numpy as np
 import pytest
+import soundfile
 from conftest import REPO, run_ser
 from service_process import ServiceProcess
 from sound_server import VirtualMicrophone, require_programs
@@ -239,3 +242,57 @@ def test_listen_prints_a_readable_line_per_utterance(tmp_path, microphone):
     (line,) = out.splitlines()
     assert " s  " in line and any(label in line for label in ("angry", "happy", "sad", "neutral", "fearful", "disgust", "surprised"))
     assert process.returncode == 0
+
+
+# Two clips whose emotion does not depend on where the segmenter's 16 ms blocks fall (256 of 256
+# alignments agree), so the microphone and the pipe, which cut at different alignments, must agree.
+STEADY_CLIPS = [REPO / "examples" / "03-01-03-02-01-01-19.flac", REPO / "examples" / "03-01-05-02-01-01-18.flac"]
+
+
+def pcm_of(clips, rate: int = 16000, gap_seconds: float = 2.0) -> np.ndarray:
+    """The clips one after another with silence before each and after the last, as 16-bit samples."""
+    gap = np.zeros(round(gap_seconds * rate))
+    audio = np.concatenate([part for clip in clips for part in (gap, load_audio(clip, rate))] + [gap])
+    return np.round(np.clip(audio, -1, 1) * 32767).astype("<i2")
+
+
+def piped_events(pcm: bytes, *args: str) -> list[dict]:
+    """`ser listen --input - --events` fed ``pcm`` on standard input; the emotion events it printed."""
+    result = subprocess.run([sys.executable, "-m", "edge.cli", "listen", "--input", "-", "--events", "--device-id", "test", *args],
+                            input=pcm, capture_output=True, cwd=REPO, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    payloads = [json.loads(line.split(" ", 1)[1]) for line in result.stdout.decode().splitlines()]
+    assert payloads[-1]["status"] == "stopped"  # the end of the input ended it cleanly
+    return [p for p in payloads if p["type"] == "emotion"]
+
+
+def test_pcm_piped_into_listen_gives_the_events_the_microphone_gives_for_the_same_audio(tmp_path, microphone, shipped_bundle):
+    pcm = pcm_of(STEADY_CLIPS)
+    piped = piped_events(pcm.tobytes())
+    # Bit for bit what the daemon's segmenter and classifier make of the same samples offline.
+    classifier, manifest = Classifier(shipped_bundle), shipped_bundle.manifest
+    segmenter = Segmenter(SegmenterSettings(), manifest.frontend, manifest.windowing.min_frames)
+    offline = [classifier.classify_features(u.features) for u in [*segmenter.push(pcm / 32768.0), *segmenter.flush()]]
+    assert [(e["emotion"], e["confidence"]) for e in piped] == [(p.label, round(p.confidence, 4)) for p in offline]
+    # The same audio played into the virtual microphone: the same events.
+    soundfile.write(tmp_path / "played.wav", pcm, 16000, subtype="PCM_16")
+    service = start_daemon(tmp_path, microphone, "--rate", "16000")
+    microphone.play(tmp_path / "played.wav")
+    heard = [service.next_event(type="emotion", timeout=5)[1] for _ in STEADY_CLIPS]
+    assert service.no_event(1.5) == [] and service.stop() < 2.0
+    assert [e["emotion"] for e in heard] == [e["emotion"] for e in piped] == ["happy", "angry"]
+    assert [round(e["duration"], 1) for e in heard] == pytest.approx([round(e["duration"], 1) for e in piped], abs=0.1)
+
+
+@pytest.mark.parametrize("pcm_format, rate, channels", [("s32le", 48000, 2), ("f32le", 44100, 1)])
+def test_other_formats_rates_and_channels_on_standard_input(pcm_format, rate, channels):
+    samples = pcm_of(STEADY_CLIPS, rate) / 32767.0
+    frames = np.repeat(samples[:, None], channels, axis=1)
+    data = (np.round(frames * 2**31 * 0.999).astype("<i4") if pcm_format == "s32le" else frames.astype("<f4")).tobytes()
+    events = piped_events(data, "--format", pcm_format, "--rate", str(rate), "--channels", str(channels))
+    assert [e["emotion"] for e in events] == ["happy", "angry"]
+
+
+def test_the_end_of_the_input_ends_the_last_utterance_too():
+    pcm = pcm_of(STEADY_CLIPS)[: -2 * 16000]  # no silence after the last clip: it ends with the input
+    assert [e["emotion"] for e in piped_events(pcm[:-1].tobytes() + b"\x01")] == ["happy", "angry"]  # and half a sample
