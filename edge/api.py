@@ -39,10 +39,14 @@ class EmotionStream:
     soon as it ends. The daemon runs exactly this on its microphone."""
 
     def __init__(self, classifier: Classifier, sample_rate: int, settings: SegmenterSettings = SegmenterSettings(),
-                 clock: Callable[[], float] = time.time):  # fmt: skip
+                 live: bool = True, clock: Callable[[], float] = time.time):  # fmt: skip
         self.classifier = classifier
         self.sample_rate = sample_rate
         """Rate of the samples given to ``push``, in Hz."""
+        self.live = live
+        """True: audio arrives as it is recorded (a sound card, which may drop blocks), and event
+        times are now minus how far the stream has moved on since. False: every sample arrives,
+        perhaps faster than real time (a pipe, a file), and times count from the stream's start."""
         self._model_rate = classifier.manifest.frontend.sample_rate
         self._segmenter = Segmenter(settings, classifier.manifest.frontend, classifier.manifest.windowing.min_frames)
         self._clock = clock
@@ -52,7 +56,7 @@ class EmotionStream:
 
     def push(self, samples: np.ndarray) -> list[EmotionEvent]:
         """Feed mono float samples in [-1, 1] (or (frames, channels), averaged); returns an event for
-        each utterance that ended in them. Event times are wall-clock: the audio is taken as live."""
+        each utterance that ended in them."""
         resampled = self._resampler.push(to_mono(np.asarray(samples, dtype=np.float64)))
         self.seconds += len(resampled) / self._model_rate
         return [self._event(u) for u in self._segmenter.push(resampled)]
@@ -70,12 +74,15 @@ class EmotionStream:
         self._resampler = StreamResampler(self.sample_rate, self._model_rate)
         self._segmenter.reset()
         self.seconds = 0.0
+        self._started_at = self._clock()
 
     def _event(self, utterance: Utterance) -> EmotionEvent:
         prediction = self.classifier.classify_features(utterance.features, "utterance")
-        # Wall-clock times from how far the stream has moved on since the utterance ended.
-        now = self._clock()
-        start, end = (now - (self.seconds - t) for t in (utterance.start, utterance.end))
+        if self.live:  # from how far the stream has moved on since the utterance ended
+            now = self._clock()
+            start, end = (now - (self.seconds - t) for t in (utterance.start, utterance.end))
+        else:
+            start, end = self._started_at + utterance.start, self._started_at + utterance.end
         bundle = self.classifier.bundle
         return EmotionEvent(prediction.label, prediction.confidence, prediction.scores, start, end, utterance.duration,
                             utterance.part, bundle.manifest.name, bundle.model_sha256)  # fmt: skip
@@ -109,6 +116,8 @@ class EmotionModel:
         mono = to_mono(np.asarray(samples, dtype=np.float64))
         return self.classifier.classify_samples(resample(mono, sample_rate, self.classifier.manifest.frontend.sample_rate))
 
-    def stream(self, sample_rate: int | None = None, settings: SegmenterSettings = SegmenterSettings()) -> EmotionStream:
-        """Live audio at ``sample_rate`` (default: the model's), cut into utterances by ``settings``."""
-        return EmotionStream(self.classifier, sample_rate or self.classifier.manifest.frontend.sample_rate, settings)
+    def stream(self, sample_rate: int | None = None, settings: SegmenterSettings = SegmenterSettings(),
+               live: bool = True) -> EmotionStream:  # fmt: skip
+        """Audio in blocks at ``sample_rate`` (default: the model's), cut into utterances by
+        ``settings``; ``live`` False for audio that comes faster than real time (see EmotionStream)."""
+        return EmotionStream(self.classifier, sample_rate or self.classifier.manifest.frontend.sample_rate, settings, live)

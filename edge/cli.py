@@ -146,6 +146,10 @@ OVERRIDES = [
     ("--min-seconds", "segmenter.min_seconds", float, "Shortest speech kept, in seconds."),
     ("--max-seconds", "segmenter.max_seconds", float, "Longer utterances are emitted in parts."),
     ("--threshold-db", "segmenter.threshold_db", float, "Lowest speech level in dBFS."),
+    ("--min-confidence", "events.min_confidence", float, "Below this confidence an event says 'uncertain'."),
+    ("--labels", "events.labels", str, "Only events with these emotions, comma-separated (e.g. angry,sad)."),
+    ("--only-changes", "events.only_changes", bool, "Only events whose emotion differs from the last one."),
+    ("--cooldown", "events.cooldown_seconds", float, "Seconds after an event in which no other goes out."),
     ("--mqtt-host", "mqtt.host", str, "MQTT broker (credentials only from the config file)."),
     ("--mqtt-port", "mqtt.port", int, "MQTT broker port."),
 ]
@@ -154,6 +158,8 @@ OVERRIDES = [
 def listen_options(command):
     """--config, --model, --runtime and the overrides, shared by `listen` and `daemon`."""
     for flag, key, kind, help_text in reversed(OVERRIDES):
+        if kind is bool:
+            flag = f"{flag}/--no-{flag[2:]}"
         command = click.option(flag, key.replace(".", "__"), type=kind, default=None, help=help_text)(command)
     command = variant_option(command)
     command = runtime_option(command)
@@ -167,6 +173,8 @@ def _settings_loader(config_file, model, runtime, variant, overrides):
     from edge.settings import load_settings, with_overrides
 
     values = {key.replace("__", "."): value for key, value in overrides.items()}
+    if values.get("events.labels") is not None:
+        values["events.labels"] = tuple(label.strip() for label in values["events.labels"].split(",") if label.strip())
 
     def load():
         return with_overrides(load_settings(config_file), model=model, runtime=runtime, variant=variant, **values)

@@ -30,7 +30,8 @@ def checked_fields(cls, data: dict, what: str, noun: str = "field") -> dict:
     values = {}
     for name, value in data.items():
         hint = hints[name]
-        allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (typing.get_origin(hint) or hint,)
+        options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+        allowed = tuple(typing.get_origin(option) or option for option in options)
         if float in allowed and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         elif tuple in allowed and isinstance(value, list):

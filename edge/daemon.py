@@ -18,10 +18,10 @@ from edge.api import EmotionStream
 from edge.bundle import load_bundle
 from edge.classifier import Classifier
 from edge.errors import SerError
-from edge.events import EmotionEvent, EventStamper, StatusEvent
+from edge.events import UNCERTAIN, EmotionEvent, EventFilter, EventStamper, StatusEvent
 from edge.microphone import Microphone, MicrophoneError, require_pyaudio
 from edge.pipe import EndOfInput, PipeInput
-from edge.settings import CaptureSettings, DaemonSettings
+from edge.settings import CaptureSettings, DaemonSettings, SettingsError
 from edge.systemd import ServiceNotifier
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,7 @@ class EmotionService:
         self._retry_at = 0.0  # monotonic time of the next attempt to open the microphone
         self._retry_delay = settings.capture.retry_min_seconds
         self._stamper = EventStamper(settings.device_id, settings.topic_prefix)
+        self._filter = EventFilter(settings.events)
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -69,6 +70,14 @@ class EmotionService:
         if self._mqtt is not None:
             self._mqtt.publish(topic, payload)
 
+    def _utterance_event(self, event: EmotionEvent) -> None:
+        """An utterance's emotion event, through the [events] filter."""
+        kept = self._filter.apply(event)
+        if kept is None:
+            log.debug("event held back by the [events] filter: %s %.2f", event.emotion, event.confidence)
+        else:
+            self.emit(kept)
+
     def status(self, status: str, detail: str = "") -> None:
         """A status event with the drop counters, the same text to systemd and the log."""
         dropped_audio = self._input.dropped_seconds if self._input else 0.0
@@ -82,8 +91,14 @@ class EmotionService:
     def _load(self, settings: DaemonSettings) -> tuple[Classifier, EmotionStream]:
         """Model and audio-to-events stream for ``settings``; raises SerError if the bundle fails its checks."""
         classifier = Classifier(load_bundle(settings.model, runtime=settings.runtime, variant=settings.variant))
-        # The microphone delivers audio at the model's rate already.
-        return classifier, EmotionStream(classifier, classifier.manifest.frontend.sample_rate, settings.segmenter)
+        unknown = set(settings.events.labels or ()) - {*classifier.manifest.labels, UNCERTAIN}
+        if unknown:
+            raise SettingsError(f"events labels: {', '.join(sorted(unknown))} not among the model's "
+                                f"({', '.join(classifier.manifest.labels)}) or {UNCERTAIN}")  # fmt: skip
+        # The input delivers audio at the model's rate already; a pipe delivers every sample, perhaps
+        # faster than real time, so its event times count from its start.
+        return classifier, EmotionStream(classifier, classifier.manifest.frontend.sample_rate, settings.segmenter,
+                                         live=settings.capture.input == "microphone")  # fmt: skip
 
     def _start_mqtt(self, settings: DaemonSettings) -> None:
         if settings.mqtt.host:
@@ -134,7 +149,7 @@ class EmotionService:
             samples = self._input.read(READ_TIMEOUT)
         except EndOfInput:  # a pipe closed: the last utterance's event, then a clean stop
             for event in self.stream.close():
-                self.emit(event)
+                self._utterance_event(event)
             self.request_stop()
             return
         except MicrophoneError as error:
@@ -143,7 +158,7 @@ class EmotionService:
             self._retry_at, self._retry_delay = 0.0, self.settings.capture.retry_min_seconds  # reopen at once
             return
         for event in self.stream.push(samples):
-            self.emit(event)
+            self._utterance_event(event)
 
     def _try_microphone(self) -> None:
         """Open the microphone if its next attempt is due, else wait (at most READ_TIMEOUT); after a
@@ -186,6 +201,7 @@ class EmotionService:
         old, self.settings = self.settings, settings
         self.classifier, self.stream = classifier, stream
         self._stamper = EventStamper(settings.device_id, settings.topic_prefix)
+        self._filter = EventFilter(settings.events)
         if settings.mqtt != old.mqtt or (settings.device_id, settings.topic_prefix) != (old.device_id, old.topic_prefix):
             if self._mqtt is not None:
                 self._mqtt.stop()

@@ -8,11 +8,15 @@ version is in every payload and changes whenever a field changes meaning or disa
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+
+from edge.settings import EventSettings
 
 SCHEMA_VERSION = 1
 STATUSES = (
@@ -63,6 +67,34 @@ class StatusEvent:
     def __post_init__(self):
         if self.status not in STATUSES:
             raise ValueError(f"unknown status {self.status!r}")
+
+
+UNCERTAIN = "uncertain"  # the emotion of an event below the settings' min_confidence
+
+
+class EventFilter:
+    """Applies the [events] settings to each emotion event: relabels a guess ``uncertain``, then
+    lets it out only if its emotion is allowed, differs from the last one out (``only_changes``)
+    and the cooldown since the last one out has passed."""
+
+    def __init__(self, settings: EventSettings):
+        self.settings = settings
+        self._last_emotion: str | None = None
+        self._last_end = -math.inf
+
+    def apply(self, event: EmotionEvent) -> EmotionEvent | None:
+        """The event to send (relabelled if uncertain), or None if it is held back."""
+        settings = self.settings
+        if event.confidence < settings.min_confidence:
+            event = dataclasses.replace(event, emotion=UNCERTAIN)
+        if settings.labels is not None and event.emotion not in settings.labels:
+            return None
+        if settings.only_changes and event.emotion == self._last_emotion:
+            return None
+        if event.end - self._last_end < settings.cooldown_seconds:
+            return None
+        self._last_emotion, self._last_end = event.emotion, event.end
+        return event
 
 
 @dataclass

@@ -93,6 +93,20 @@ class SegmenterSettings:
 
 
 @dataclass(frozen=True)
+class EventSettings:
+    """Which emotion events go out (to stdout and MQTT alike), so automations fire on what matters."""
+
+    min_confidence: float = 0.0
+    """Below this confidence the event says ``uncertain`` instead of a label (its scores stay)."""
+    labels: tuple[str, ...] | None = None
+    """Only events with one of these emotions go out (``uncertain`` may be listed); None: all."""
+    only_changes: bool = False
+    """Only events whose emotion differs from the last one that went out."""
+    cooldown_seconds: float = 0.0
+    """After an event goes out, none for this many seconds (by the utterances' end times)."""
+
+
+@dataclass(frozen=True)
 class MqttSettings:
     """Where events are published besides stdout (extra ``mqtt``); off unless ``host`` is set."""
 
@@ -152,10 +166,11 @@ class DaemonSettings:
     """Model file: int8 or float32; None: the faster for this CPU if as accurate (edge.bundle.choose_variant)."""
     capture: CaptureSettings = field(default_factory=CaptureSettings)
     segmenter: SegmenterSettings = field(default_factory=SegmenterSettings)
+    events: EventSettings = field(default_factory=EventSettings)
     mqtt: MqttSettings = field(default_factory=MqttSettings)
 
 
-SECTIONS = {"capture": CaptureSettings, "segmenter": SegmenterSettings, "mqtt": MqttSettings}
+SECTIONS = {"capture": CaptureSettings, "segmenter": SegmenterSettings, "events": EventSettings, "mqtt": MqttSettings}
 
 
 def parse_settings(values: dict, where: str = "settings") -> DaemonSettings:
@@ -202,6 +217,10 @@ def check_settings(settings: DaemonSettings, where: str) -> None:
         (capture.block_seconds <= 0 or capture.buffer_seconds < capture.block_seconds,
          "capture buffer_seconds must hold at least one block"),
         (mqtt.qos not in (0, 1, 2), "mqtt qos must be 0, 1 or 2"),
+        (not 0 <= settings.events.min_confidence <= 1, "events min_confidence must be between 0 and 1"),
+        (settings.events.cooldown_seconds < 0, "events cooldown_seconds must not be negative"),
+        (settings.events.labels is not None and not all(isinstance(x, str) and x for x in settings.events.labels),
+         "events labels must be a list of emotion names"),
         (settings.variant not in (None, "int8", "float32"), "variant must be int8 or float32"),
         (mqtt.queue_size < 1, "mqtt queue_size must be at least 1"),
         (not settings.device_id or any(c in settings.device_id for c in "/+#"),

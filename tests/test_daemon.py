@@ -263,7 +263,9 @@ def piped_events(pcm: bytes, *args: str) -> list[dict]:
     assert result.returncode == 0, result.stderr.decode()[-2000:]
     payloads = [json.loads(line.split(" ", 1)[1]) for line in result.stdout.decode().splitlines()]
     assert payloads[-1]["status"] == "stopped"  # the end of the input ended it cleanly
-    return [p for p in payloads if p["type"] == "emotion"]
+    emotions = [p for p in payloads if p["type"] == "emotion"]
+    assert all(a["end"] < b["start"] for a, b in zip(emotions, emotions[1:]))  # times count along the input
+    return emotions
 
 
 def test_pcm_piped_into_listen_gives_the_events_the_microphone_gives_for_the_same_audio(tmp_path, microphone, shipped_bundle):
@@ -296,3 +298,26 @@ def test_other_formats_rates_and_channels_on_standard_input(pcm_format, rate, ch
 def test_the_end_of_the_input_ends_the_last_utterance_too():
     pcm = pcm_of(STEADY_CLIPS)[: -2 * 16000]  # no silence after the last clip: it ends with the input
     assert [e["emotion"] for e in piped_events(pcm[:-1].tobytes() + b"\x01")] == ["happy", "angry"]  # and half a sample
+
+
+FILTERS = {  # command line → the emotions that go out for happy, angry, angry, happy (happy at about 0.7)
+    (): ["happy", "angry", "angry", "happy"],
+    ("--min-confidence", "0.9"): ["uncertain", "angry", "angry", "uncertain"],
+    ("--labels", "angry,uncertain"): ["angry", "angry"],
+    ("--only-changes",): ["happy", "angry", "happy"],
+    ("--cooldown", "10"): ["happy", "angry"],  # 2 s gaps: the 3rd starts 6.8 s after the 1st ends, the 4th 11 s after
+}
+
+
+@pytest.mark.parametrize("options", FILTERS, ids=lambda o: " ".join(o) or "no filter")
+def test_event_filters_on_real_clips_through_the_microphone_pipeline(options):
+    pcm = pcm_of(STEADY_CLIPS + STEADY_CLIPS[::-1])
+    events = piped_events(pcm.tobytes(), *options)
+    assert [e["emotion"] for e in events] == FILTERS[options]
+    assert all(e["confidence"] == max(e["scores"].values()) for e in events)  # relabelled, scores kept
+
+
+def test_an_unknown_label_in_the_filter_stops_the_start_with_one_line():
+    result = run_ser("listen", "--input", "-", "--labels", "angry,furious")
+    assert result.returncode == 78 and result.stderr.strip().splitlines()[-1] == \
+        "Error: events labels: furious not among the model's (neutral, happy, sad, angry, fearful, disgust, surprised) or uncertain"  # fmt: skip

@@ -121,3 +121,17 @@ def test_the_default_device_id_is_a_keyed_hash_of_the_machine_id_stable_and_uniq
     assert default_device_id(tmp_path / "missing") == socket.gethostname()
     if MACHINE_ID.is_file():
         assert DaemonSettings().device_id == default_device_id()
+
+
+def test_event_filters_come_from_the_events_table(tmp_path):
+    path = tmp_path / "ser.toml"
+    path.write_text('[events]\nmin_confidence = 0.6\nlabels = ["angry", "uncertain"]\nonly_changes = true\ncooldown_seconds = 30\n')
+    events = load_settings(path).events
+    assert (events.min_confidence, events.labels, events.only_changes, events.cooldown_seconds) == \
+        (0.6, ("angry", "uncertain"), True, 30.0)  # fmt: skip
+    for bad, message in [("min_confidence = 1.5", "min_confidence must be between 0 and 1"),
+                         ("labels = [1, 2]", "labels must be a list of emotion names"),
+                         ("cooldown_seconds = -1", "cooldown_seconds must not be negative")]:  # fmt: skip
+        path.write_text(f"[events]\n{bad}\n")
+        with pytest.raises(SettingsError, match=message):
+            load_settings(path)
