@@ -204,6 +204,8 @@ def _run_service(load_settings, output) -> None:
     signal.signal(signal.SIGTERM, lambda *_: service.request_stop())
     signal.signal(signal.SIGINT, lambda *_: service.request_stop())
     signal.signal(signal.SIGHUP, lambda *_: service.request_reload())
+    signal.signal(signal.SIGUSR1, lambda *_: service.request_pause(True))
+    signal.signal(signal.SIGUSR2, lambda *_: service.request_pause(False))
     try:
         service.run()
     except SerError as error:  # only at start: a bad setting, bundle or installation
@@ -241,7 +243,8 @@ def daemon(config_file, model, runtime, variant, **overrides):
     """Run as a service: events on stdout (one `<topic> <json>` line each) and MQTT; logs on stderr.
 
     Speaks systemd's notify protocol (READY, STATUS, WATCHDOG); SIGTERM stops, SIGHUP reloads the
-    settings and the model (keeping the old model if the new one fails its checks).
+    settings and the model (keeping the old model if the new one fails its checks), SIGUSR1 pauses
+    listening and SIGUSR2 resumes it (as does MQTT's <prefix>/<device>/listening/set OFF / ON).
     """
     from edge.events import StdoutSink
 

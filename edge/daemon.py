@@ -55,12 +55,19 @@ class EmotionService:
         self._retry_delay = settings.capture.retry_min_seconds
         self._stamper = EventStamper(settings.device_id, settings.topic_prefix)
         self._filter = EventFilter(settings.events)
+        self.paused = False
+        """Listening paused (MQTT command, SIGUSR1): audio is read and dropped before the segmenter."""
+        self._wanted_paused = False  # set from signal handlers and MQTT's thread, applied by the loop
 
     def request_stop(self) -> None:
         self._stop.set()
 
     def request_reload(self) -> None:
         self._reload.set()
+
+    def request_pause(self, paused: bool) -> None:
+        """Pause (True) or resume (False) listening; the loop applies it before its next block."""
+        self._wanted_paused = paused
 
     # -- events ----------------------------------------------------------------------------
 
@@ -106,7 +113,9 @@ class EmotionService:
 
             self._mqtt = MqttPublisher(settings.mqtt, self._stamper.topic("availability"),
                                        client_id=f"{settings.topic_prefix}-{settings.device_id}")  # fmt: skip
+            self._mqtt.subscribe(self._stamper.topic("listening/set"), self._on_listening_command)
             self._mqtt.start()
+            self._publish_listening()
 
     def _describe_model(self) -> str:
         bundle = self.classifier.bundle
@@ -132,6 +141,8 @@ class EmotionService:
                 if self._reload.is_set():
                     self._reload.clear()
                     self._apply_reload()
+                if self._wanted_paused != self.paused:
+                    self._apply_pause(self._wanted_paused)
                 if self._input.is_open:
                     self._process_next_block()
                 else:
@@ -157,8 +168,29 @@ class EmotionService:
             self._lose_microphone(str(error))
             self._retry_at, self._retry_delay = 0.0, self.settings.capture.retry_min_seconds  # reopen at once
             return
+        if self.paused:
+            return  # dropped before the segmenter: no features, no events
         for event in self.stream.push(samples):
             self._utterance_event(event)
+
+    def _apply_pause(self, paused: bool) -> None:
+        self.paused = paused
+        if not paused:
+            self.stream.reset()  # what was heard before the pause is not joined to what comes after
+        self.status("paused" if paused else "resumed", "audio is dropped until resumed" if paused else "")
+        self._publish_listening()
+
+    def _publish_listening(self) -> None:
+        """The pause switch's state, retained, as Home Assistant's MQTT switch expects it."""
+        if self._mqtt is not None:
+            self._mqtt.publish(self._stamper.topic("listening"), "OFF" if self.paused else "ON", retain=True)
+
+    def _on_listening_command(self, text: str) -> None:
+        """``ON`` resumes, ``OFF`` pauses (from MQTT's network thread)."""
+        if text.strip().upper() in ("ON", "OFF"):
+            self.request_pause(text.strip().upper() == "OFF")
+        else:
+            log.warning("listening command %r ignored: send ON or OFF", text)
 
     def _try_microphone(self) -> None:
         """Open the microphone if its next attempt is due, else wait (at most READ_TIMEOUT); after a

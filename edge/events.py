@@ -21,7 +21,7 @@ from edge.settings import EventSettings
 SCHEMA_VERSION = 1
 STATUSES = (
     "started", "model_loaded", "microphone_open", "microphone_lost", "microphone_back",
-    "reloaded", "reload_failed", "stopped",
+    "paused", "resumed", "reloaded", "reload_failed", "stopped",
 )  # fmt: skip
 
 

@@ -15,6 +15,7 @@ import logging
 import ssl
 import sys
 import threading
+from collections.abc import Callable
 
 from edge.errors import SerError
 from edge.settings import MqttSettings, read_credentials
@@ -34,7 +35,8 @@ class MqttPublisher:
         self.availability_topic = availability_topic
         self.dropped = 0
         """Events dropped because the queue was full while the broker was away."""
-        self._pending: collections.deque[tuple[str, bytes]] = collections.deque()
+        self._pending: collections.deque[tuple[str, bytes, bool]] = collections.deque()
+        self._subscriptions: dict[str, Callable[[str], None]] = {}
         self._connected = False
         self._lock = threading.Lock()
         self._client = client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
@@ -48,6 +50,7 @@ class MqttPublisher:
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
         self._last_failure = None
 
     def start(self) -> None:
@@ -63,8 +66,11 @@ class MqttPublisher:
         self._last_failure = None
         with self._lock:
             client.publish(self.availability_topic, "online", qos=1, retain=True)
+            for topic in self._subscriptions:
+                client.subscribe(topic, qos=1)
             while self._pending:
-                client.publish(*self._pending.popleft(), qos=self.settings.qos)
+                topic, message, retain = self._pending.popleft()
+                client.publish(topic, message, qos=self.settings.qos, retain=retain)
             self._connected = True
 
     def _on_connect_fail(self, client, userdata) -> None:
@@ -80,17 +86,28 @@ class MqttPublisher:
         if was_connected:
             log.warning("MQTT connection to %s:%d lost (%s); reconnecting", self.settings.host, self.settings.port, reason_code)
 
-    def publish(self, topic: str, payload: dict) -> None:
-        """Send now if connected, else queue (dropping the oldest beyond ``queue_size``)."""
-        message = json.dumps(payload, separators=(",", ":")).encode()
+    def subscribe(self, topic: str, handler: Callable[[str], None]) -> None:
+        """Call ``handler`` with the text of every message on ``topic`` (from paho's network thread),
+        subscribing again after each reconnection. Call before ``start``."""
+        self._subscriptions[topic] = handler
+
+    def _on_message(self, client, userdata, message) -> None:
+        handler = self._subscriptions.get(message.topic)
+        if handler is not None:
+            handler(message.payload.decode("utf-8", errors="replace"))
+
+    def publish(self, topic: str, payload: dict | str, retain: bool = False) -> None:
+        """Send a JSON object (or plain text) now if connected, else queue (dropping the oldest
+        beyond ``queue_size``). Retained messages are what a subscriber gets on subscribing."""
+        message = (payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))).encode()
         with self._lock:
             if self._connected:
-                self._client.publish(topic, message, qos=self.settings.qos)
+                self._client.publish(topic, message, qos=self.settings.qos, retain=retain)
                 return
             if len(self._pending) >= self.settings.queue_size:
                 self._pending.popleft()
                 self.dropped += 1
-            self._pending.append((topic, message))
+            self._pending.append((topic, message, retain))
 
     def stop(self, timeout: float = 1.0) -> None:
         """Retained ``offline``, then disconnect; gives up waiting for the broker after ``timeout``."""

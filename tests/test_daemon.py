@@ -321,3 +321,19 @@ def test_an_unknown_label_in_the_filter_stops_the_start_with_one_line():
     result = run_ser("listen", "--input", "-", "--labels", "angry,furious")
     assert result.returncode == 78 and result.stderr.strip().splitlines()[-1] == \
         "Error: events labels: furious not among the model's (neutral, happy, sad, angry, fearful, disgust, surprised) or uncertain"  # fmt: skip
+
+
+def test_sigusr1_pauses_listening_and_sigusr2_resumes_with_a_fresh_utterance(tmp_path, microphone):
+    notify = NotifyListener(tmp_path / "notify")
+    service = start_daemon(tmp_path, microphone, "--rate", "16000", env={"NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "1000000"})
+    service.signal(signal.SIGUSR1)
+    service.next_event(status="paused", timeout=5)
+    paused_at = len(notify.messages)
+    microphone.play(STEADY_CLIPS[0])
+    assert service.no_event(2.0) == [], "an event while paused"
+    assert notify.messages[paused_at:].count("WATCHDOG=1") >= 8  # the watchdog is fed while paused
+    service.signal(signal.SIGUSR2)
+    service.next_event(status="resumed", timeout=5)
+    microphone.play(STEADY_CLIPS[1])
+    assert service.next_event(type="emotion", timeout=5)[1]["emotion"] == "angry"
+    assert service.stop() < 2.0 and service.process.returncode == 0

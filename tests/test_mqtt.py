@@ -115,3 +115,24 @@ def test_a_broker_whose_certificate_does_not_verify_gets_nothing_and_stdout_goes
     subscriber.close()
     assert service.stop() < 2.0 and service.process.returncode == 0
     assert "certificate verify failed" in service.log()
+
+
+def test_the_listening_switch_pauses_and_resumes_from_mqtt(tmp_path, microphone, broker):
+    subscriber = Subscriber(broker.port, "ser/mqtt/#", "test-switch")
+    service = daemon_with_mqtt(tmp_path, microphone, broker)
+    assert subscriber.next(topic_suffix="/listening")[1:] == (b"ON", False)  # the state, retained for late readers
+    subscriber.client.publish("ser/mqtt/listening/set", "OFF", qos=1)
+    service.next_event(status="paused", timeout=5)
+    assert subscriber.next(topic_suffix="/listening")[1] == b"OFF"
+    microphone.play(CLIPS[0])
+    assert service.no_event(2.0) == [], "an event while paused"
+    subscriber.client.publish("ser/mqtt/listening/set", "ON", qos=1)
+    service.next_event(status="resumed", timeout=5)
+    assert subscriber.next(topic_suffix="/listening")[1] == b"ON"
+    microphone.play(CLIPS[1])
+    assert service.next_event(type="emotion", timeout=5)[1]["emotion"]
+    late = Subscriber(broker.port, "ser/mqtt/listening", "test-late-switch")
+    assert late.next()[1:] == (b"ON", True)
+    late.close()
+    subscriber.close()
+    assert service.stop() < 2.0
