@@ -239,7 +239,8 @@ def listen(config_file, model, runtime, variant, events, **overrides):
 
 @main.command()
 @listen_options
-def daemon(config_file, model, runtime, variant, **overrides):
+@click.option("--forget", is_flag=True, help="Remove this device's Home Assistant entities and retained MQTT state, then exit.")
+def daemon(config_file, model, runtime, variant, forget, **overrides):
     """Run as a service: events on stdout (one `<topic> <json>` line each) and MQTT; logs on stderr.
 
     Speaks systemd's notify protocol (READY, STATUS, WATCHDOG); SIGTERM stops, SIGHUP reloads the
@@ -248,7 +249,19 @@ def daemon(config_file, model, runtime, variant, **overrides):
     """
     from edge.events import StdoutSink
 
-    _run_service(_settings_loader(config_file, model, runtime, variant, overrides), StdoutSink())
+    load_settings = _settings_loader(config_file, model, runtime, variant, overrides)
+    if forget:
+        from edge.daemon import forget as forget_device
+
+        try:
+            settings = load_settings()
+            removed = forget_device(settings)
+        except SerError as error:
+            raise click.ClickException(str(error)) from None
+        click.echo(f"removed {removed} Home Assistant entities and the retained state of {settings.device_id} from "
+                   f"{settings.mqtt.host}" if settings.mqtt.host else "no MQTT broker configured: nothing to forget")  # fmt: skip
+        return
+    _run_service(load_settings, StdoutSink())
 
 
 if __name__ == "__main__":

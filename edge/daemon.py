@@ -19,6 +19,7 @@ from edge.bundle import load_bundle
 from edge.classifier import Classifier
 from edge.errors import SerError
 from edge.events import UNCERTAIN, EmotionEvent, EventFilter, EventStamper, StatusEvent
+from edge.homeassistant import discovery_configs
 from edge.microphone import Microphone, MicrophoneError, require_pyaudio
 from edge.pipe import EndOfInput, PipeInput
 from edge.settings import CaptureSettings, DaemonSettings, SettingsError
@@ -35,6 +36,28 @@ class Sink(Protocol):
 def audio_input(capture: CaptureSettings, target_rate: int) -> Microphone | PipeInput:
     """The microphone, or standard input if the settings say ``input = "-"``."""
     return PipeInput(capture, target_rate) if capture.input == "-" else Microphone(capture, target_rate)
+
+
+def forget(settings: DaemonSettings, timeout: float = 10.0) -> int:
+    """Remove the device from Home Assistant and the broker: empty retained discovery configs and
+    retained state topics. Returns how many entities were removed; raises SerError if the broker
+    cannot be reached within ``timeout`` seconds."""
+    from edge.mqtt import MqttPublisher
+
+    if not settings.mqtt.host:
+        return 0
+    stamper = EventStamper(settings.device_id, settings.topic_prefix)
+    mqtt = MqttPublisher(settings.mqtt, stamper.topic("availability"), client_id=f"{settings.topic_prefix}-{settings.device_id}")
+    configs = discovery_configs(settings.topic_prefix, settings.device_id, (), "", settings.mqtt.discovery_prefix)
+    mqtt.start()
+    try:
+        if not mqtt.wait_connected(timeout):
+            raise SerError(f"MQTT broker {settings.mqtt.host}:{settings.mqtt.port}: no connection within {timeout:.0f} s")
+        for topic in [*configs, *(stamper.topic(kind) for kind in ("last_emotion", "state", "listening"))]:
+            mqtt.publish(topic, "", retain=True)  # an empty retained message deletes the retained one
+    finally:
+        mqtt.stop(timeout)
+    return len(configs)
 
 
 class EmotionService:
@@ -76,6 +99,33 @@ class EmotionService:
         self.output.publish(topic, payload)
         if self._mqtt is not None:
             self._mqtt.publish(topic, payload)
+            # Retained summaries, for whoever subscribes later (Home Assistant's sensors after a restart).
+            if event.kind == "emotion":
+                self._mqtt.publish(self._stamper.topic("last_emotion"), payload, retain=True)
+            else:
+                self._mqtt.publish(self._stamper.topic("state"), self._state(payload), retain=True)
+
+    def _state(self, status_payload: dict) -> dict:
+        """The service's state after a status event: status, microphone, listening, drop counters."""
+        microphone = "open" if self._input is not None and self._input.is_open else "lost" if self._input_lost else "closed"
+        return {"status": status_payload["status"], "microphone": microphone, "listening": "OFF" if self.paused else "ON",
+                "dropped_events": status_payload["dropped_events"],
+                "dropped_audio_seconds": status_payload["dropped_audio_seconds"], "time": status_payload["time"]}  # fmt: skip
+
+    def _announce(self) -> None:
+        """Home Assistant discovery configs, retained (at start, on reload, when HA comes online)."""
+        settings = self.settings
+        if self._mqtt is None or not settings.mqtt.discovery:
+            return
+        labels = (*self.classifier.manifest.labels, UNCERTAIN)
+        configs = discovery_configs(settings.topic_prefix, settings.device_id, labels, self.classifier.manifest.name,
+                                    settings.mqtt.discovery_prefix)  # fmt: skip
+        for topic, config in configs.items():
+            self._mqtt.publish(topic, config, retain=True)
+
+    def _on_home_assistant_status(self, text: str) -> None:
+        if text.strip() == "online":  # Home Assistant (re)started: it wants the configs again
+            self._announce()
 
     def _utterance_event(self, event: EmotionEvent) -> None:
         """An utterance's emotion event, through the [events] filter."""
@@ -114,7 +164,10 @@ class EmotionService:
             self._mqtt = MqttPublisher(settings.mqtt, self._stamper.topic("availability"),
                                        client_id=f"{settings.topic_prefix}-{settings.device_id}")  # fmt: skip
             self._mqtt.subscribe(self._stamper.topic("listening/set"), self._on_listening_command)
+            if settings.mqtt.discovery:
+                self._mqtt.subscribe(f"{settings.mqtt.discovery_prefix}/status", self._on_home_assistant_status)
             self._mqtt.start()
+            self._announce()
             self._publish_listening()
 
     def _describe_model(self) -> str:
@@ -239,6 +292,7 @@ class EmotionService:
                 self._mqtt.stop()
                 self._mqtt = None
             self._start_mqtt(settings)
+        self._announce()  # the model's labels or name may have changed
         self.status("reloaded", self._describe_model())
         if settings.capture != old.capture or self._input.target_rate != classifier.manifest.frontend.sample_rate:
             self._input.close()

@@ -38,6 +38,7 @@ class MqttPublisher:
         self._pending: collections.deque[tuple[str, bytes, bool]] = collections.deque()
         self._subscriptions: dict[str, Callable[[str], None]] = {}
         self._connected = False
+        self._ever_connected = threading.Event()
         self._lock = threading.Lock()
         self._client = client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
         if settings.credentials_file:
@@ -72,6 +73,7 @@ class MqttPublisher:
                 topic, message, retain = self._pending.popleft()
                 client.publish(topic, message, qos=self.settings.qos, retain=retain)
             self._connected = True
+        self._ever_connected.set()
 
     def _on_connect_fail(self, client, userdata) -> None:
         # paho calls this inside its `except OSError` block, so the error is the one being handled.
@@ -108,6 +110,10 @@ class MqttPublisher:
                 self._pending.popleft()
                 self.dropped += 1
             self._pending.append((topic, message, retain))
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Whether the broker accepted the connection within ``timeout`` seconds."""
+        return self._ever_connected.wait(timeout)
 
     def stop(self, timeout: float = 1.0) -> None:
         """Retained ``offline``, then disconnect; gives up waiting for the broker after ``timeout``."""

@@ -130,6 +130,10 @@ class MqttSettings:
     """First wait before reconnecting; doubles on each failure."""
     reconnect_max_seconds: float = 60.0
     """Longest wait between reconnection attempts."""
+    discovery: bool = True
+    """Announce the device's entities to Home Assistant (MQTT discovery, edge.homeassistant)."""
+    discovery_prefix: str = "homeassistant"
+    """Home Assistant's discovery prefix; it says ``online`` on ``<prefix>/status`` when it (re)starts."""
 
 
 MACHINE_ID = Path("/etc/machine-id")

@@ -17,6 +17,12 @@ done
 if systemd_manages_units; then
     systemctl disable --now ser.service 2>/dev/null || true
 fi
+# Home Assistant's entities go with the device (empty retained discovery configs); a broker that
+# cannot be reached does not stop the uninstall.
+if [ -x "$prefix/venv/bin/ser" ] && [ -f "$conf_dir/ser.toml" ]; then
+    SER_MODELS_DIR="$prefix/models" "$prefix/venv/bin/ser" daemon --config "$conf_dir/ser.toml" --forget >&2 ||
+        echo "uninstall.sh: could not remove the Home Assistant entities (see above)" >&2
+fi
 rm -f "$unit_dir/ser.service" "$unit_dir/ser.service.d/mqtt.conf"
 rmdir "$unit_dir/ser.service.d" 2>/dev/null || true
 if systemd_manages_units; then systemctl daemon-reload; fi

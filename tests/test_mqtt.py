@@ -4,11 +4,14 @@ availability status and a last will."""
 from __future__ import annotations
 
 import json
+import queue
 import signal
+import time
 
+import jinja2
 import pytest
 from broker import PASSWORD, USERNAME, Broker, Subscriber
-from conftest import REPO
+from conftest import REPO, run_ser
 from service_process import ServiceProcess
 from sound_server import VirtualMicrophone, require_programs
 
@@ -136,3 +139,97 @@ def test_the_listening_switch_pauses_and_resumes_from_mqtt(tmp_path, microphone,
     late.close()
     subscriber.close()
     assert service.stop() < 2.0
+
+
+# What Home Assistant's MQTT integration requires of each kind of entity (its event, sensor,
+# binary_sensor and switch documentation), beyond the device block and availability all share.
+REQUIRED = {"event": {"state_topic": str, "event_types": list}, "sensor": {"state_topic": str},
+            "binary_sensor": {"state_topic": str}, "switch": {"command_topic": str, "state_topic": str}}  # fmt: skip
+ENTITIES = {("event", "emotion"), ("sensor", "last_emotion"), ("sensor", "confidence"), ("switch", "listening"),
+            ("sensor", "status"), ("binary_sensor", "microphone"), ("sensor", "dropped_events"), ("sensor", "dropped_audio")}
+LABELS = ["neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised", "uncertain"]
+
+
+def collect(subscriber: Subscriber, seconds: float, suffix: str = "") -> dict:
+    """topic → (payload bytes, retained) of what arrives within ``seconds`` on topics ending in ``suffix``."""
+    seen, deadline = {}, time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            topic, payload, retained = subscriber.messages.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            break
+        if topic.endswith(suffix):
+            seen[topic] = (payload, retained)
+    return seen
+
+
+def heard_by_a_new_subscriber(broker, topic: str, seconds: float = 2.0, suffix: str = "") -> dict:
+    """``collect`` for a subscriber that arrives now: what the broker retained (and whatever else comes)."""
+    subscriber = Subscriber(broker.port, topic, f"test-new-{time.monotonic_ns()}")
+    try:
+        return collect(subscriber, seconds, suffix)
+    finally:
+        subscriber.close()
+
+
+def render(template: str, payload: dict) -> str:
+    """A template as Home Assistant renders it on a message (Jinja2, value_json, its to_json filter)."""
+    environment = jinja2.Environment()
+    environment.filters["to_json"] = json.dumps
+    return environment.from_string(template).render(value_json=payload, value=json.dumps(payload))
+
+
+def test_home_assistant_discovers_the_device_fires_events_and_forgets_it(tmp_path, microphone, broker):
+    service = daemon_with_mqtt(tmp_path, microphone, broker)
+    home_assistant = Subscriber(broker.port, "homeassistant/#", "test-home-assistant")
+    configs = collect(home_assistant, 2.0, "/config")
+    assert {tuple(topic.split("/")[1:4:2]) for topic in configs} == ENTITIES
+    parsed = {}
+    for topic, (payload, retained) in configs.items():
+        component, node, name, last = topic.split("/")[1:]
+        config = json.loads(payload)
+        assert retained and node == "mqtt" and last == "config", topic
+        assert all(isinstance(config.get(key), kind) for key, kind in REQUIRED[component].items()), (topic, config)
+        assert config["unique_id"] == f"edge_ser_mqtt_{name}" and config["availability_topic"] == "ser/mqtt/availability"
+        assert config["device"] == {"identifiers": ["edge_ser_mqtt"], "name": "Speech emotion mqtt", "manufacturer": "edge-ser",
+                                    "model": "lstm-multilingual", "sw_version": "0.1.0"}  # fmt: skip
+        parsed[(component, name)] = config
+    assert parsed[("event", "emotion")]["event_types"] == LABELS
+    assert parsed[("sensor", "last_emotion")]["device_class"] == "enum" and parsed[("sensor", "last_emotion")]["options"] == LABELS
+    assert {n for (_, n), c in parsed.items() if c.get("entity_category") == "diagnostic"} == \
+        {"status", "microphone", "dropped_events", "dropped_audio"}  # fmt: skip
+
+    # A played clip fires the event entity and, through the retained last_emotion, the sensors.
+    state = Subscriber(broker.port, "ser/mqtt/#", "test-states")
+    microphone.play(CLIPS[1])
+    _, emotion, _ = service.next_event(type="emotion", timeout=5)
+    fired = json.loads(render(parsed[("event", "emotion")]["value_template"], emotion))
+    assert fired["event_type"] == emotion["emotion"] and set(fired) >= {"confidence", "scores", "start", "end", "duration"}
+    assert json.loads(state.next(topic_suffix="/emotion")[1]) == emotion
+    assert json.loads(state.next(topic_suffix="/last_emotion")[1]) == emotion
+    assert render(parsed[("sensor", "last_emotion")]["value_template"], emotion) == emotion["emotion"]
+    assert float(render(parsed[("sensor", "confidence")]["value_template"], emotion)) == round(emotion["confidence"] * 100, 1)
+    state.close()
+    retained = {topic: json.loads(payload) for topic, (payload, was_retained)  # what Home Assistant reads after its restart
+                in heard_by_a_new_subscriber(broker, "ser/mqtt/+", 1.5).items() if was_retained and payload[:1] == b"{"}  # fmt: skip
+    assert retained["ser/mqtt/last_emotion"] == emotion
+    assert render(parsed[("binary_sensor", "microphone")]["value_template"], retained["ser/mqtt/state"]) == "ON"
+    assert render(parsed[("sensor", "status")]["value_template"], retained["ser/mqtt/state"]) == "microphone_open"
+
+    # Home Assistant restarts: it says online, and gets every config again.
+    home_assistant.client.publish("homeassistant/status", "online", qos=1)
+    again = collect(home_assistant, 2.0, "/config")
+    assert {t: json.loads(p) for t, (p, _) in again.items()} == {t: json.loads(p) for t, (p, _) in configs.items()}
+    home_assistant.close()
+
+    # The daemon restarts: the same unique ids. Then --forget empties every retained config.
+    assert service.stop() < 2.0
+    service = daemon_with_mqtt(tmp_path, microphone, broker)
+    restarted = heard_by_a_new_subscriber(broker, "homeassistant/#", suffix="/config")
+    assert {t: json.loads(p)["unique_id"] for t, (p, _) in restarted.items()} == \
+        {t: json.loads(p)["unique_id"] for t, (p, _) in configs.items()}  # fmt: skip
+    assert service.stop() < 2.0
+    forgot = run_ser("daemon", "--config", str(tmp_path / "ser.toml"), "--forget")
+    assert forgot.returncode == 0 and "removed 8 Home Assistant entities and the retained state of mqtt" in forgot.stdout
+    assert heard_by_a_new_subscriber(broker, "homeassistant/#", suffix="/config") == {}
+    assert set(heard_by_a_new_subscriber(broker, "ser/mqtt/+", 1.5)) == {"ser/mqtt/availability"}
