@@ -27,7 +27,7 @@ from edge.audio import StreamResampler, resample, to_mono
 from edge.bundle import load_bundle
 from edge.classifier import Classifier, Prediction
 from edge.events import EmotionEvent
-from edge.segmenter import Segmenter, Utterance
+from edge.segmenter import Levels, Segmenter, Utterance
 from edge.settings import SegmenterSettings
 
 __all__ = ["EmotionModel", "EmotionStream", "EmotionEvent", "Prediction", "SegmenterSettings"]
@@ -68,6 +68,10 @@ class EmotionStream:
         events = [self._event(u) for u in [*self._segmenter.push(tail), *self._segmenter.flush()]]
         self.reset()
         return events
+
+    def take_levels(self) -> Levels:
+        """What the voice-activity detector heard since the last call (see edge.segmenter.Levels)."""
+        return self._segmenter.voice.take_levels()
 
     def reset(self) -> None:
         """Forget the audio so far (after a gap): an open utterance is dropped."""

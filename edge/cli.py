@@ -156,16 +156,31 @@ OVERRIDES = [
 
 
 def listen_options(command):
-    """--config, --model, --runtime and the overrides, shared by `listen` and `daemon`."""
+    """--config, --model, --runtime, logging and the overrides, shared by `listen`, `daemon` and `levels`."""
     for flag, key, kind, help_text in reversed(OVERRIDES):
         if kind is bool:
             flag = f"{flag}/--no-{flag[2:]}"
         command = click.option(flag, key.replace(".", "__"), type=kind, default=None, help=help_text)(command)
+    command = click.option("--debug", "log_debug", is_flag=True, help="Log everything (--log-level debug).")(command)
+    command = click.option("--log-level", "log_level", type=click.Choice(LOG_LEVELS), default="info", show_default=True,
+                           help="Least important log lines shown (on stderr).")(command)  # fmt: skip
     command = variant_option(command)
     command = runtime_option(command)
     command = model_option(command)
     return click.option("--config", "-c", "config_file", type=click.Path(path_type=Path), default=None,
                         help="TOML settings file (see firmware_scripts/ser.toml).")(command)  # fmt: skip
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _configure_logging(options: dict) -> None:
+    """Take --log-level and --debug out of ``options`` and set up the log on stderr with them."""
+    import logging
+
+    level = "debug" if options.pop("log_debug") else options.pop("log_level")
+    options.pop("log_level", None)
+    logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s")
 
 
 def _settings_loader(config_file, model, runtime, variant, overrides):
@@ -190,13 +205,11 @@ class CannotStart(click.ClickException):
 
 
 def _run_service(load_settings, output) -> None:
-    import logging
     import signal
 
     from edge.daemon import EmotionService
     from edge.systemd import ServiceNotifier
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         service = EmotionService(load_settings(), output, ServiceNotifier(), reload_settings=load_settings)
     except SerError as error:
@@ -234,7 +247,54 @@ def listen(config_file, model, runtime, variant, events, **overrides):
     """Listen to the microphone and print the emotion of each utterance as it ends (Ctrl-C stops)."""
     from edge.events import StdoutSink
 
+    _configure_logging(overrides)
     _run_service(_settings_loader(config_file, model, runtime, variant, overrides), StdoutSink() if events else HumanSink())
+
+
+@main.command()
+@listen_options
+@click.option("--interval", default=1.0, show_default=True, help="Seconds between lines.")
+@click.option("--seconds", type=float, default=None, help="Stop after this long (default: at Ctrl-C or the end of the input).")
+def levels(config_file, model, runtime, variant, interval, seconds, **overrides):
+    """Print, about once a second, the input's level, the noise floor the speech detector uses, the
+    threshold a block must pass and how much counted as speech: to set threshold_db for the room."""
+    from edge.bundle import read_manifest, resolve_bundle_path
+    from edge.daemon import audio_input
+    from edge.pipe import EndOfInput
+    from edge.segmenter import VoiceActivity
+
+    _configure_logging(overrides)
+    try:
+        settings = _settings_loader(config_file, model, runtime, variant, overrides)()
+        frontend = read_manifest(resolve_bundle_path(settings.model)).frontend
+        source = audio_input(settings.capture, frontend.sample_rate)
+        device = source.open()
+    except SerError as error:
+        raise click.ClickException(str(error)) from None
+    voice = VoiceActivity(settings.segmenter, frontend.frame_step, frontend.sample_rate)
+    segmenter = settings.segmenter
+    click.echo(f"{device.name}: speech is above {segmenter.threshold_db:g} dBFS and {segmenter.noise_margin_db:g} dB "
+               f"above the floor (threshold_db, noise_margin_db)", err=True)  # fmt: skip
+    click.echo(f"{'time':8}  {'level':>10}  {'floor':>10}  {'threshold':>10}  speech")
+    started = time.monotonic()
+    next_line = started + interval
+    try:
+        while seconds is None or time.monotonic() - started < seconds:
+            try:
+                voice.push(source.read(0.25))
+            except EndOfInput:
+                break
+            except SerError as error:
+                raise click.ClickException(str(error)) from None
+            if time.monotonic() >= next_line:
+                next_line += interval
+                heard = voice.take_levels()
+                click.echo(f"{time.strftime('%H:%M:%S')}  {heard.level_db:6.1f} dBFS  {heard.floor_db:6.1f} dBFS  "
+                           f"{heard.threshold_db:6.1f} dBFS  {'yes' if heard.speech else 'no '} {heard.speech:4.0%}")  # fmt: skip
+    except KeyboardInterrupt:
+        pass
+    finally:
+        source.close()
 
 
 @main.command()
@@ -249,6 +309,7 @@ def daemon(config_file, model, runtime, variant, forget, **overrides):
     """
     from edge.events import StdoutSink
 
+    _configure_logging(overrides)
     load_settings = _settings_loader(config_file, model, runtime, variant, overrides)
     if forget:
         from edge.daemon import forget as forget_device

@@ -8,6 +8,7 @@ Signals only set flags that the loop reads between blocks (at least every quarte
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -81,6 +82,7 @@ class EmotionService:
         self.paused = False
         """Listening paused (MQTT command, SIGUSR1): audio is read and dropped before the segmenter."""
         self._wanted_paused = False  # set from signal handlers and MQTT's thread, applied by the loop
+        self._levels_due = 0.0  # monotonic time of the next levels diagnostic
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -225,6 +227,16 @@ class EmotionService:
             return  # dropped before the segmenter: no features, no events
         for event in self.stream.push(samples):
             self._utterance_event(event)
+        self._publish_levels()
+
+    def _publish_levels(self) -> None:
+        """The detector's levels every ``levels_seconds`` on MQTT (a low-rate diagnostic), if asked."""
+        every = self.settings.mqtt.levels_seconds
+        if self._mqtt is None or every <= 0 or time.monotonic() < self._levels_due:
+            return
+        self._levels_due = time.monotonic() + every
+        levels = self.stream.take_levels()
+        self._mqtt.publish(self._stamper.topic("levels"), {k: round(v, 2) for k, v in dataclasses.asdict(levels).items()})
 
     def _apply_pause(self, paused: bool) -> None:
         self.paused = paused

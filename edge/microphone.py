@@ -7,6 +7,7 @@ instead of growing memory. Downmix and resampling are the same code as for files
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import queue
 import time
@@ -39,6 +40,34 @@ class InputDevice:
     is_default: bool
 
 
+_QUIET_HANDLERS: list = []  # the C callbacks below, kept alive for as long as the libraries may call them
+
+
+def quiet_audio_libraries() -> None:
+    """Keep ALSA's and JACK's probing messages (dozens of "ALSA lib ..." and "Cannot connect to
+    server" lines each time PortAudio starts) out of the log: libasound and libjack print through
+    handlers that can be replaced, here by ones that drop the message. The project's own log lines
+    say what matters (which device opened, or why none did)."""
+    if _QUIET_HANDLERS:
+        return
+    try:
+        asound = ctypes.CDLL("libasound.so.2")
+        handler = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p)(
+            lambda *message: None)  # fmt: skip
+        asound.snd_lib_error_set_handler(handler)
+        _QUIET_HANDLERS.append(handler)
+    except (OSError, AttributeError):
+        pass  # no ALSA: nothing to quieten
+    try:
+        jack = ctypes.CDLL("libjack.so.0")
+        drop = ctypes.CFUNCTYPE(None, ctypes.c_char_p)(lambda message: None)
+        jack.jack_set_error_function(drop)
+        jack.jack_set_info_function(drop)
+        _QUIET_HANDLERS.append(drop)
+    except (OSError, AttributeError):
+        pass  # no JACK client library
+
+
 class MissingPyAudio(SerError):
     """PyAudio (the `mic` extra) is not installed: nothing to retry, the installation is incomplete."""
 
@@ -49,6 +78,7 @@ def require_pyaudio():
         import pyaudio
     except ImportError:
         raise MissingPyAudio("microphone input needs PyAudio, which is not installed: pip install 'edge-ser[mic]'") from None
+    quiet_audio_libraries()
     return pyaudio
 
 

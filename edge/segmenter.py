@@ -69,6 +69,20 @@ class BackgroundLevel:
         return min(self._levels, default=SILENCE_DB)
 
 
+@dataclass(frozen=True)
+class Levels:
+    """What the voice-activity detector heard since it was last asked, for tuning ``threshold_db``."""
+
+    level_db: float
+    """The loudest block, dBFS."""
+    floor_db: float
+    """The background level it tracks now (the quietest block of the last 5 s), dBFS."""
+    threshold_db: float
+    """What a block must exceed now to be speech: max(threshold_db, floor + noise_margin_db)."""
+    speech: float
+    """The share of blocks that were speech, 0..1."""
+
+
 class VoiceActivity:
     """Which blocks of a stream are speech: one ``block``-sample block at a time, a block is speech
     when its level is above ``threshold_db`` and ``noise_margin_db`` above the background. The one
@@ -79,6 +93,7 @@ class VoiceActivity:
         self.block = block
         self._background = BackgroundLevel(block / sample_rate)
         self._pending = np.empty(0)
+        self._loudest, self._blocks, self._speech_blocks = SILENCE_DB, 0, 0  # since take_levels
 
     def push(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The complete blocks in ``samples`` (after those held back from before), (blocks, block),
@@ -88,10 +103,23 @@ class VoiceActivity:
         blocks = self._pending[: n_blocks * self.block].reshape(n_blocks, self.block)
         self._pending = self._pending[n_blocks * self.block :]
         speech = np.zeros(n_blocks, dtype=bool)
-        for index, level in enumerate(block_levels(blocks)):
+        levels = block_levels(blocks)
+        for index, level in enumerate(levels):
             self._background.update(level)
             speech[index] = level > self.settings.threshold_db and level > self._background.level + self.settings.noise_margin_db
+        if n_blocks:
+            self._loudest = max(self._loudest, float(levels.max()))
+            self._blocks += n_blocks
+            self._speech_blocks += int(speech.sum())
         return blocks, speech
+
+    def take_levels(self) -> Levels:
+        """The loudest block, the floor, the threshold now and the share of speech since the last call."""
+        floor = self._background.level
+        levels = Levels(self._loudest, floor, max(self.settings.threshold_db, floor + self.settings.noise_margin_db),
+                        self._speech_blocks / self._blocks if self._blocks else 0.0)  # fmt: skip
+        self._loudest, self._blocks, self._speech_blocks = SILENCE_DB, 0, 0
+        return levels
 
     def drop_pending(self) -> None:
         """Forget a partial block (after a gap in the audio); the background is kept."""
@@ -113,12 +141,12 @@ class Segmenter:
         self._model_min = (min_frames - 1) * frontend.frame_step + frontend.frame_length
         self._min_speech = round(settings.min_seconds * self.rate)
         self._frontend = StreamingFrontend(frontend, FEATURE_BATCH_FRAMES)
-        self._voice = VoiceActivity(settings, self.block, self.rate)
+        self.voice = VoiceActivity(settings, self.block, self.rate)
         self.reset()
 
     def reset(self) -> None:
         """Forget the stream so far (after a gap in the audio): any open utterance is dropped."""
-        self._voice.drop_pending()
+        self.voice.drop_pending()
         self._position = 0  # samples judged so far
         self._preroll: collections.deque[np.ndarray] = collections.deque(maxlen=self._preroll_blocks)
         self._in_speech = False
@@ -127,7 +155,7 @@ class Segmenter:
     def push(self, samples: np.ndarray) -> list[Utterance]:
         """Judge the new samples; returns the utterances (or parts) that ended in them."""
         finished = []
-        for block, speech in zip(*self._voice.push(samples)):
+        for block, speech in zip(*self.voice.push(samples)):
             finished.extend(self._step(block, bool(speech)))
             self._position += self.block
         return finished

@@ -130,6 +130,9 @@ class MqttSettings:
     """First wait before reconnecting; doubles on each failure."""
     reconnect_max_seconds: float = 60.0
     """Longest wait between reconnection attempts."""
+    levels_seconds: float = 0.0
+    """Every this many seconds, the input level, noise floor and speech share on ``<prefix>/<device>/levels``
+    (as `ser levels` prints them), to tune ``threshold_db`` from afar; 0: never."""
     discovery: bool = True
     """Announce the device's entities to Home Assistant (MQTT discovery, edge.homeassistant)."""
     discovery_prefix: str = "homeassistant"
@@ -227,6 +230,7 @@ def check_settings(settings: DaemonSettings, where: str) -> None:
          "events labels must be a list of emotion names"),
         (settings.variant not in (None, "int8", "float32"), "variant must be int8 or float32"),
         (mqtt.queue_size < 1, "mqtt queue_size must be at least 1"),
+        (mqtt.levels_seconds < 0, "mqtt levels_seconds must not be negative"),
         (not settings.device_id or any(c in settings.device_id for c in "/+#"),
          "device_id must be non-empty and free of / + #"),
     ]  # fmt: skip

@@ -175,6 +175,7 @@ def test_without_a_microphone_it_is_ready_retries_with_backoff_and_listens_once_
     try:
         detail = service.next_event(status="microphone_lost", timeout=30)[1]["detail"]
         assert "no audio input device" in detail
+        assert "ALSA lib" not in service.log() and "Cannot connect to server" not in service.log()  # PortAudio's probing
         waiting = notify.during(4.0)
         assert "READY=1" in notify.messages and any(m.startswith("STATUS=microphone lost: ") for m in notify.messages)
         assert waiting.count("WATCHDOG=1") >= 12  # fed every quarter second while it waits
@@ -337,3 +338,30 @@ def test_sigusr1_pauses_listening_and_sigusr2_resumes_with_a_fresh_utterance(tmp
     microphone.play(STEADY_CLIPS[1])
     assert service.next_event(type="emotion", timeout=5)[1]["emotion"] == "angry"
     assert service.stop() < 2.0 and service.process.returncode == 0
+
+
+def test_ser_levels_shows_a_played_clip_rise_above_the_floor(microphone):
+    levels = subprocess.Popen([sys.executable, "-m", "edge.cli", "levels", "--seconds", "7"], cwd=REPO, env=microphone.env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    time.sleep(2.5)
+    microphone.play(STEADY_CLIPS[1])
+    out, err = levels.communicate(timeout=30)
+    assert levels.returncode == 0, err
+    rows = [line.split() for line in out.splitlines()[1:]]  # time, level, dBFS, floor, dBFS, threshold, dBFS, yes/no, share
+    assert len(rows) >= 5
+    level, floor, threshold = (float(rows[0][i]) for i in (1, 3, 5))
+    assert rows[0][7] == "no" and level <= threshold  # the silent room before the clip
+    loud = [row for row in rows if row[7] == "yes"]
+    assert loud and all(float(row[1]) > float(row[5]) > float(row[3]) for row in loud)  # level above threshold above floor
+    assert [line.split(":")[0] for line in err.splitlines()] == ["INFO edge.microphone", "default"]  # no ALSA or JACK chatter
+
+
+def test_the_log_has_the_projects_lines_only_at_the_chosen_level(tmp_path):
+    pcm = pcm_of(STEADY_CLIPS).tobytes()
+    quiet = subprocess.run([sys.executable, "-m", "edge.cli", "listen", "--input", "-", "--log-level", "warning"], input=pcm,
+                           capture_output=True, cwd=REPO, timeout=120)  # fmt: skip
+    assert quiet.returncode == 0 and quiet.stderr == b""
+    chatty = subprocess.run([sys.executable, "-m", "edge.cli", "listen", "--input", "-", "--debug", "--labels", "angry"], input=pcm,
+                            capture_output=True, cwd=REPO, timeout=120)  # fmt: skip
+    assert b"DEBUG edge.daemon: event held back by the [events] filter: happy" in chatty.stderr
+    assert all(line.split(b" ", 1)[0] in (b"DEBUG", b"INFO", b"WARNING") for line in chatty.stderr.splitlines())

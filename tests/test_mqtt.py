@@ -38,13 +38,13 @@ def broker(tmp_path_factory):
     server.stop()
 
 
-def daemon_with_mqtt(tmp_path, microphone, broker, tls: bool = False) -> ServiceProcess:
+def daemon_with_mqtt(tmp_path, microphone, broker, tls: bool = False, extra: str = "") -> ServiceProcess:
     credentials = tmp_path / "mqtt-credentials"
     credentials.write_text(f"{USERNAME}:{PASSWORD}\n")
     config = tmp_path / "ser.toml"
     where = f'host = "localhost"\nport = {broker.tls_port}\ntls = true\nca_file = "{broker.ca_file}"\n' if tls else \
         f'host = "127.0.0.1"\nport = {broker.port}\n'  # fmt: skip
-    config.write_text(f'device_id = "mqtt"\n[mqtt]\n{where}credentials_file = "{credentials}"\nreconnect_max_seconds = 2\n')
+    config.write_text(f'device_id = "mqtt"\n[mqtt]\n{where}credentials_file = "{credentials}"\nreconnect_max_seconds = 2\n{extra}')
     service = ServiceProcess("--config", str(config), env=microphone.env, log_path=tmp_path / "daemon.log")
     service.next_event(status="microphone_open")
     return service
@@ -233,3 +233,15 @@ def test_home_assistant_discovers_the_device_fires_events_and_forgets_it(tmp_pat
     assert forgot.returncode == 0 and "removed 8 Home Assistant entities and the retained state of mqtt" in forgot.stdout
     assert heard_by_a_new_subscriber(broker, "homeassistant/#", suffix="/config") == {}
     assert set(heard_by_a_new_subscriber(broker, "ser/mqtt/+", 1.5)) == {"ser/mqtt/availability"}
+
+
+def test_levels_go_to_mqtt_at_a_low_rate_when_asked(tmp_path, microphone, broker):
+    subscriber = Subscriber(broker.port, "ser/mqtt/levels", "test-levels")
+    service = daemon_with_mqtt(tmp_path, microphone, broker, extra="levels_seconds = 1.0\n")
+    quiet = json.loads(subscriber.next(timeout=5)[1])
+    assert set(quiet) == {"level_db", "floor_db", "threshold_db", "speech"} and quiet["speech"] == 0.0
+    microphone.play(CLIPS[1])
+    heard = [json.loads(subscriber.next(timeout=5)[1]) for _ in range(3)]
+    assert any(h["speech"] > 0 and h["level_db"] > h["threshold_db"] for h in heard)
+    subscriber.close()
+    assert service.stop() < 2.0
