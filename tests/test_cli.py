@@ -93,3 +93,15 @@ def test_unknown_model_and_empty_folder_are_clear_errors(tmp_path):
     assert result.returncode == 1 and "no-such-model: no such model bundle" in result.stderr
     result = run_ser("classify", str(tmp_path))
     assert result.returncode == 1 and "no audio files found" in result.stderr
+
+
+def test_jobs_classify_in_parallel_with_the_same_output_order_and_exit_status(tmp_path, speech_files):
+    (tmp_path / "notes.txt").write_text("not audio\n")
+    soundfile.write(tmp_path / "silence.wav", np.zeros(3 * 16000), 16000)
+    files = [*map(str, speech_files[:6]), str(tmp_path / "notes.txt"), *map(str, speech_files[6:]), str(tmp_path / "silence.wav")]
+    for output in ([], ["--json"]):
+        serial = run_ser("classify", "--jobs", "1", *output, *files)
+        parallel = run_ser("classify", "--jobs", "2", *output, *files)
+        assert serial.returncode == parallel.returncode == 1
+        assert parallel.stdout == serial.stdout and parallel.stderr == serial.stderr
+        assert len(serial.stdout.splitlines()) == (len(files) if output else 1 + len(files) - 2)  # JSON: errors in line
