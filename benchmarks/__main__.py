@@ -19,7 +19,7 @@ import click
 
 from benchmarks.timing import REPO, speech, speech_clips
 
-SECTIONS = ("frontend", "inference", "classify", "memory", "cold-start", "daemon")
+SECTIONS = ("profile", "frontend", "inference", "classify", "memory", "cold-start", "daemon")
 
 
 def print_table(title: str, rows: list[dict]) -> None:
@@ -58,6 +58,13 @@ def main(sections, json_path, quick, daemon_seconds):
     click.echo(f"# edge-ser benchmarks on {platform.machine()}, Python {platform.python_version()}, one thread")
     repeats = 3 if quick else 7
 
+    if "profile" in sections:
+        from benchmarks import profile
+
+        shipped = load_bundle().manifest.frontend
+        results["profile"] = profile.run(speech(10, clips), shipped, 3 if quick else 7)
+        print_table("Frontend profile: milliseconds per second of audio, by step (shipped configuration, 10 s of speech)",
+                    results["profile"])  # fmt: skip
     if "frontend" in sections:
         from benchmarks import frontend
 

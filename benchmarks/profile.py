@@ -1,0 +1,71 @@
+"""Where the frontend's time goes: each DSP step of ``edge.frontend.static_features`` timed alone,
+on the frame batches the offline path computes (``MOST_FRAMES``) and on the daemon's 16-frame
+steps, against the whole ``compute_features``; what the steps do not account for is Python
+overhead (framing the stream, concatenation, delta buffering)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from benchmarks.timing import median_seconds
+from edge import frontend
+from edge.config import FrontendConfig
+from edge.frontend import (
+    MOST_FRAMES, StreamingFrontend, compute_features, constants_for, deltas, fixed_order_sum, frame_signal, pitch,
+    power_spectrum, preemphasis, rms, safe_log, weighted_sum, zero_crossing_rate,
+)  # fmt: skip
+from edge.segmenter import FEATURE_BATCH_FRAMES
+
+
+def step_functions(batch: np.ndarray, config: FrontendConfig) -> dict:
+    """One function per step of static_features (and the deltas), on ``batch``: the samples of a
+    batch of frames, led by the sample before them (as static_features takes them)."""
+    constants = constants_for(config)
+    raw = frame_signal(batch[1:], config.frame_length, config.frame_step)
+    emphasised = frame_signal(preemphasis(batch, config.preemphasis), config.frame_length, config.frame_step)
+    windowed = emphasised * constants.window
+    power = power_spectrum(windowed, config.n_fft)
+    mel = weighted_sum(power, constants.mel_index, constants.mel_weight)
+    log_mel = safe_log(mel)
+    static = frontend.static_features(batch, config, constants)
+    padded = np.concatenate([np.repeat(static[:1], config.delta_width, axis=0), static, np.repeat(static[-1:], config.delta_width, axis=0)])
+    return {
+        "framing and pre-emphasis": lambda: frame_signal(preemphasis(batch, config.preemphasis), config.frame_length, config.frame_step),
+        "window": lambda: emphasised * constants.window,
+        "FFT and power (reproducible radix-2)": lambda: power_spectrum(windowed, config.n_fft),
+        "mel filterbank (fixed-order sums)": lambda: weighted_sum(power, constants.mel_index, constants.mel_weight),
+        "log": lambda: safe_log(mel),
+        "DCT and lifter (fixed-order sums)": lambda: weighted_sum(log_mel, constants.dct_index, constants.dct_weight).T * constants.lifter,
+        "log energy": lambda: safe_log(fixed_order_sum(power.T)),
+        "rms": lambda: rms(raw),
+        "zero-crossing rate": lambda: zero_crossing_rate(raw),
+        "pitch (two 1024-point FFTs)": lambda: pitch(raw, config.sample_rate, config.pitch_min_hz, config.pitch_max_hz,
+                                                     config.pitch_voicing),
+        "deltas": lambda: deltas(padded, config.delta_width),
+    }  # fmt: skip
+
+
+def streamed(signal: np.ndarray, config: FrontendConfig, batch_frames: int, chunk: int) -> np.ndarray:
+    stream = StreamingFrontend(config, batch_frames)
+    return np.concatenate([*(stream.push(signal[i : i + chunk]) for i in range(0, len(signal), chunk)), stream.flush()])
+
+
+def run(signal: np.ndarray, config: FrontendConfig, repeats: int = 7) -> list[dict]:
+    """Milliseconds per second of audio of each step, offline (MOST_FRAMES-frame batches) and in the
+    daemon's steps (FEATURE_BATCH_FRAMES frames, 32 ms blocks), and of the whole frontend."""
+    seconds = len(signal) / config.sample_rate
+    rows = []
+    for where, batch_frames in (("offline", MOST_FRAMES), ("daemon steps", FEATURE_BATCH_FRAMES)):
+        samples = (batch_frames - 1) * config.frame_step + config.frame_length + 1
+        batch = signal[:samples]
+        per_second = config.sample_rate / config.frame_step / batch_frames  # batches per second of audio
+        total = 0.0
+        for name, function in step_functions(batch, config).items():
+            elapsed = median_seconds(function, repeats * 5) * per_second * 1000
+            total += elapsed
+            rows.append({"where": where, "step": name, "ms_per_audio_second": elapsed})
+        whole = compute_features if where == "offline" else lambda s, c: streamed(s, c, FEATURE_BATCH_FRAMES, 512)
+        measured = median_seconds(lambda: whole(signal, config), repeats) / seconds * 1000
+        rows.append({"where": where, "step": "sum of the steps", "ms_per_audio_second": total})
+        rows.append({"where": where, "step": "whole frontend (overhead = whole - sum)", "ms_per_audio_second": measured})
+    return rows
