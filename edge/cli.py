@@ -88,6 +88,17 @@ def _results(classifier, files: list[Path], jobs: int):
         yield from pool.map(_classify_in_worker, files)
 
 
+def _unless_a_worker_died(results):
+    """``results``, or one line instead of a traceback if a worker process died (a crash in a decoder
+    or interpreter); the files after the last one printed were not classified."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        yield from results
+    except BrokenProcessPool:
+        raise click.ClickException("a worker process died; run again with --jobs 1 to find the file that kills it") from None
+
+
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @model_option
@@ -114,7 +125,8 @@ def classify(paths, model, runtime, variant, as_json, jobs):
     if not as_json:
         click.echo(f"{'file':40} {'emotion':10} {'conf':>5}  " + " ".join(f"{label[:5]:>5}" for label in labels))
     failures = 0
-    for path, result in zip(files, _results(classifier, files, min(jobs or os.cpu_count() or 1, len(files)))):
+    results = _results(classifier, files, min(jobs or os.cpu_count() or 1, len(files)))
+    for path, result in zip(files, _unless_a_worker_died(results)):
         if isinstance(result, SerError):
             failures += 1
             if as_json:

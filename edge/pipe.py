@@ -73,6 +73,8 @@ class PipeInput:
         usable = len(data) // self._frame_bytes * self._frame_bytes
         self._partial = data[usable:]
         frames = np.frombuffer(data[:usable], dtype=self._dtype).astype(np.float64) / self._full_scale
+        if self.settings.format == "f32le":  # floats may hold anything: NaN is silence, the rest full scale at most
+            frames = np.clip(np.nan_to_num(frames, nan=0.0), -1.0, 1.0)
         return self._resampler.push(to_mono(frames.reshape(-1, self.settings.channels)))
 
     def close(self) -> None:

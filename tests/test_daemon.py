@@ -365,3 +365,12 @@ def test_the_log_has_the_projects_lines_only_at_the_chosen_level(tmp_path):
                             capture_output=True, cwd=REPO, timeout=120)  # fmt: skip
     assert b"DEBUG edge.daemon: event held back by the [events] filter: happy" in chatty.stderr
     assert all(line.split(b" ", 1)[0] in (b"DEBUG", b"INFO", b"WARNING") for line in chatty.stderr.splitlines())
+
+
+def test_float_input_with_nan_and_overshoot_is_tamed_not_passed_on():
+    samples = pcm_of(STEADY_CLIPS) / 32767.0
+    samples[100:5000] = np.nan  # a broken recorder's block, in the silence before the first clip
+    samples[-3000:] = 4.0  # and a burst far past full scale at the very end
+    events = piped_events(samples.astype("<f4").tobytes(), "--format", "f32le")
+    assert [e["emotion"] for e in events][:2] == ["happy", "angry"]
+    assert all(np.isfinite(list(e["scores"].values())).all() for e in events)
