@@ -39,7 +39,7 @@ def step_functions(batch: np.ndarray, config: FrontendConfig) -> dict:
         "log energy": lambda: safe_log(fixed_order_sum(power.T)),
         "rms": lambda: rms(raw),
         "zero-crossing rate": lambda: zero_crossing_rate(raw),
-        "pitch (two 1024-point FFTs)": lambda: pitch(raw, config.sample_rate, config.pitch_min_hz, config.pitch_max_hz,
+        "pitch (exact integer autocorrelation)": lambda: pitch(raw, config.sample_rate, config.pitch_min_hz, config.pitch_max_hz,
                                                      config.pitch_voicing),
         "deltas": lambda: deltas(padded, config.delta_width),
     }  # fmt: skip

@@ -13,6 +13,7 @@ import typing
 from dataclasses import dataclass
 
 EXTRA_FEATURES = ("rms", "zcr", "pitch")
+MAX_PITCH_FRAME_LENGTH = 4096  # samples: edge.frontend.autocorrelation stays exact up to here
 WINDOW_FUNCTIONS = ("rectangular", "hamming", "hann")
 POOLING_METHODS = ("mean",)
 
@@ -107,6 +108,8 @@ class FrontendConfig:
             problems.append("need 0 < pitch_min_hz < pitch_max_hz")
         if "pitch" in self.extras and self.sample_rate / self.pitch_min_hz >= self.frame_length:
             problems.append("pitch_min_hz is too low for one period to fit in a frame")
+        if "pitch" in self.extras and self.frame_length > MAX_PITCH_FRAME_LENGTH:
+            problems.append(f"pitch needs frame_length <= {MAX_PITCH_FRAME_LENGTH} (its exact autocorrelation's bound)")
         if self.delta_order not in (0, 1, 2) or self.delta_width < 1:
             problems.append("need delta_order in 0..2 and delta_width >= 1")
         if problems:

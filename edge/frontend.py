@@ -1,8 +1,8 @@
 """The MFCC frontend, shared bit-for-bit by the trainer and the device.
 
 One short function per DSP step, vectorised over frames. Every step is elementwise, a per-frame
-FFT, or a sum taken in a fixed order: term by term (``weighted_sum``, for the mel filters and the
-DCT) or pairwise (``fixed_order_sum``). A BLAS matrix product or numpy's own reductions may add in
+FFT, a sum taken in a fixed order: term by term (``weighted_sum``, for the mel filters and the
+DCT) or pairwise (``fixed_order_sum``), or exact integer arithmetic (the pitch's autocorrelation). A BLAS matrix product or numpy's own reductions may add in
 a different order depending on how many frames are processed at once (and on the CPU: FMA, kernel
 choice), which would make streaming features differ from offline ones in the last bits.
 
@@ -173,21 +173,39 @@ def zero_crossing_rate(frames: np.ndarray) -> np.ndarray:
     return np.count_nonzero(signs[:, 1:] != signs[:, :-1], axis=1) / (frames.shape[-1] - 1)
 
 
+def pcm16(frames: np.ndarray) -> np.ndarray:
+    """Samples in [-1, 1] as the integers of 16-bit PCM (-32768..32767), as float64: exact for
+    audio that was 16-bit PCM (files, the microphone), a 16-bit quantisation for anything else."""
+    return np.clip(np.rint(frames * 32768.0), -32768.0, 32767.0)
+
+
+def autocorrelation(frames: np.ndarray, longest_lag: int) -> np.ndarray:
+    """sum_n q[n] q[n + lag] of each frame's 16-bit integer samples q, for lags 0..longest_lag:
+    exact integers, so the same on every CPU whatever library computes them. (frames, lags + 1).
+
+    Computed as the inverse FFT of the power spectrum (numpy's own FFT, zero-padded so that the
+    correlation is not circular) and rounded to the nearest integer. That rounding restores the
+    exact value because the FFT's error is far below 1/2: it is at most about
+    sum(q^2) * 2^-53 * 3 log2(n_fft) (Percival's bound for FFT convolution), under 0.01 for frames
+    of up to 4,096 full-scale samples, whose sums reach 2^42.
+    """
+    q = pcm16(frames)
+    n_fft = 1 << (frames.shape[-1] + longest_lag).bit_length()
+    spectrum = np.fft.rfft(q, n_fft)
+    power = spectrum.real * spectrum.real + spectrum.imag * spectrum.imag
+    return np.rint(np.fft.irfft(power, n_fft)[:, : longest_lag + 1])
+
+
 def pitch(frames: np.ndarray, sample_rate: int, min_hz: float, max_hz: float, voicing: float) -> np.ndarray:
     """Fundamental frequency in Hz of each raw frame from its autocorrelation; 0 where unvoiced.
 
-    The autocorrelation comes from the power spectrum (zero-padded past twice the frame length so
-    it is not circular); the best lag between sample_rate / max_hz and sample_rate / min_hz wins if
-    its normalised autocorrelation reaches ``voicing``.
+    The best lag between sample_rate / max_hz and sample_rate / min_hz (the shortest on a tie)
+    wins if its autocorrelation reaches ``voicing`` times the frame's energy (lag 0).
     """
-    n_fft = 1 << (2 * frames.shape[-1] - 1).bit_length()
-    power = power_spectrum(frames, n_fft)
-    # The inverse DFT of a real, even spectrum is the real part of its forward DFT over n_fft.
-    autocorrelation = reproducible.real_fft(np.concatenate([power, power[-2:0:-1]]), n_fft)[0] / n_fft
     shortest, longest = int(np.ceil(sample_rate / max_hz)), int(sample_rate / min_hz)
-    best = shortest + np.argmax(autocorrelation[shortest : longest + 1], axis=0)
-    peak = autocorrelation[best, np.arange(len(frames))]
-    voiced = peak > voicing * autocorrelation[0]
+    correlation = autocorrelation(frames, longest)
+    best = shortest + np.argmax(correlation[:, shortest:], axis=1)
+    voiced = correlation[np.arange(len(frames)), best] > voicing * correlation[:, 0]
     return np.where(voiced, sample_rate / best, 0.0)
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from conftest import read_speech
 
-from edge.config import FrontendConfig
-from edge.frontend import StreamingFrontend, compute_features, fixed_order_sum, mel_filterbank
+from edge.config import MAX_PITCH_FRAME_LENGTH, FrontendConfig
+from edge.frontend import StreamingFrontend, autocorrelation, compute_features, fixed_order_sum, mel_filterbank
 from edge.model_input import reference_signal
 
 PSF_LIKE = FrontendConfig(window="rectangular")  # python_speech_features.mfcc's defaults
@@ -171,6 +171,25 @@ def test_extras_measure_what_they_say():
     assert np.allclose(pitch_column, 200, rtol=0.02)
     silent = compute_features(np.zeros(8000), config)
     assert np.all(silent[:, 13:] == 0) and np.all(np.isfinite(silent))
+
+
+@pytest.mark.parametrize("frame_length", [512, MAX_PITCH_FRAME_LENGTH])
+def test_pitch_autocorrelation_is_exact_even_for_full_scale_frames(frame_length):
+    # Full-scale random signs give the largest sums the bound allows; a speech-like frame the usual.
+    rng = np.random.default_rng(frame_length)
+    signs = np.where(rng.random((4, frame_length)) < 0.5, -1.0, 32767 / 32768)
+    speech = rng.integers(-3000, 3000, (4, frame_length)) / 32768
+    frames = np.concatenate([signs, speech])
+    longest = frame_length - 1
+    correlation = autocorrelation(frames, longest)
+    q = np.rint(frames * 32768).astype(np.int64)
+    exact = np.array([[int(np.dot(row[: frame_length - lag], row[lag:])) for lag in range(longest + 1)] for row in q])
+    assert np.array_equal(correlation, exact)
+
+
+def test_pitch_needs_frames_its_exact_autocorrelation_can_handle():
+    with pytest.raises(ValueError, match="frame_length"):
+        FrontendConfig(extras=("pitch",), frame_length=MAX_PITCH_FRAME_LENGTH + 1, n_fft=8192)
 
 
 def test_config_round_trips_through_json():
