@@ -8,7 +8,12 @@ import sys
 import time
 from pathlib import Path
 
-import click
+# Nothing on the device multiplies matrices with BLAS (the frontend's sums are fixed-order
+# elementwise numpy, the model runs in TFLite), so the thread pool OpenBLAS starts when numpy is
+# imported only costs start-up CPU; one thread unless the user says otherwise. Set before numpy loads.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import click  # noqa: E402
 
 from edge.errors import SerError
 
