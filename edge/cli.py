@@ -8,14 +8,13 @@ import sys
 import time
 from pathlib import Path
 
-# Nothing on the device multiplies matrices with BLAS (the frontend's sums are fixed-order
-# elementwise numpy, the model runs in TFLite), so the thread pool OpenBLAS starts when numpy is
-# imported only costs start-up CPU; one thread unless the user says otherwise. Set before numpy loads.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+from edge import process
+
+process.tune()  # before numpy loads
 
 import click  # noqa: E402
 
-from edge.errors import SerError
+from edge.errors import SerError  # noqa: E402
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".caf", ".w64", ".rf64"}
 

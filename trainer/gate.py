@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge.bundle import ModelBundle
+from edge.bundle import AS_ACCURATE_POINTS, ModelBundle
 from edge.classifier import Classifier, pool
 from edge.runtime import load_interpreter
 from trainer.evaluate import classification_metrics
@@ -20,9 +20,9 @@ from trainer.evaluate import classification_metrics
 class GateLimits:
     """How much int8 may lose against float32, in percentage points."""
 
-    max_uar_drop: float = 1.5
+    max_uar_drop: float = AS_ACCURATE_POINTS["uar"]
     """Largest allowed drop of unweighted average recall."""
-    max_accuracy_drop: float = 3.0
+    max_accuracy_drop: float = AS_ACCURATE_POINTS["accuracy"]
     """Largest allowed drop of accuracy."""
 
 
