@@ -72,7 +72,7 @@ def run(speech, shipped: FrontendConfig, durations=(1, 10, 60), repeats: int = 7
         candidates = {
             "ours offline (comparable MFCC)": lambda: compute_features(signal, comparable),
             "ours streaming, 160-sample chunks (comparable MFCC)": lambda: streaming(signal, comparable),
-            "ours streaming, 160-sample chunks, 16-frame steps (comparable MFCC)":
+            f"ours streaming, 160-sample chunks, {FEATURE_BATCH_FRAMES}-frame steps (comparable MFCC)":
                 lambda: streaming(signal, comparable, FEATURE_BATCH_FRAMES),
             "python_speech_features.mfcc": lambda: psf_mfcc(signal, comparable),
             "numpy rfft of the frames alone (theirs)": lambda: numpy_fft_only(signal, comparable),
@@ -80,7 +80,7 @@ def run(speech, shipped: FrontendConfig, durations=(1, 10, 60), repeats: int = 7
             "librosa.feature.mfcc": lambda: librosa_mfcc(signal.astype(np.float32), comparable),
             "ours offline (shipped: + rms, zcr, pitch, deltas)": lambda: compute_features(signal, shipped),
             "ours streaming (shipped)": lambda: streaming(signal, shipped),
-            "ours streaming, 16-frame steps as in the daemon (shipped)":
+            f"ours streaming, {FEATURE_BATCH_FRAMES}-frame steps as in the daemon (shipped)":
                 lambda: streaming(signal, shipped, FEATURE_BATCH_FRAMES),
         }
         timed = interleaved_medians(candidates, repeats, warmup=2)  # librosa's first call compiles

@@ -1,7 +1,7 @@
 """Where the frontend's time goes: each DSP step of ``edge.frontend.static_features`` timed alone,
-on the frame batches the offline path computes (``MOST_FRAMES``) and on the daemon's 16-frame
-steps, against the whole ``compute_features``; what the steps do not account for is Python
-overhead (framing the stream, concatenation, delta buffering)."""
+on the frame batches the offline path and the daemon compute (``MOST_FRAMES``), against the whole
+``compute_features`` and the whole frontend streamed as in the daemon; what the steps do not
+account for is Python overhead (framing the stream, concatenation, delta buffering)."""
 
 from __future__ import annotations
 
@@ -51,21 +51,23 @@ def streamed(signal: np.ndarray, config: FrontendConfig, batch_frames: int, chun
 
 
 def run(signal: np.ndarray, config: FrontendConfig, repeats: int = 7) -> list[dict]:
-    """Milliseconds per second of audio of each step, offline (MOST_FRAMES-frame batches) and in the
-    daemon's steps (FEATURE_BATCH_FRAMES frames, 32 ms blocks), and of the whole frontend."""
+    """Milliseconds per second of audio of each step on MOST_FRAMES-frame batches (offline; the
+    daemon computes FEATURE_BATCH_FRAMES frames per step), of the whole offline frontend, and of
+    the whole frontend fed as the daemon's segmenter feeds it (frame_step-sample blocks)."""
     seconds = len(signal) / config.sample_rate
-    rows = []
-    for where, batch_frames in (("offline", MOST_FRAMES), ("daemon steps", FEATURE_BATCH_FRAMES)):
-        samples = (batch_frames - 1) * config.frame_step + config.frame_length + 1
-        batch = signal[:samples]
-        per_second = config.sample_rate / config.frame_step / batch_frames  # batches per second of audio
-        total = 0.0
-        for name, function in step_functions(batch, config).items():
-            elapsed = median_seconds(function, repeats * 5) * per_second * 1000
-            total += elapsed
-            rows.append({"where": where, "step": name, "ms_per_audio_second": elapsed})
-        whole = compute_features if where == "offline" else lambda s, c: streamed(s, c, FEATURE_BATCH_FRAMES, 512)
-        measured = median_seconds(lambda: whole(signal, config), repeats) / seconds * 1000
-        rows.append({"where": where, "step": "sum of the steps", "ms_per_audio_second": total})
-        rows.append({"where": where, "step": "whole frontend (overhead = whole - sum)", "ms_per_audio_second": measured})
+    batch = signal[: (MOST_FRAMES - 1) * config.frame_step + config.frame_length + 1]
+    per_second = config.sample_rate / config.frame_step / MOST_FRAMES  # batches per second of audio
+    rows, total = [], 0.0
+    for name, function in step_functions(batch, config).items():
+        elapsed = median_seconds(function, repeats * 5) * per_second * 1000
+        total += elapsed
+        rows.append({"where": "offline", "step": name, "ms_per_audio_second": elapsed})
+    rows.append({"where": "offline", "step": "sum of the steps", "ms_per_audio_second": total})
+    wholes = {
+        ("offline", "whole frontend (overhead = whole - sum)"): lambda: compute_features(signal, config),
+        ("daemon", f"whole frontend, {config.frame_step}-sample blocks, {FEATURE_BATCH_FRAMES}-frame steps"):
+            lambda: streamed(signal, config, FEATURE_BATCH_FRAMES, config.frame_step),
+    }  # fmt: skip
+    for (where, step), function in wholes.items():
+        rows.append({"where": where, "step": step, "ms_per_audio_second": median_seconds(function, repeats) / seconds * 1000})
     return rows

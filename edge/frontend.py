@@ -314,7 +314,8 @@ class StreamingFrontend:
 
     def push(self, samples: np.ndarray) -> np.ndarray:
         """Feed mono float samples at ``config.sample_rate``; returns (new frames, n_features)."""
-        self._pending = np.concatenate([self._pending, np.asarray(samples, dtype=np.float64)])
+        self._pending.append(np.asarray(samples, dtype=np.float64))
+        self._pending_samples += len(self._pending[-1])
         return self._compute(self.batch_frames)
 
     def flush(self) -> np.ndarray:
@@ -330,23 +331,25 @@ class StreamingFrontend:
 
     def reset(self) -> None:
         """Forget all state, as if newly created (the next sample starts a new signal)."""
-        self._pending = np.zeros(1)  # the sample before the first unframed one, then those samples
+        self._pending = [np.zeros(1)]  # the sample before the first unframed one, then those samples,
+        self._pending_samples = 1  # in chunks joined only when a batch of frames is complete
         self._deltas = [_DeltaStream(self.config.n_static, self.config.delta_width) for _ in range(self.config.delta_order)]
 
     def _compute(self, at_least: int) -> np.ndarray:
         """Static features of the complete pending frames (if at least ``at_least``), through the deltas."""
         config = self.config
-        count = frame_count(len(self._pending) - 1, config.frame_length, config.frame_step)
+        count = frame_count(self._pending_samples - 1, config.frame_length, config.frame_step)
         if count < at_least or count == 0:
-            frames = np.empty((0, config.n_static))
-        else:
-            steps = []
-            for first in range(0, count, MOST_FRAMES):
-                n = min(MOST_FRAMES, count - first)
-                start = first * config.frame_step
-                steps.append(static_features(self._pending[start : start + (n - 1) * config.frame_step + config.frame_length + 1], config, self._constants))
-            frames = np.concatenate(steps)
-            self._pending = self._pending[count * config.frame_step :]
+            return np.empty((0, config.n_features))  # what the deltas give for no frames
+        pending = np.concatenate(self._pending)
+        steps = []
+        for first in range(0, count, MOST_FRAMES):
+            n = min(MOST_FRAMES, count - first)
+            start = first * config.frame_step
+            steps.append(static_features(pending[start : start + (n - 1) * config.frame_step + config.frame_length + 1], config, self._constants))
+        frames = np.concatenate(steps)
+        self._pending = [pending[count * config.frame_step :]]
+        self._pending_samples = len(self._pending[0])
         for stage in self._deltas:
             frames = stage.push(frames)
         return frames

@@ -17,12 +17,13 @@ import numpy as np
 
 from edge import reproducible
 from edge.config import FrontendConfig
-from edge.frontend import StreamingFrontend, fixed_order_sum
+from edge.frontend import MOST_FRAMES, StreamingFrontend, fixed_order_sum
 from edge.settings import SegmenterSettings
 
 SILENCE_DB = -120.0  # level given to digital silence, so log10(0) never appears
-FEATURE_BATCH_FRAMES = 16  # frames computed per frontend step while speech goes on: ~0.26 s of
-# audio per step keeps the numpy calls few; the flush at the utterance's end computes the rest
+FEATURE_BATCH_FRAMES = MOST_FRAMES  # frames computed per frontend step while speech goes on: the
+# offline path's batch (~2 s of audio), so the daemon's frontend costs about what the offline one
+# does (16-frame steps cost twice as much in numpy calls); the utterance's end computes the rest
 
 
 @dataclass(frozen=True)
