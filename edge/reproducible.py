@@ -193,43 +193,44 @@ def _roots(n: int, count: int) -> tuple[np.ndarray, np.ndarray]:
     return cos, minus_sin
 
 
-@functools.lru_cache(maxsize=8)
-def _bit_reversal(size: int) -> np.ndarray:
-    bits = size.bit_length() - 1
-    return np.array([int(format(k, f"0{bits}b")[::-1], 2) if bits else 0 for k in range(size)])
-
-
 def complex_fft(real: np.ndarray, imag: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """DFT along axis 0, X[k] = sum_n z[n] exp(-2 pi i k n / N) with N a power of two, of every
     column at once (columns are frames: long contiguous inner loops), as real and imaginary parts.
-    An iterative radix-2 decimation in time."""
+
+    Radix-2 decimation in time in Stockham's order (Van Loan, Computational Frameworks for the
+    FFT, 1.7): stage by stage, the first and second halves of the array are combined into
+    transforms twice as long, so every operand is a contiguous block and no bit-reversal pass is
+    needed. Each butterfly is the textbook even + w odd, even - w odd, with the same operations in
+    the same order as the in-place algorithm, so the bits are those of that algorithm.
+    """
     size = real.shape[0]
-    order = _bit_reversal(size)
-    real, imag = real[order], imag[order]
-    cos, minus_sin = _roots(size, size // 2)
     columns = real.shape[1:]
-    block = 2
-    while block <= size:
-        half = block // 2
-        shape = (size // block, 2, half) + columns
-        real, imag = real.reshape(shape), imag.reshape(shape)
-        odd_real, odd_imag = real[:, 1], imag[:, 1]
+    cos, minus_sin = _roots(size, size // 2)
+    # Stage with transforms of length `half`: row k, column j of a (size / half, half) matrix
+    # holds bin j of the k-th transform (columns of frames innermost).
+    real, imag = real.reshape((size, 1) + columns), imag.reshape((size, 1) + columns)
+    half = 1
+    while half < size:
+        count = size // (2 * half)  # transforms of length 2 * half made in this stage
+        even_real, odd_real, even_imag, odd_imag = real[:count], real[count:], imag[:count], imag[count:]
         if half == 1:  # the only factor is 1
             t_real, t_imag = odd_real, odd_imag
         else:
-            w_real, w_imag = cos[:: size // block, None], minus_sin[:: size // block, None]
+            w_real = cos[::count].reshape((1, half) + (1,) * len(columns))  # exp(-2 pi i j / (2 half))
+            w_imag = minus_sin[::count].reshape((1, half) + (1,) * len(columns))
             t_real = odd_real * w_real - odd_imag * w_imag
             t_imag = odd_real * w_imag + odd_imag * w_real
-        real, imag = _butterfly(real[:, 0], t_real), _butterfly(imag[:, 0], t_imag)
-        block *= 2
+        real, imag = _butterfly(even_real, t_real), _butterfly(even_imag, t_imag)
+        half *= 2
     return real.reshape((size,) + columns), imag.reshape((size,) + columns)
 
 
 def _butterfly(even: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """(blocks, 2, half, ...) holding even + t, then even - t, in each block."""
-    out = np.empty((even.shape[0], 2) + even.shape[1:])
-    np.add(even, t, out=out[:, 0])
-    np.subtract(even, t, out=out[:, 1])
+    """(count, 2 * half, ...) holding even + t in its first half columns, even - t in the rest."""
+    half = even.shape[1]
+    out = np.empty((even.shape[0], 2 * half) + even.shape[2:])
+    np.add(even, t, out=out[:, :half])
+    np.subtract(even, t, out=out[:, half:])
     return out
 
 
@@ -241,18 +242,19 @@ def real_fft(signals: np.ndarray, n_fft: int) -> tuple[np.ndarray, np.ndarray]:
     The even and odd samples are packed into one complex signal of half the length, transformed,
     and separated again (the classic real-FFT split), which halves the work.
     """
-    signals = signals[:n_fft]
-    if len(signals) < n_fft:
-        signals = np.concatenate([signals, np.zeros((n_fft - len(signals),) + signals.shape[1:])])
-    half = n_fft // 2
-    z_real, z_imag = complex_fft(signals[0::2], signals[1::2])
+    half, used, columns = n_fft // 2, min(len(signals), n_fft), signals.shape[1:]
+    # Even and odd samples side by side in one contiguous array, zero-padded: one copy, whatever
+    # the layout of ``signals`` (frames arrive as rows, a transposed view here).
+    packed = np.zeros((half, 2) + columns)
+    packed.reshape((n_fft,) + columns)[:used] = signals[:used]
+    z_real, z_imag = complex_fft(packed[:, 0], packed[:, 1])
     # X[k] = E[k] + w^k O[k], E and O the spectra of the even and odd samples, from Z[k] and
     # Z[N/2 - k]; bins 0 and N/2 (where both are Z[0]) come out real.
     a_real, a_imag = z_real[1:], z_imag[1:]  # Z[k] for k = 1 .. N/2 - 1
     b_real, b_imag = z_real[:0:-1], z_imag[:0:-1]  # Z[N/2 - k]
     even_real, even_imag = (a_real + b_real) * 0.5, (a_imag - b_imag) * 0.5
     odd_real, odd_imag = (a_imag + b_imag) * 0.5, (b_real - a_real) * 0.5
-    w_real, w_imag = (w.reshape((-1,) + (1,) * (signals.ndim - 1))[1:half] for w in _roots(n_fft, half))
+    w_real, w_imag = (w.reshape((-1,) + (1,) * len(columns))[1:half] for w in _roots(n_fft, half))
     middle_real = even_real + (odd_real * w_real - odd_imag * w_imag)
     middle_imag = even_imag + (odd_real * w_imag + odd_imag * w_real)
     zero = np.zeros_like(z_real[:1])
