@@ -14,7 +14,7 @@ import ctypes
 import os
 
 MMAP_THRESHOLD_BYTES = 4 << 20  # larger arrays still get their own mapping, returned when freed
-TRIM_THRESHOLD_BYTES = 64 << 20  # free heap kept for reuse up to this much before it is returned
+TRIM_THRESHOLD_BYTES = 8 << 20  # free heap kept for reuse up to this much before it is returned
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt(3) parameter numbers in glibc's malloc.h
 
 

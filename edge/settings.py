@@ -56,8 +56,10 @@ class CaptureSettings:
     resampled to the model's rate."""
     channels: int = 1
     """Channels to open; they are averaged to mono."""
-    block_seconds: float = 0.032
-    """Audio per block delivered by the device."""
+    block_seconds: float = 0.1
+    """Audio per block delivered by the device. Each block wakes the service once; 0.1 s took the
+    daemon from 4.2 % to 2.4 % of a core against 32 ms blocks (docs/benchmarks.md), and the voice
+    activity detector still judges 16 ms at a time."""
     buffer_seconds: float = 5.0
     """Most audio held between capture and processing; blocks beyond it are dropped and counted."""
     stall_seconds: float = 2.0
