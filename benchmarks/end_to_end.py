@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -70,13 +70,26 @@ def cold_start(clip: Path, repeats: int = 5) -> dict:
             "python_alone_seconds": wall("-c", "pass")}  # fmt: skip
 
 
-def _peak_rss_mb(*args: str) -> float:
-    """Peak resident memory of a fresh process running ``python args``, in MB (its own rusage)."""
-    process = subprocess.Popen([sys.executable, *args], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{args} failed")
-    return usage.ru_maxrss / 1024
+# Run a module as `python -m` does, and at exit write the process's own peak RSS (VmHWM, in kB) to
+# the file named by the first argument. Not the parent's rusage: a child forked from a large
+# benchmark process (TensorFlow loaded for the Keras row) inherits its high-water mark.
+_REPORTING_PEAK = """import atexit, runpy, sys
+report = sys.argv.pop(1)
+def write_peak():
+    status = open("/proc/self/status").read()
+    open(report, "w").write(status.split("VmHWM:")[1].split()[0])
+atexit.register(write_peak)
+sys.argv = sys.argv[1:]
+runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+"""
+
+
+def _peak_rss_mb(module: str, *args: str) -> float:
+    """Peak resident memory in MB of a fresh process running ``python -m module args``."""
+    with tempfile.NamedTemporaryFile() as report:
+        subprocess.run([sys.executable, "-c", _REPORTING_PEAK, report.name, module, *args], cwd=REPO,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)  # fmt: skip
+        return int(Path(report.name).read_text()) / 1024
 
 
 def memory_by_length(clips: list[Path], long_seconds: float, folder: Path) -> dict:
@@ -91,9 +104,9 @@ def memory_by_length(clips: list[Path], long_seconds: float, folder: Path) -> di
                 sink.write(samples[: round(long_seconds * 16000) - written])
                 written += len(samples)
     started = time.perf_counter()
-    long_rss = _peak_rss_mb("-m", "edge.cli", "classify", str(long_file))
+    long_rss = _peak_rss_mb("edge.cli", "classify", str(long_file))
     long_wall = time.perf_counter() - started
-    short_rss = _peak_rss_mb("-m", "edge.cli", "classify", str(clips[0]))
+    short_rss = _peak_rss_mb("edge.cli", "classify", str(clips[0]))
     return {"short_clip_seconds": round(soundfile.info(clips[0]).duration, 1), "short_peak_rss_mb": short_rss,
             "long_file_seconds": long_seconds, "long_peak_rss_mb": long_rss,
             "difference_mb": long_rss - short_rss, "long_file_wall_seconds": long_wall}  # fmt: skip
