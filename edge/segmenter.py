@@ -60,14 +60,23 @@ class BackgroundLevel:
     quiet gaps, so this follows the noise floor, and learns a new steady noise within the window)."""
 
     def __init__(self, block_seconds: float, window_seconds: float = 5.0):
-        self._levels: collections.deque[float] = collections.deque(maxlen=max(1, round(window_seconds / block_seconds)))
+        self._window = max(1, round(window_seconds / block_seconds))  # blocks
+        self._count = 0  # blocks seen
+        # Candidates for the minimum, (block number, level), levels rising: a block louder than a
+        # later one can never be the quietest again, so each block is added and dropped once.
+        self._candidates: collections.deque[tuple[int, float]] = collections.deque()
 
     def update(self, level: float) -> None:
-        self._levels.append(level)
+        while self._candidates and self._candidates[-1][1] >= level:
+            self._candidates.pop()
+        self._candidates.append((self._count, level))
+        self._count += 1
+        if self._candidates[0][0] <= self._count - 1 - self._window:
+            self._candidates.popleft()
 
     @property
     def level(self) -> float:
-        return min(self._levels, default=SILENCE_DB)
+        return self._candidates[0][1] if self._candidates else SILENCE_DB
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from conftest import read_speech
 
 from edge.bundle import load_bundle
 from edge.frontend import compute_features
-from edge.segmenter import SILENCE_DB, Segmenter, VoiceActivity, block_levels
+from edge.segmenter import SILENCE_DB, BackgroundLevel, Segmenter, VoiceActivity, block_levels
 from edge.settings import SegmenterSettings
 
 RATE = 16000
@@ -121,3 +121,14 @@ def test_every_clip_of_every_corpus_has_speech_for_the_detector(corpus_dir):
             assert speech.any(), f"{path}: no speech block"
             checked += 1
     assert checked > 3700
+
+
+@pytest.mark.parametrize("window_blocks", [1, 3, 312])
+def test_background_is_the_quietest_block_of_the_last_window(window_blocks):
+    rng = np.random.default_rng(window_blocks)
+    levels = np.where(rng.random(3000) < 0.2, -60.0, rng.uniform(-90, -20, 3000))  # ties included
+    background = BackgroundLevel(block_seconds=1.0, window_seconds=window_blocks)
+    assert background.level == SILENCE_DB  # nothing heard yet
+    for index, level in enumerate(levels):
+        background.update(float(level))
+        assert background.level == levels[max(0, index + 1 - window_blocks) : index + 1].min()
