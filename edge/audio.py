@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import soundfile
 import soxr
 
 from edge.errors import AudioError
@@ -87,6 +86,8 @@ def read_blocks(path: str | Path, sample_rate: int, block_seconds: float = BLOCK
     Raises AudioError, naming the file, for anything missing, not a regular file, empty, corrupt,
     not audio, at an unusable sample rate, or holding NaN or infinite samples.
     """
+    import soundfile  # here, not at the top: the daemon reads no files and saves libsndfile's 3 MB
+
     path = Path(path)
     check_is_file(path)
     try:
