@@ -34,7 +34,6 @@ def _shipped_models_dir() -> Path:
 MODELS_DIR = _shipped_models_dir()
 MODELS_DIR_VARIABLE = "SER_MODELS_DIR"  # where an installed device keeps its bundles (firmware_scripts/install.sh)
 DEFAULT_MODEL = "lstm-multilingual"
-OUTPUT_ACTIVATIONS = ("softmax", "none")
 REQUIRED_SECTIONS = {
     "name": str, "labels": list, "model": dict, "frontend": dict, "normalisation": dict, "windowing": dict,
     "input": dict, "output": dict, "training": dict, "metrics": dict, "fingerprint": dict, "command": str,
@@ -59,10 +58,6 @@ class Manifest:
     """int8 quantization of the model input."""
     output_quantization: Quantization
     """int8 quantization of the model output."""
-    output_activation: str
-    """What turns the model's outputs into class probabilities on the device: "softmax" (the model
-    outputs logits; the softmax runs in edge.reproducible, the same bits on every CPU, where
-    TFLite's int8 softmax kernel differs between CPUs) or "none" (the model ends in its own softmax)."""
     model_file: str
     """File name of the TFLite model inside the bundle."""
     model_sha256: str
@@ -155,8 +150,8 @@ def parse_manifest(document: dict) -> Manifest:
     for section, shape in expected_shapes.items():
         if document[section].get("shape") != shape:
             raise ValueError(f"{section}.shape must be {shape}, got {document[section].get('shape')}")
-    if document["output"].get("activation", "none") not in OUTPUT_ACTIVATIONS:
-        raise ValueError(f"output.activation must be one of {', '.join(OUTPUT_ACTIVATIONS)}")
+    if document["output"].get("activation") != "softmax":
+        raise ValueError("output.activation must be softmax: the model ends at its logits, the device applies the softmax")
     model, fingerprint_section = document["model"], document["fingerprint"]
     if not isinstance(model.get("file"), str) or not isinstance(model.get("sha256"), str):
         raise ValueError("model needs file and sha256")
@@ -177,7 +172,6 @@ def parse_manifest(document: dict) -> Manifest:
         windowing=windowing,
         input_quantization=_parse_quantization(document["input"], "input"),
         output_quantization=_parse_quantization(document["output"], "output"),
-        output_activation=document["output"].get("activation", "none"),
         model_file=model["file"],
         model_sha256=model["sha256"],
         float32_file=model.get("float32_file") if isinstance(model.get("float32_sha256"), str) else None,

@@ -41,10 +41,10 @@ class Prediction:
     """Seconds of audio classified."""
 
 
-def output_probabilities(outputs: np.ndarray, manifest) -> np.ndarray:
-    """Class probabilities from a model's real-valued outputs, (windows, classes), by the manifest's
-    output activation."""
-    return reproducible.softmax(outputs) if manifest.output_activation == "softmax" else outputs
+def output_probabilities(outputs: np.ndarray) -> np.ndarray:
+    """Class probabilities from a model's logits, (windows, classes): the softmax runs here, in
+    edge.reproducible, the same bits on every CPU (TFLite's int8 softmax kernel is not)."""
+    return reproducible.softmax(outputs)
 
 
 def pool(window_probabilities: np.ndarray) -> np.ndarray:
@@ -74,7 +74,7 @@ class Classifier:
         else:
             quantized = manifest.input_quantization.quantize(inputs)
             outputs = manifest.output_quantization.dequantize(run_windows(self.bundle.interpreter, quantized))
-        return output_probabilities(outputs, manifest)
+        return output_probabilities(outputs)
 
     def window_probabilities(self, features: np.ndarray) -> np.ndarray:
         """Class probabilities of each model window over a clip's features: (windows, classes)."""

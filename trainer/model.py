@@ -107,10 +107,10 @@ def export_tflite(model, config: ModelConfig, calibration: np.ndarray | None) ->
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
-    return _compact(converter.convert())
+    return compact(converter.convert())
 
 
-def _compact(tflite: bytes) -> bytes:
+def compact(tflite: bytes) -> bytes:
     """The converter's output as shipped, parsed and written once: without its final softmax,
     tensors named by layer, identical constants shared (the three functions below)."""
     from tensorflow.lite.tools import flatbuffer_utils
@@ -181,17 +181,6 @@ def _share_constants(model) -> None:
         for signature in model.signatureDefs or []:
             for entry in list(signature.inputs or []) + list(signature.outputs or []):
                 entry.tensorIndex = new_index[int(entry.tensorIndex)]
-
-
-def without_softmax(tflite: bytes) -> bytes:
-    """The TFLite model with its final SOFTMAX removed, so that it outputs logits (unchanged if it
-    has none); ``ser-train move-softmax`` uses it on older bundles."""
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite))
-    if not _strip_final_softmax(model):
-        return tflite
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 def _strip_final_softmax(model) -> bool:

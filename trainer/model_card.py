@@ -108,9 +108,8 @@ def _input_summary(manifest: dict) -> str:
         f"{1000 * frontend['frame_step'] / rate:g} ms; {frontend['n_cepstra']} MFCCs from {frontend['n_filters']} mel "
         f"filters{' (c0 replaced by log energy)' if frontend['append_energy'] else ''}, {extras}, {deltas}; "
         f"{clip_mean}standardised with training-speaker statistics; windows of {windowing['window_frames']} frames "
-        f"every {windowing['hop_frames']}, probabilities averaged over windows"
-        + ("; the model outputs logits and the device applies the softmax (the same bits on every CPU)."
-           if manifest["output"].get("activation") == "softmax" else ".")
+        f"every {windowing['hop_frames']}, probabilities averaged over windows; the model outputs logits and the "
+        "device applies the softmax (the same bits on every CPU)."
     )
 
 

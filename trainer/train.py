@@ -3,10 +3,8 @@ evaluation on the test speakers → model bundle."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
-import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -15,7 +13,6 @@ import numpy as np
 import tensorflow as tf
 
 from edge.bundle import MANIFEST_FILE, SCHEMA_VERSION, ModelBundle, parse_manifest, sha256_file
-from edge.config import FrontendConfig
 from edge.model_input import Quantization, fingerprint
 from edge.runtime import find_runtime, load_interpreter
 from trainer import fitting
@@ -24,7 +21,7 @@ from trainer.dataset import ClipSet, load_clips
 from trainer.fitting import Fit
 from trainer.gate import compare_float_int8, gate_failures, summary_line
 from trainer.gender import gender_analysis
-from trainer.model import export_tflite, without_softmax
+from trainer.model import export_tflite
 from trainer.model_card import write_model_card
 from trainer.recipe import TrainOptions
 
@@ -167,35 +164,3 @@ def test_metrics(bundle: ModelBundle, clips: ClipSet, utterances: list, seed: in
     }
     _log(f"test speakers, {summary_line(comparison)}")
     return metrics, comparison
-
-
-def move_softmax_to_device(bundle_dir: Path, corpus: Corpus) -> dict:
-    """Rewrite a bundle whose models end in TFLite's softmax (made before the device applied it):
-    strip the SOFTMAX from both model files, record the logits' quantization and the activation,
-    and evaluate again on the manifest's test speakers (metrics, then the model card). The
-    fingerprint does not change: the model input is the same. Returns the new manifest."""
-    document = json.loads((bundle_dir / MANIFEST_FILE).read_text())
-    if document["output"].get("activation") == "softmax":
-        return document
-    model = document["model"]
-    int8_file, float_file = model["file"], model["float32_file"]
-    stripped = {name: without_softmax((bundle_dir / name).read_bytes()) for name in (int8_file, float_file)}
-    model["sha256"] = hashlib.sha256(stripped[int8_file]).hexdigest()
-    model["float32_sha256"] = hashlib.sha256(stripped[float_file]).hexdigest()
-    model["size_bytes"] = len(stripped[int8_file])
-    with tempfile.TemporaryDirectory() as scratch:  # the stripped bundle is evaluated before it replaces the old
-        for name, content in stripped.items():
-            (Path(scratch) / name).write_bytes(content)
-        runtime = find_runtime()
-        interpreter = load_interpreter(runtime, Path(scratch) / int8_file)
-        document["output"] = {**_tensor_section(interpreter.get_output_details()[0]), "activation": "softmax"}
-        test_speakers = set(document["training"]["speakers"]["test"])
-        utterances = [u for u in corpus.utterances if u.speaker in test_speakers]
-        clips = load_clips(utterances, FrontendConfig.from_dict(document["frontend"]), None, 0, _progress("features test"))
-        bundle = ModelBundle(Path(scratch), parse_manifest(document), runtime, interpreter)
-        document["metrics"], _ = test_metrics(bundle, clips, utterances, document["training"]["settings"]["seed"])
-    for name, content in stripped.items():
-        (bundle_dir / name).write_bytes(content)
-    (bundle_dir / MANIFEST_FILE).write_text(json.dumps(document, indent=2) + "\n")
-    write_model_card(document, bundle_dir)
-    return document
