@@ -21,6 +21,7 @@ from pathlib import Path
 import click
 
 from benchmarks.timing import REPO, speech, speech_clips
+from trainer.corpus import corpus_root
 
 SECTIONS = ("profile", "frontend", "inference", "classify", "memory", "cold-start", "daemon")
 
@@ -52,7 +53,7 @@ def main(sections, json_path, quick, daemon_seconds):
     from edge.bundle import MODELS_DIR, load_bundle
 
     sections = sections or SECTIONS
-    corpus = Path(os.environ.get("SER_CORPUS_DIR", REPO.parent / "shared" / "corpora"))
+    corpus = corpus_root()
     clips = speech_clips(corpus, 100)
     bundles = sorted(p for p in MODELS_DIR.iterdir() if (p / "manifest.json").is_file())
     results = {"machine": {"python": platform.python_version(), "machine": platform.machine(),

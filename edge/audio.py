@@ -15,6 +15,10 @@ import soxr
 
 from edge.errors import AudioError
 
+AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".caf", ".w64", ".rf64"})
+"""File name suffixes (lower case) of the audio formats libsndfile reads: the files `ser classify`
+takes from a folder and the corpus readers take from a corpus."""
+
 
 def to_mono(samples: np.ndarray) -> np.ndarray:
     """Average the channels of a (frames, channels) array; a 1-D array is already mono."""

@@ -16,11 +16,10 @@ import click  # noqa: E402
 
 from edge.errors import SerError  # noqa: E402
 
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".caf", ".w64", ".rf64"}
-
-
 def expand_inputs(paths: tuple[Path, ...]) -> list[Path]:
     """Files as given, and the audio files (by suffix) inside folders, recursively and sorted."""
+    from edge.audio import AUDIO_SUFFIXES
+
     files: list[Path] = []
     for path in paths:
         if path.is_dir():

@@ -11,12 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from trainer.corpus import corpus_root  # noqa: F401 (the tests' corpus folder: SER_CORPUS_DIR, else ../shared/corpora)
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def corpus_root() -> Path:
-    configured = os.environ.get("SER_CORPUS_DIR")
-    return Path(configured) if configured else REPO.parent / "shared" / "corpora"
 
 
 def unavailable(reason: str) -> None:

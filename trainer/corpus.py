@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from edge.audio import AUDIO_SUFFIXES
+
 CANONICAL_LABELS = ("neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised")
 GENDERS = ("female", "male")
 
@@ -151,7 +153,7 @@ def parse_emotiontts_name(path: Path) -> Utterance:
 
 
 def _audio_files(root: Path, pattern: str) -> list[Path]:
-    files = sorted(p for p in root.glob(pattern) if p.suffix.lower() in (".flac", ".wav"))
+    files = sorted(p for p in root.glob(pattern) if p.suffix.lower() in AUDIO_SUFFIXES)
     if not files:
         raise FileNotFoundError(f"{root}: no audio files matching {pattern}")
     return files
