@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from edge import process  # noqa: E402
+from edge import process
 
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import click
 
-from benchmarks.timing import REPO, speech, speech_clips
+from benchmarks.timing import speech, speech_clips
 from trainer.corpus import corpus_root
 
 SECTIONS = ("profile", "frontend", "inference", "classify", "memory", "cold-start", "daemon")
@@ -56,9 +56,15 @@ def main(sections, json_path, quick, daemon_seconds):
     corpus = corpus_root()
     clips = speech_clips(corpus, 100)
     bundles = sorted(p for p in MODELS_DIR.iterdir() if (p / "manifest.json").is_file())
-    results = {"machine": {"python": platform.python_version(), "machine": platform.machine(),
-                           "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count()},
-               "clips": f"{len(clips)} real clips ({clips[0].parent.parent.name})"}  # fmt: skip
+    results = {
+        "machine": {
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(),
+        },
+        "clips": f"{len(clips)} real clips ({clips[0].parent.parent.name})",
+    }
     click.echo(f"# edge-ser benchmarks on {platform.machine()}, Python {platform.python_version()}, one thread")
     repeats = 3 if quick else 7
 
@@ -67,14 +73,17 @@ def main(sections, json_path, quick, daemon_seconds):
 
         shipped = load_bundle().manifest.frontend
         results["profile"] = profile.run(speech(10, clips), shipped, 3 if quick else 7)
-        print_table("Frontend profile: milliseconds per second of audio, by step (shipped configuration, 10 s of speech)",
-                    results["profile"])  # fmt: skip
+        print_table(
+            "Frontend profile: milliseconds per second of audio, by step (shipped configuration, 10 s of speech)",
+            results["profile"],
+        )
     if "frontend" in sections:
         from benchmarks import frontend
 
         shipped = load_bundle().manifest.frontend
-        results["frontend"] = frontend.run(lambda seconds: speech(seconds, clips), shipped,
-                                           (1, 10) if quick else (1, 10, 60), repeats)  # fmt: skip
+        results["frontend"] = frontend.run(
+            lambda seconds: speech(seconds, clips), shipped, (1, 10) if quick else (1, 10, 60), repeats
+        )
         print_table("Frontend: milliseconds per second of audio (times_ours: how many times ours it takes)", results["frontend"])
     if "inference" in sections:
         from benchmarks import inference
@@ -85,8 +94,9 @@ def main(sections, json_path, quick, daemon_seconds):
         from benchmarks import end_to_end
 
         folder = speech_clips(corpus, 20 if quick else 240)  # 240: as many as the outside measurement's
-        results["classify"] = [end_to_end.classify_throughput(folder, b.name, variant)
-                               for b in bundles for variant in (None, "int8", "float32")]  # fmt: skip
+        results["classify"] = [
+            end_to_end.classify_throughput(folder, b.name, variant) for b in bundles for variant in (None, "int8", "float32")
+        ]
         print_table("`ser classify` end to end: seconds of audio per CPU second", results["classify"])
     if "memory" in sections:
         import tempfile

@@ -67,8 +67,14 @@ def run(clips: list[Path], seconds: float = 60.0) -> dict:
         soundfile.write(scratch / "speech.wav", audio, 16000, subtype="PCM_16")
         microphone = VirtualMicrophone(scratch / "pulse")
         microphone.start()
-        daemon = subprocess.Popen([sys.executable, "-m", "edge.cli", "daemon", "--device-id", "bench"], cwd=REPO,
-                                  env=microphone.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "edge.cli", "daemon", "--device-id", "bench"],
+            cwd=REPO,
+            env=microphone.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
         try:
             events = []
             for line in daemon.stdout:
@@ -90,8 +96,13 @@ def run(clips: list[Path], seconds: float = 60.0) -> dict:
             microphone.kill()
         events = [json.loads(line.split(" ", 1)[1]) for line in output.splitlines() if "/emotion " in line]
         delays = [event["time"] - (play_started + end) for event, end in zip(events, speech_ends)]
-    return {"audio_seconds": round(len(audio) / 16000, 1), "utterances_played": len(speech_ends),
-            "events": len(events), "cpu_percent_of_one_core": 100 * cpu_share,
-            "cpu_percent_idle_silence": 100 * idle_share, "peak_rss_mb": peak_rss,
-            "delay_after_speech_end_median_s": statistics.median(delays) if delays else None,
-            "delay_after_speech_end_max_s": max(delays) if delays else None}  # fmt: skip
+    return {
+        "audio_seconds": round(len(audio) / 16000, 1),
+        "utterances_played": len(speech_ends),
+        "events": len(events),
+        "cpu_percent_of_one_core": 100 * cpu_share,
+        "cpu_percent_idle_silence": 100 * idle_share,
+        "peak_rss_mb": peak_rss,
+        "delay_after_speech_end_median_s": statistics.median(delays) if delays else None,
+        "delay_after_speech_end_max_s": max(delays) if delays else None,
+    }

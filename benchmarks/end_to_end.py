@@ -38,25 +38,38 @@ def classify_throughput(clips: list[Path], model: str | None = None, variant: st
             classifier.classify_file(clip)
         in_process.append(time.process_time() - started)
         before, started = _children_cpu(), time.perf_counter()
-        subprocess.run([sys.executable, "-m", "edge.cli", "classify", "--jobs", "1", *options, *map(str, clips)], cwd=REPO,
-                       capture_output=True, check=True)  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-m", "edge.cli", "classify", "--jobs", "1", *options, *map(str, clips)],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+        )
         command.append(_children_cpu() - before)
         command_wall.append(time.perf_counter() - started)
         started = time.perf_counter()  # two worker processes: wall time is what they save
-        subprocess.run([sys.executable, "-m", "edge.cli", "classify", "--jobs", "2", *options, *map(str, clips)], cwd=REPO,
-                       capture_output=True, check=True)  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-m", "edge.cli", "classify", "--jobs", "2", *options, *map(str, clips)],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+        )
         two_jobs.append(time.perf_counter() - started)
     in_process, command, command_wall, two_jobs = map(statistics.median, (in_process, command, command_wall, two_jobs))
-    return {"model": classifier.manifest.name, "variant": f"{classifier.bundle.variant}{'' if variant else ' (auto)'}",
-            "clips": len(clips), "audio_seconds": round(audio_seconds, 1),
-            "realtime_factor_in_process": audio_seconds / in_process,
-            "realtime_factor_command": audio_seconds / command,
-            "realtime_factor_command_wall": audio_seconds / command_wall,
-            "realtime_factor_command_jobs_2_wall": audio_seconds / two_jobs}  # fmt: skip
+    return {
+        "model": classifier.manifest.name,
+        "variant": f"{classifier.bundle.variant}{'' if variant else ' (auto)'}",
+        "clips": len(clips),
+        "audio_seconds": round(audio_seconds, 1),
+        "realtime_factor_in_process": audio_seconds / in_process,
+        "realtime_factor_command": audio_seconds / command,
+        "realtime_factor_command_wall": audio_seconds / command_wall,
+        "realtime_factor_command_jobs_2_wall": audio_seconds / two_jobs,
+    }
 
 
 def cold_start(clip: Path, repeats: int = 5) -> dict:
     """Median wall seconds of a fresh process: `ser classify` on one file, and `import edge`."""
+
     def wall(*args) -> float:
         times = []
         for _ in range(repeats):
@@ -65,9 +78,11 @@ def cold_start(clip: Path, repeats: int = 5) -> dict:
             times.append(time.perf_counter() - started)
         return statistics.median(times)
 
-    return {"ser_classify_one_file_seconds": wall("-m", "edge.cli", "classify", str(clip)),
-            "import_edge_seconds": wall("-c", "import edge"),
-            "python_alone_seconds": wall("-c", "pass")}  # fmt: skip
+    return {
+        "ser_classify_one_file_seconds": wall("-m", "edge.cli", "classify", str(clip)),
+        "import_edge_seconds": wall("-c", "import edge"),
+        "python_alone_seconds": wall("-c", "pass"),
+    }
 
 
 # Run a module as `python -m` does, and at exit write the process's own peak RSS (VmHWM, in kB) to
@@ -87,8 +102,13 @@ runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
 def _peak_rss_mb(module: str, *args: str) -> float:
     """Peak resident memory in MB of a fresh process running ``python -m module args``."""
     with tempfile.NamedTemporaryFile() as report:
-        subprocess.run([sys.executable, "-c", _REPORTING_PEAK, report.name, module, *args], cwd=REPO,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-c", _REPORTING_PEAK, report.name, module, *args],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=True,
+        )
         return int(Path(report.name).read_text()) / 1024
 
 
@@ -107,6 +127,11 @@ def memory_by_length(clips: list[Path], long_seconds: float, folder: Path) -> di
     long_rss = _peak_rss_mb("edge.cli", "classify", str(long_file))
     long_wall = time.perf_counter() - started
     short_rss = _peak_rss_mb("edge.cli", "classify", str(clips[0]))
-    return {"short_clip_seconds": round(soundfile.info(clips[0]).duration, 1), "short_peak_rss_mb": short_rss,
-            "long_file_seconds": long_seconds, "long_peak_rss_mb": long_rss,
-            "difference_mb": long_rss - short_rss, "long_file_wall_seconds": long_wall}  # fmt: skip
+    return {
+        "short_clip_seconds": round(soundfile.info(clips[0]).duration, 1),
+        "short_peak_rss_mb": short_rss,
+        "long_file_seconds": long_seconds,
+        "long_peak_rss_mb": long_rss,
+        "difference_mb": long_rss - short_rss,
+        "long_file_wall_seconds": long_wall,
+    }

@@ -45,10 +45,21 @@ def psf_mfcc(signal: np.ndarray, config: FrontendConfig):
     from python_speech_features import mfcc
 
     rate = config.sample_rate
-    return mfcc(signal, rate, winlen=config.frame_length / rate, winstep=config.frame_step / rate,
-                numcep=config.n_cepstra, nfilt=config.n_filters, nfft=config.n_fft, lowfreq=config.low_freq,
-                highfreq=config.high_freq or None, preemph=config.preemphasis, ceplifter=config.lifter,
-                appendEnergy=config.append_energy, winfunc=np.hamming)  # fmt: skip
+    return mfcc(
+        signal,
+        rate,
+        winlen=config.frame_length / rate,
+        winstep=config.frame_step / rate,
+        numcep=config.n_cepstra,
+        nfilt=config.n_filters,
+        nfft=config.n_fft,
+        lowfreq=config.low_freq,
+        highfreq=config.high_freq or None,
+        preemph=config.preemphasis,
+        ceplifter=config.lifter,
+        appendEnergy=config.append_energy,
+        winfunc=np.hamming,
+    )
 
 
 def librosa_mfcc(signal: np.ndarray, config: FrontendConfig):
@@ -56,10 +67,20 @@ def librosa_mfcc(signal: np.ndarray, config: FrontendConfig):
     (no pre-emphasis, dB log, no energy coefficient)."""
     import librosa
 
-    return librosa.feature.mfcc(y=signal, sr=config.sample_rate, n_mfcc=config.n_cepstra, n_fft=config.n_fft,
-                                hop_length=config.frame_step, win_length=config.frame_length, window="hamming",
-                                center=False, n_mels=config.n_filters, htk=True, fmin=config.low_freq,
-                                lifter=config.lifter)  # fmt: skip
+    return librosa.feature.mfcc(
+        y=signal,
+        sr=config.sample_rate,
+        n_mfcc=config.n_cepstra,
+        n_fft=config.n_fft,
+        hop_length=config.frame_step,
+        win_length=config.frame_length,
+        window="hamming",
+        center=False,
+        n_mels=config.n_filters,
+        htk=True,
+        fmin=config.low_freq,
+        lifter=config.lifter,
+    )
 
 
 def run(speech, shipped: FrontendConfig, durations=(1, 10, 60), repeats: int = 7) -> list[dict]:
@@ -72,20 +93,28 @@ def run(speech, shipped: FrontendConfig, durations=(1, 10, 60), repeats: int = 7
         candidates = {
             "ours offline (comparable MFCC)": lambda: compute_features(signal, comparable),
             "ours streaming, 160-sample chunks (comparable MFCC)": lambda: streaming(signal, comparable),
-            f"ours streaming, 160-sample chunks, {FEATURE_BATCH_FRAMES}-frame steps (comparable MFCC)":
-                lambda: streaming(signal, comparable, FEATURE_BATCH_FRAMES),
+            f"ours streaming, 160-sample chunks, {FEATURE_BATCH_FRAMES}-frame steps (comparable MFCC)": lambda: streaming(
+                signal, comparable, FEATURE_BATCH_FRAMES
+            ),
             "python_speech_features.mfcc": lambda: psf_mfcc(signal, comparable),
             "numpy rfft of the frames alone (theirs)": lambda: numpy_fft_only(signal, comparable),
             "edge.reproducible rfft of the frames alone (ours)": lambda: reproducible_fft_only(signal, comparable),
             "librosa.feature.mfcc": lambda: librosa_mfcc(signal.astype(np.float32), comparable),
             "ours offline (shipped: + rms, zcr, pitch, deltas)": lambda: compute_features(signal, shipped),
             "ours streaming (shipped)": lambda: streaming(signal, shipped),
-            f"ours streaming, {FEATURE_BATCH_FRAMES}-frame steps as in the daemon (shipped)":
-                lambda: streaming(signal, shipped, FEATURE_BATCH_FRAMES),
+            f"ours streaming, {FEATURE_BATCH_FRAMES}-frame steps as in the daemon (shipped)": lambda: streaming(
+                signal, shipped, FEATURE_BATCH_FRAMES
+            ),
         }
         timed = interleaved_medians(candidates, repeats, warmup=2)  # librosa's first call compiles
         reference = timed["ours offline (comparable MFCC)"]
         for name, elapsed in timed.items():
-            rows.append({"audio_seconds": seconds, "implementation": name, "ms_per_audio_second": 1000 * elapsed / seconds,
-                         "times_ours": elapsed / reference})  # fmt: skip
+            rows.append(
+                {
+                    "audio_seconds": seconds,
+                    "implementation": name,
+                    "ms_per_audio_second": 1000 * elapsed / seconds,
+                    "times_ours": elapsed / reference,
+                }
+            )
     return rows

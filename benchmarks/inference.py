@@ -64,14 +64,27 @@ def run(bundle_dirs: list[Path], repeats: int = 50) -> list[dict]:
                     for xnnpack in (False, True):
                         jobs.append((module, path, threads, xnnpack, repeats))
                         labels.append((variant, threads, xnnpack))
-            result = subprocess.run([python, "-c", "import sys; from benchmarks.inference import worker; worker(sys.argv[1])",
-                                     json.dumps(jobs)], cwd=REPO, capture_output=True, text=True, check=False)  # fmt: skip
+            result = subprocess.run(
+                [python, "-c", "import sys; from benchmarks.inference import worker; worker(sys.argv[1])", json.dumps(jobs)],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             if result.returncode != 0:
                 rows.append({"model": bundle_dir.name, "runtime": runtime, "error": result.stderr.strip().splitlines()[-1]})
                 continue
             for (variant, threads, xnnpack), ms in zip(labels, json.loads(result.stdout)):
-                rows.append({"model": bundle_dir.name, "runtime": runtime, "variant": variant, "threads": threads,
-                             "kernels": "XNNPACK delegate" if xnnpack else "builtin", "ms_per_window": ms})  # fmt: skip
+                rows.append(
+                    {
+                        "model": bundle_dir.name,
+                        "runtime": runtime,
+                        "variant": variant,
+                        "threads": threads,
+                        "kernels": "XNNPACK delegate" if xnnpack else "builtin",
+                        "ms_per_window": ms,
+                    }
+                )
         rows.extend(keras_rows(bundle_dir, repeats))
     return rows
 
@@ -95,5 +108,13 @@ def keras_rows(bundle_dir: Path, repeats: int) -> list[dict]:
     model = build_model(ModelConfig(**manifest["model"]["architecture"]), frames, features, len(manifest["labels"]))
     window = np.random.default_rng(0).standard_normal((1, frames, features)).astype(np.float32)
     ms = 1000 * median_seconds(lambda: model.predict(window, verbose=0), max(5, repeats // 5), warmup=2)
-    return [{"model": bundle_dir.name, "runtime": f"tensorflow {tf.__version__}", "variant": "Keras predict",
-             "threads": 1, "kernels": "TensorFlow", "ms_per_window": ms}]  # fmt: skip
+    return [
+        {
+            "model": bundle_dir.name,
+            "runtime": f"tensorflow {tf.__version__}",
+            "variant": "Keras predict",
+            "threads": 1,
+            "kernels": "TensorFlow",
+            "ms_per_window": ms,
+        }
+    ]

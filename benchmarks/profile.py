@@ -11,9 +11,21 @@ from benchmarks.timing import median_seconds
 from edge import frontend
 from edge.config import FrontendConfig
 from edge.frontend import (
-    MOST_FRAMES, StreamingFrontend, compute_features, constants_for, deltas, fixed_order_sum, frame_signal, pitch,
-    power_spectrum, preemphasis, rms, safe_log, weighted_sum, zero_crossing_rate,
-)  # fmt: skip
+    MOST_FRAMES,
+    StreamingFrontend,
+    compute_features,
+    constants_for,
+    deltas,
+    fixed_order_sum,
+    frame_signal,
+    pitch,
+    power_spectrum,
+    preemphasis,
+    rms,
+    safe_log,
+    weighted_sum,
+    zero_crossing_rate,
+)
 from edge.segmenter import FEATURE_BATCH_FRAMES
 
 
@@ -28,21 +40,27 @@ def step_functions(batch: np.ndarray, config: FrontendConfig) -> dict:
     mel = weighted_sum(power, constants.mel_index, constants.mel_weight)
     log_mel = safe_log(mel)
     static = frontend.static_features(batch, config, constants)
-    padded = np.concatenate([np.repeat(static[:1], config.delta_width, axis=0), static, np.repeat(static[-1:], config.delta_width, axis=0)])
+    padded = np.concatenate(
+        [np.repeat(static[:1], config.delta_width, axis=0), static, np.repeat(static[-1:], config.delta_width, axis=0)]
+    )
     return {
-        "framing and pre-emphasis": lambda: frame_signal(preemphasis(batch, config.preemphasis), config.frame_length, config.frame_step),
+        "framing and pre-emphasis": lambda: frame_signal(
+            preemphasis(batch, config.preemphasis), config.frame_length, config.frame_step
+        ),
         "window": lambda: emphasised * constants.window,
         "FFT and power (reproducible radix-2)": lambda: power_spectrum(windowed, config.n_fft),
         "mel filterbank (fixed-order sums)": lambda: weighted_sum(power, constants.mel_index, constants.mel_weight),
         "log": lambda: safe_log(mel),
-        "DCT and lifter (fixed-order sums)": lambda: weighted_sum(log_mel, constants.dct_index, constants.dct_weight).T * constants.lifter,
+        "DCT and lifter (fixed-order sums)": lambda: weighted_sum(log_mel, constants.dct_index, constants.dct_weight).T
+        * constants.lifter,
         "log energy": lambda: safe_log(fixed_order_sum(power.T)),
         "rms": lambda: rms(raw),
         "zero-crossing rate": lambda: zero_crossing_rate(raw),
-        "pitch (exact integer autocorrelation)": lambda: pitch(raw, config.sample_rate, config.pitch_min_hz, config.pitch_max_hz,
-                                                     config.pitch_voicing),
+        "pitch (exact integer autocorrelation)": lambda: pitch(
+            raw, config.sample_rate, config.pitch_min_hz, config.pitch_max_hz, config.pitch_voicing
+        ),
         "deltas": lambda: deltas(padded, config.delta_width),
-    }  # fmt: skip
+    }
 
 
 def streamed(signal: np.ndarray, config: FrontendConfig, batch_frames: int, chunk: int) -> np.ndarray:
@@ -65,9 +83,10 @@ def run(signal: np.ndarray, config: FrontendConfig, repeats: int = 7) -> list[di
     rows.append({"where": "offline", "step": "sum of the steps", "ms_per_audio_second": total})
     wholes = {
         ("offline", "whole frontend (overhead = whole - sum)"): lambda: compute_features(signal, config),
-        ("daemon", f"whole frontend, {config.frame_step}-sample blocks, {FEATURE_BATCH_FRAMES}-frame steps"):
-            lambda: streamed(signal, config, FEATURE_BATCH_FRAMES, config.frame_step),
-    }  # fmt: skip
+        ("daemon", f"whole frontend, {config.frame_step}-sample blocks, {FEATURE_BATCH_FRAMES}-frame steps"): lambda: streamed(
+            signal, config, FEATURE_BATCH_FRAMES, config.frame_step
+        ),
+    }
     for (where, step), function in wholes.items():
         rows.append({"where": where, "step": step, "ms_per_audio_second": median_seconds(function, repeats) / seconds * 1000})
     return rows

@@ -38,8 +38,14 @@ class EmotionStream:
     the model's rate, cut into utterances by voice activity, and each utterance is classified as
     soon as it ends. The daemon runs exactly this on its microphone."""
 
-    def __init__(self, classifier: Classifier, sample_rate: int, settings: SegmenterSettings = SegmenterSettings(),
-                 live: bool = True, clock: Callable[[], float] = time.time):  # fmt: skip
+    def __init__(
+        self,
+        classifier: Classifier,
+        sample_rate: int,
+        settings: SegmenterSettings = SegmenterSettings(),
+        live: bool = True,
+        clock: Callable[[], float] = time.time,
+    ):
         self.classifier = classifier
         self.sample_rate = sample_rate
         """Rate of the samples given to ``push``, in Hz."""
@@ -88,8 +94,17 @@ class EmotionStream:
         else:
             start, end = self._started_at + utterance.start, self._started_at + utterance.end
         bundle = self.classifier.bundle
-        return EmotionEvent(prediction.label, prediction.confidence, prediction.scores, start, end, utterance.duration,
-                            utterance.part, bundle.manifest.name, bundle.model_sha256)  # fmt: skip
+        return EmotionEvent(
+            prediction.label,
+            prediction.confidence,
+            prediction.scores,
+            start,
+            end,
+            utterance.duration,
+            utterance.part,
+            bundle.manifest.name,
+            bundle.model_sha256,
+        )
 
 
 class EmotionModel:
@@ -99,8 +114,9 @@ class EmotionModel:
         self.classifier = classifier
 
     @classmethod
-    def load(cls, name_or_path: str | Path | None = None, *, variant: str | None = None,
-             runtime: str | None = None) -> EmotionModel:  # fmt: skip
+    def load(
+        cls, name_or_path: str | Path | None = None, *, variant: str | None = None, runtime: str | None = None
+    ) -> EmotionModel:
         """A shipped bundle by name (default: the default model) or a bundle folder, checked as the
         device checks it. Raises edge.errors.BundleError with a one-line reason."""
         return cls(Classifier(load_bundle(name_or_path, runtime=runtime, variant=variant)))
@@ -120,8 +136,9 @@ class EmotionModel:
         mono = to_mono(np.asarray(samples, dtype=np.float64))
         return self.classifier.classify_samples(resample(mono, sample_rate, self.classifier.manifest.frontend.sample_rate))
 
-    def stream(self, sample_rate: int | None = None, settings: SegmenterSettings = SegmenterSettings(),
-               live: bool = True) -> EmotionStream:  # fmt: skip
+    def stream(
+        self, sample_rate: int | None = None, settings: SegmenterSettings = SegmenterSettings(), live: bool = True
+    ) -> EmotionStream:
         """Audio in blocks at ``sample_rate`` (default: the model's), cut into utterances by
         ``settings``; ``live`` False for audio that comes faster than real time (see EmotionStream)."""
         return EmotionStream(self.classifier, sample_rate or self.classifier.manifest.frontend.sample_rate, settings, live)

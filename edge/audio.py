@@ -45,8 +45,11 @@ class StreamResampler:
     ``flush`` at the end, the output is bit for bit ``resample`` of the whole signal."""
 
     def __init__(self, from_rate: int, to_rate: int):
-        self._stream = None if from_rate == to_rate else soxr.ResampleStream(
-            from_rate, to_rate, 1, dtype="float64", quality=RESAMPLING_QUALITY)  # fmt: skip
+        self._stream = (
+            None
+            if from_rate == to_rate
+            else soxr.ResampleStream(from_rate, to_rate, 1, dtype="float64", quality=RESAMPLING_QUALITY)
+        )
 
     def push(self, mono: np.ndarray) -> np.ndarray:
         """Resampled output available so far for this block of mono samples."""
@@ -97,8 +100,10 @@ def read_blocks(path: str | Path, sample_rate: int, block_seconds: float = BLOCK
     try:
         with soundfile.SoundFile(path) as source:
             if not MIN_SAMPLE_RATE <= source.samplerate <= MAX_SAMPLE_RATE:
-                raise AudioError(f"{path}: sample rate {source.samplerate} Hz is outside the {MIN_SAMPLE_RATE}-"
-                                 f"{MAX_SAMPLE_RATE} Hz that speech audio uses")  # fmt: skip
+                raise AudioError(
+                    f"{path}: sample rate {source.samplerate} Hz is outside the {MIN_SAMPLE_RATE}-"
+                    f"{MAX_SAMPLE_RATE} Hz that speech audio uses"
+                )
             resampler = StreamResampler(source.samplerate, sample_rate)
             block_frames = max(1, round(block_seconds * source.samplerate))
             decoded = 0

@@ -35,9 +35,19 @@ MODELS_DIR = _shipped_models_dir()
 MODELS_DIR_VARIABLE = "SER_MODELS_DIR"  # where an installed device keeps its bundles (firmware_scripts/install.sh)
 DEFAULT_MODEL = "lstm-multilingual"
 REQUIRED_SECTIONS = {
-    "name": str, "labels": list, "model": dict, "frontend": dict, "normalisation": dict, "windowing": dict,
-    "input": dict, "output": dict, "training": dict, "metrics": dict, "fingerprint": dict, "command": str,
-}  # fmt: skip
+    "name": str,
+    "labels": list,
+    "model": dict,
+    "frontend": dict,
+    "normalisation": dict,
+    "windowing": dict,
+    "input": dict,
+    "output": dict,
+    "training": dict,
+    "metrics": dict,
+    "fingerprint": dict,
+    "command": str,
+}
 
 
 @dataclass(frozen=True)
@@ -163,7 +173,8 @@ def parse_manifest(document: dict) -> Manifest:
     metrics = document.get("metrics") or {}
     scores = [metrics.get(v) or {} for v in ("float32", "int8")]
     as_accurate = all(isinstance(s.get(k), (int, float)) for s in scores for k in AS_ACCURATE_POINTS) and all(
-        scores[0][k] >= scores[1][k] - AS_ACCURATE_POINTS[k] / 100 for k in AS_ACCURATE_POINTS)  # fmt: skip
+        scores[0][k] >= scores[1][k] - AS_ACCURATE_POINTS[k] / 100 for k in AS_ACCURATE_POINTS
+    )
     return Manifest(
         name=document["name"],
         labels=tuple(labels),
@@ -264,11 +275,14 @@ def _check_tensor(detail: dict, shape: list[int], quantization: Quantization | N
     actual = (list(detail["shape"]), detail["dtype"].__name__, scale, zero_point)
     expected = (shape, "int8", quantization.scale, quantization.zero_point) if quantization else (shape, "float32", 0.0, 0)
     if actual != expected:
-        raise BundleError(f"{path}: the model's {what} (shape, dtype, scale, zero point) is {actual}, the manifest says {expected}")
+        raise BundleError(
+            f"{path}: the model's {what} (shape, dtype, scale, zero point) is {actual}, the manifest says {expected}"
+        )
 
 
-def load_bundle(name_or_path: str | Path | None = None, runtime: str | None = None, num_threads: int = 1,
-                variant: str | None = None) -> ModelBundle:  # fmt: skip
+def load_bundle(
+    name_or_path: str | Path | None = None, runtime: str | None = None, num_threads: int = 1, variant: str | None = None
+) -> ModelBundle:
     """Load and verify a bundle: manifest, model file hash, fingerprint, tensor shapes and types.
 
     ``variant`` int8 or float32; None picks the faster one for this CPU (``choose_variant``).
@@ -295,6 +309,7 @@ def load_bundle(name_or_path: str | Path | None = None, runtime: str | None = No
     document = manifest.document
     int8 = variant == "int8"
     _check_tensor(input_detail, document["input"]["shape"], manifest.input_quantization if int8 else None, "input", model_path)
-    _check_tensor(output_detail, document["output"]["shape"], manifest.output_quantization if int8 else None, "output",
-                  model_path)  # fmt: skip
+    _check_tensor(
+        output_detail, document["output"]["shape"], manifest.output_quantization if int8 else None, "output", model_path
+    )
     return ModelBundle(path, manifest, found, interpreter, variant)

@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from edge import reproducible
-from edge.reproducible import PairwiseSum
 from edge.audio import BLOCK_SECONDS, read_blocks
 from edge.bundle import ModelBundle
 from edge.errors import AudioError
 from edge.frontend import StreamingFrontend, compute_features
 from edge.model_input import normalise, prepare, trim_range, window_starts, windows
+from edge.reproducible import PairwiseSum
 from edge.runtime import run_windows
 from edge.segmenter import VoiceActivity
 from edge.settings import SegmenterSettings
@@ -168,7 +168,9 @@ class Classifier:
             while ready < len(starts) and starts[ready] + length <= buffer_start + len(buffer):
                 ready += 1
             if ready:
-                probabilities.append(self.run_model(np.stack([buffer[s - buffer_start : s - buffer_start + length] for s in starts[:ready]])))
+                probabilities.append(
+                    self.run_model(np.stack([buffer[s - buffer_start : s - buffer_start + length] for s in starts[:ready]]))
+                )
                 starts = starts[ready:]
                 drop = min((starts[0] if starts else buffer_start + len(buffer)) - buffer_start, len(buffer))
                 buffer, buffer_start = buffer[drop:], buffer_start + drop

@@ -12,9 +12,10 @@ from edge import process
 
 process.tune()  # before numpy loads
 
-import click  # noqa: E402
+import click
 
-from edge.errors import SerError  # noqa: E402
+from edge.errors import SerError
+
 
 def expand_inputs(paths: tuple[Path, ...]) -> list[Path]:
     """Files as given, and the audio files (by suffix) inside folders, recursively and sorted."""
@@ -38,12 +39,25 @@ def _load(model: str | None, runtime: str | None, variant: str | None):
         raise click.ClickException(str(error)) from None
 
 
-model_option = click.option("--model", "-m", default=None, metavar="NAME|DIR",
-                            help="A shipped bundle's name or a bundle folder (default: lstm-multilingual).")  # fmt: skip
-variant_option = click.option("--variant", type=click.Choice(["int8", "float32"]), default=None,
-                              help="Model file to run (default: the faster on this CPU, float32 only if as accurate).")  # fmt: skip
-runtime_option = click.option("--runtime", type=click.Choice(["ai-edge-litert", "tflite-runtime", "tensorflow"]),
-                              default=None, help="TFLite interpreter (default: the first installed, in that order).")  # fmt: skip
+model_option = click.option(
+    "--model",
+    "-m",
+    default=None,
+    metavar="NAME|DIR",
+    help="A shipped bundle's name or a bundle folder (default: lstm-multilingual).",
+)
+variant_option = click.option(
+    "--variant",
+    type=click.Choice(["int8", "float32"]),
+    default=None,
+    help="Model file to run (default: the faster on this CPU, float32 only if as accurate).",
+)
+runtime_option = click.option(
+    "--runtime",
+    type=click.Choice(["ai-edge-litert", "tflite-runtime", "tensorflow"]),
+    default=None,
+    help="TFLite interpreter (default: the first installed, in that order).",
+)
 
 
 @click.group()
@@ -86,8 +100,9 @@ def _results(classifier, files: list[Path], jobs: int):
 
     bundle = classifier.bundle
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
-                             initargs=(str(bundle.path), bundle.runtime.name, bundle.variant)) as pool:  # fmt: skip
+    with ProcessPoolExecutor(
+        jobs, mp_context=context, initializer=_start_worker, initargs=(str(bundle.path), bundle.runtime.name, bundle.variant)
+    ) as pool:
         yield from pool.map(_classify_in_worker, files)
 
 
@@ -108,8 +123,13 @@ def _unless_a_worker_died(results):
 @runtime_option
 @variant_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line, for programs.")
-@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
-              help="Files classified at once, each in its own process (default: the number of cores).")  # fmt: skip
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Files classified at once, each in its own process (default: the number of cores).",
+)
 def classify(paths, model, runtime, variant, as_json, jobs):
     """Classify audio FILES and FOLDERS: emotion, confidence and per-class scores per file.
 
@@ -136,9 +156,14 @@ def classify(paths, model, runtime, variant, as_json, jobs):
                 click.echo(json.dumps({"file": str(path), "error": str(result)}))
             click.echo(f"error: {result}", err=True)
         elif as_json:
-            record = {"file": str(path), "emotion": result.label, "confidence": round(result.confidence, 4),
-                      "scores": {k: round(v, 4) for k, v in result.scores.items()},
-                      "duration": round(result.duration, 3), "windows": result.windows}  # fmt: skip
+            record = {
+                "file": str(path),
+                "emotion": result.label,
+                "confidence": round(result.confidence, 4),
+                "scores": {k: round(v, 4) for k, v in result.scores.items()},
+                "duration": round(result.duration, 3),
+                "windows": result.windows,
+            }
             click.echo(json.dumps(record))
         else:
             scores = " ".join(f"{result.scores[label]:5.2f}" for label in labels)
@@ -185,7 +210,9 @@ def devices():
     click.echo(f"{'index':>5}  {'name':40} {'channels':>8} {'rate':>7}  host API")
     for device in found:
         mark = " (default)" if device.is_default else ""
-        click.echo(f"{device.index:>5}  {device.name[:40]:40} {device.channels:>8} {device.default_rate:>7}  {device.host_api}{mark}")
+        click.echo(
+            f"{device.index:>5}  {device.name[:40]:40} {device.channels:>8} {device.default_rate:>7}  {device.host_api}{mark}"
+        )
 
 
 # Command-line overrides of the TOML settings: (option, settings key, type, help).
@@ -216,13 +243,25 @@ def listen_options(command):
             flag = f"{flag}/--no-{flag[2:]}"
         command = click.option(flag, key.replace(".", "__"), type=kind, default=None, help=help_text)(command)
     command = click.option("--debug", "log_debug", is_flag=True, help="Log everything (--log-level debug).")(command)
-    command = click.option("--log-level", "log_level", type=click.Choice(LOG_LEVELS), default="info", show_default=True,
-                           help="Least important log lines shown (on stderr).")(command)  # fmt: skip
+    command = click.option(
+        "--log-level",
+        "log_level",
+        type=click.Choice(LOG_LEVELS),
+        default="info",
+        show_default=True,
+        help="Least important log lines shown (on stderr).",
+    )(command)
     command = variant_option(command)
     command = runtime_option(command)
     command = model_option(command)
-    return click.option("--config", "-c", "config_file", type=click.Path(path_type=Path), default=None,
-                        help="TOML settings file (see firmware_scripts/ser.toml).")(command)  # fmt: skip
+    return click.option(
+        "--config",
+        "-c",
+        "config_file",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="TOML settings file (see firmware_scripts/ser.toml).",
+    )(command)
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -291,7 +330,9 @@ class HumanSink:
         part = f"  (part {payload['part']})" if payload["part"] > 1 else ""
         top = sorted(payload["scores"].items(), key=lambda item: -item[1])[1:3]
         others = ", ".join(f"{label} {score:.2f}" for label, score in top)
-        click.echo(f"{clock}  {payload['duration']:5.1f} s  {payload['emotion']:9} {payload['confidence']:.2f}   ({others}){part}")
+        click.echo(
+            f"{clock}  {payload['duration']:5.1f} s  {payload['emotion']:9} {payload['confidence']:.2f}   ({others}){part}"
+        )
 
 
 @main.command()
@@ -327,8 +368,11 @@ def levels(config_file, model, runtime, variant, interval, seconds, **overrides)
         raise click.ClickException(str(error)) from None
     voice = VoiceActivity(settings.segmenter, frontend.frame_step, frontend.sample_rate)
     segmenter = settings.segmenter
-    click.echo(f"{device.name}: speech is above {segmenter.threshold_db:g} dBFS and {segmenter.noise_margin_db:g} dB "
-               f"above the floor (threshold_db, noise_margin_db)", err=True)  # fmt: skip
+    click.echo(
+        f"{device.name}: speech is above {segmenter.threshold_db:g} dBFS and {segmenter.noise_margin_db:g} dB "
+        f"above the floor (threshold_db, noise_margin_db)",
+        err=True,
+    )
     click.echo(f"{'time':8}  {'level':>10}  {'floor':>10}  {'threshold':>10}  speech")
     started = time.monotonic()
     next_line = started + interval
@@ -343,8 +387,10 @@ def levels(config_file, model, runtime, variant, interval, seconds, **overrides)
             if time.monotonic() >= next_line:
                 next_line += interval
                 heard = voice.take_levels()
-                click.echo(f"{time.strftime('%H:%M:%S')}  {heard.level_db:6.1f} dBFS  {heard.floor_db:6.1f} dBFS  "
-                           f"{heard.threshold_db:6.1f} dBFS  {'yes' if heard.speech else 'no '} {heard.speech:4.0%}")  # fmt: skip
+                click.echo(
+                    f"{time.strftime('%H:%M:%S')}  {heard.level_db:6.1f} dBFS  {heard.floor_db:6.1f} dBFS  "
+                    f"{heard.threshold_db:6.1f} dBFS  {'yes' if heard.speech else 'no '} {heard.speech:4.0%}"
+                )
     except KeyboardInterrupt:
         pass
     finally:
@@ -373,8 +419,11 @@ def daemon(config_file, model, runtime, variant, forget, **overrides):
             removed = forget_device(settings)
         except SerError as error:
             raise click.ClickException(str(error)) from None
-        click.echo(f"removed {removed} Home Assistant entities and the retained state of {settings.device_id} from "
-                   f"{settings.mqtt.host}" if settings.mqtt.host else "no MQTT broker configured: nothing to forget")  # fmt: skip
+        click.echo(
+            f"removed {removed} Home Assistant entities and the retained state of {settings.device_id} from {settings.mqtt.host}"
+            if settings.mqtt.host
+            else "no MQTT broker configured: nothing to forget"
+        )
         return
     _run_service(load_settings, StdoutSink())
 

@@ -129,14 +129,14 @@ class FrontendConfig:
         return {**dataclasses.asdict(self), "extras": list(self.extras)}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "FrontendConfig":
+    def from_dict(cls, data: dict) -> FrontendConfig:
         return cls(**checked_fields(cls, data, "frontend config"))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "FrontendConfig":
+    def from_json(cls, text: str) -> FrontendConfig:
         return cls.from_dict(json.loads(text))
 
 
@@ -170,7 +170,7 @@ class WindowingConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "WindowingConfig":
+    def from_dict(cls, data: dict) -> WindowingConfig:
         return cls(**checked_fields(cls, data, "windowing config"))
 
 
@@ -196,7 +196,7 @@ class Normalisation:
         return {"mean": list(self.mean), "std": list(self.std), "subtract_clip_mean": self.subtract_clip_mean}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Normalisation":
+    def from_dict(cls, data: dict) -> Normalisation:
         if not isinstance(data, dict) or set(data) != {"mean", "std", "subtract_clip_mean"}:
             raise ValueError("invalid normalisation: expected an object with mean, std and subtract_clip_mean")
         if not isinstance(data["subtract_clip_mean"], bool):

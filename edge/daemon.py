@@ -64,8 +64,13 @@ def forget(settings: DaemonSettings, timeout: float = 10.0) -> int:
 class EmotionService:
     """Runs until ``request_stop``; ``request_reload`` re-reads settings and model between blocks."""
 
-    def __init__(self, settings: DaemonSettings, output: Sink, notifier: ServiceNotifier | None = None,
-                 reload_settings: Callable[[], DaemonSettings] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        settings: DaemonSettings,
+        output: Sink,
+        notifier: ServiceNotifier | None = None,
+        reload_settings: Callable[[], DaemonSettings] | None = None,
+    ):
         self.settings = settings
         self.output = output
         self.notifier = notifier or ServiceNotifier({})
@@ -110,9 +115,14 @@ class EmotionService:
     def _state(self, status_payload: dict) -> dict:
         """The service's state after a status event: status, microphone, listening, drop counters."""
         microphone = "open" if self._input is not None and self._input.is_open else "lost" if self._input_lost else "closed"
-        return {"status": status_payload["status"], "microphone": microphone, "listening": "OFF" if self.paused else "ON",
-                "dropped_events": status_payload["dropped_events"],
-                "dropped_audio_seconds": status_payload["dropped_audio_seconds"], "time": status_payload["time"]}  # fmt: skip
+        return {
+            "status": status_payload["status"],
+            "microphone": microphone,
+            "listening": "OFF" if self.paused else "ON",
+            "dropped_events": status_payload["dropped_events"],
+            "dropped_audio_seconds": status_payload["dropped_audio_seconds"],
+            "time": status_payload["time"],
+        }
 
     def _announce(self) -> None:
         """Home Assistant discovery configs, retained (at start, on reload, when HA comes online)."""
@@ -120,8 +130,9 @@ class EmotionService:
         if self._mqtt is None or not settings.mqtt.discovery:
             return
         labels = (*self.classifier.manifest.labels, UNCERTAIN)
-        configs = discovery_configs(settings.topic_prefix, settings.device_id, labels, self.classifier.manifest.name,
-                                    settings.mqtt.discovery_prefix)  # fmt: skip
+        configs = discovery_configs(
+            settings.topic_prefix, settings.device_id, labels, self.classifier.manifest.name, settings.mqtt.discovery_prefix
+        )
         for topic, config in configs.items():
             self._mqtt.publish(topic, config, retain=True)
 
@@ -152,19 +163,23 @@ class EmotionService:
         classifier = Classifier(load_bundle(settings.model, runtime=settings.runtime, variant=settings.variant))
         unknown = set(settings.events.labels or ()) - {*classifier.manifest.labels, UNCERTAIN}
         if unknown:
-            raise SettingsError(f"events labels: {', '.join(sorted(unknown))} not among the model's "
-                                f"({', '.join(classifier.manifest.labels)}) or {UNCERTAIN}")  # fmt: skip
+            raise SettingsError(
+                f"events labels: {', '.join(sorted(unknown))} not among the model's "
+                f"({', '.join(classifier.manifest.labels)}) or {UNCERTAIN}"
+            )
         # The input delivers audio at the model's rate already; a pipe delivers every sample, perhaps
         # faster than real time, so its event times count from its start.
-        return classifier, EmotionStream(classifier, classifier.manifest.frontend.sample_rate, settings.segmenter,
-                                         live=settings.capture.input == "microphone")  # fmt: skip
+        return classifier, EmotionStream(
+            classifier, classifier.manifest.frontend.sample_rate, settings.segmenter, live=settings.capture.input == "microphone"
+        )
 
     def _start_mqtt(self, settings: DaemonSettings) -> None:
         if settings.mqtt.host:
             from edge.mqtt import MqttPublisher
 
-            self._mqtt = MqttPublisher(settings.mqtt, self._stamper.topic("availability"),
-                                       client_id=f"{settings.topic_prefix}-{settings.device_id}")  # fmt: skip
+            self._mqtt = MqttPublisher(
+                settings.mqtt, self._stamper.topic("availability"), client_id=f"{settings.topic_prefix}-{settings.device_id}"
+            )
             self._mqtt.subscribe(self._stamper.topic("listening/set"), self._on_listening_command)
             if settings.mqtt.discovery:
                 self._mqtt.subscribe(f"{settings.mqtt.discovery_prefix}/status", self._on_home_assistant_status)

@@ -20,9 +20,17 @@ from edge.settings import EventSettings
 
 SCHEMA_VERSION = 1
 STATUSES = (
-    "started", "model_loaded", "microphone_open", "microphone_lost", "microphone_back",
-    "paused", "resumed", "reloaded", "reload_failed", "stopped",
-)  # fmt: skip
+    "started",
+    "model_loaded",
+    "microphone_open",
+    "microphone_lost",
+    "microphone_back",
+    "paused",
+    "resumed",
+    "reloaded",
+    "reload_failed",
+    "stopped",
+)
 
 
 @dataclass(frozen=True)
@@ -114,13 +122,20 @@ class EventStamper:
         with self._lock:
             self._sequence += 1
             sequence = self._sequence
-        payload = {"schema": SCHEMA_VERSION, "type": event.kind, "device_id": self.device_id, "sequence": sequence,
-                   "time": round(time.time(), 3), **_rounded(asdict(event))}  # fmt: skip
+        payload = {
+            "schema": SCHEMA_VERSION,
+            "type": event.kind,
+            "device_id": self.device_id,
+            "sequence": sequence,
+            "time": round(time.time(), 3),
+            **_rounded(asdict(event)),
+        }
         return self.topic(event.kind), payload
 
 
 def _rounded(values: dict) -> dict:
     """Floats to millisecond / 4-digit precision, so lines stay short and readable."""
+
     def tidy(value):
         if isinstance(value, float):
             return round(value, 4)

@@ -2,9 +2,10 @@
 
 One short function per DSP step, vectorised over frames. Every step is elementwise, a per-frame
 FFT, a sum taken in a fixed order: term by term (``weighted_sum``, for the mel filters and the
-DCT) or pairwise (``fixed_order_sum``), or exact integer arithmetic (the pitch's autocorrelation). A BLAS matrix product or numpy's own reductions may add in
-a different order depending on how many frames are processed at once (and on the CPU: FMA, kernel
-choice), which would make streaming features differ from offline ones in the last bits.
+DCT) or pairwise (``fixed_order_sum``), or exact integer arithmetic (the pitch's
+autocorrelation). A BLAS matrix product or numpy's own reductions may add in a different order
+depending on how many frames are processed at once (and on the CPU: FMA, kernel choice), which
+would make streaming features differ from offline ones in the last bits.
 
 The same holds across machines: the FFT, the logarithm and every trigonometric constant come from
 ``edge.reproducible`` (IEEE basic operations and exact decimal constants), not from numpy's
@@ -259,7 +260,9 @@ def static_features(previous_and_signal: np.ndarray, config: FrontendConfig, con
         elif extra == "zcr":
             columns.append(zero_crossing_rate(raw)[:, None])
         else:
-            columns.append(pitch(raw, config.sample_rate, config.pitch_min_hz, config.pitch_max_hz, config.pitch_voicing)[:, None])
+            columns.append(
+                pitch(raw, config.sample_rate, config.pitch_min_hz, config.pitch_max_hz, config.pitch_voicing)[:, None]
+            )
     return np.hstack(columns)
 
 
@@ -346,7 +349,11 @@ class StreamingFrontend:
         for first in range(0, count, MOST_FRAMES):
             n = min(MOST_FRAMES, count - first)
             start = first * config.frame_step
-            steps.append(static_features(pending[start : start + (n - 1) * config.frame_step + config.frame_length + 1], config, self._constants))
+            steps.append(
+                static_features(
+                    pending[start : start + (n - 1) * config.frame_step + config.frame_length + 1], config, self._constants
+                )
+            )
         frames = np.concatenate(steps)
         self._pending = [pending[count * config.frame_step :]]
         self._pending_samples = len(self._pending[0])

@@ -20,8 +20,10 @@ import re
 import edge
 
 # Jinja templates Home Assistant applies to our payloads (docs/events.md).
-EVENT_TEMPLATE = ('{{ {"event_type": value_json.emotion, "confidence": value_json.confidence, "scores": value_json.scores, '
-                  '"start": value_json.start, "end": value_json.end, "duration": value_json.duration} | to_json }}')  # fmt: skip
+EVENT_TEMPLATE = (
+    '{{ {"event_type": value_json.emotion, "confidence": value_json.confidence, "scores": value_json.scores, '
+    '"start": value_json.start, "end": value_json.end, "duration": value_json.duration} | to_json }}'
+)
 
 
 def object_id(text: str) -> str:
@@ -29,39 +31,92 @@ def object_id(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", text)
 
 
-def discovery_configs(topic_prefix: str, device_id: str, labels: tuple[str, ...], model: str,
-                      discovery_prefix: str = "homeassistant") -> dict[str, dict]:  # fmt: skip
+def discovery_configs(
+    topic_prefix: str, device_id: str, labels: tuple[str, ...], model: str, discovery_prefix: str = "homeassistant"
+) -> dict[str, dict]:
     """Discovery topic → config for every entity of the device; ``labels`` includes ``uncertain``."""
     base = f"{topic_prefix}/{device_id}"
     node = object_id(device_id)
     common = {
-        "device": {"identifiers": [f"edge_ser_{node}"], "name": f"Speech emotion {device_id}", "manufacturer": "edge-ser",
-                   "model": model, "sw_version": edge.__version__},
+        "device": {
+            "identifiers": [f"edge_ser_{node}"],
+            "name": f"Speech emotion {device_id}",
+            "manufacturer": "edge-ser",
+            "model": model,
+            "sw_version": edge.__version__,
+        },
         "origin": {"name": "edge-ser", "sw_version": edge.__version__},
-        "availability_topic": f"{base}/availability", "payload_available": "online", "payload_not_available": "offline",
-    }  # fmt: skip
+        "availability_topic": f"{base}/availability",
+        "payload_available": "online",
+        "payload_not_available": "offline",
+    }
     state, last = f"{base}/state", f"{base}/last_emotion"
     entities = {
-        ("event", "emotion"): {"name": "Emotion", "state_topic": f"{base}/emotion", "event_types": list(labels),
-                               "value_template": EVENT_TEMPLATE, "icon": "mdi:account-voice"},
-        ("sensor", "last_emotion"): {"name": "Last emotion", "state_topic": last, "value_template": "{{ value_json.emotion }}",
-                                     "device_class": "enum", "options": list(labels), "icon": "mdi:emoticon-outline"},
-        ("sensor", "confidence"): {"name": "Last emotion confidence", "state_topic": last, "unit_of_measurement": "%",
-                                   "value_template": "{{ (value_json.confidence * 100) | round(1) }}",
-                                   "state_class": "measurement", "icon": "mdi:gauge"},
-        ("switch", "listening"): {"name": "Listening", "state_topic": f"{base}/listening", "command_topic": f"{base}/listening/set",
-                                  "payload_on": "ON", "payload_off": "OFF", "state_on": "ON", "state_off": "OFF",
-                                  "icon": "mdi:microphone"},
-        ("sensor", "status"): {"name": "Service status", "state_topic": state, "value_template": "{{ value_json.status }}",
-                               "entity_category": "diagnostic", "icon": "mdi:information-outline"},
-        ("binary_sensor", "microphone"): {"name": "Microphone", "state_topic": state, "device_class": "connectivity",
-                                          "value_template": "{{ 'ON' if value_json.microphone == 'open' else 'OFF' }}",
-                                          "entity_category": "diagnostic"},
-        ("sensor", "dropped_events"): {"name": "Dropped events", "state_topic": state, "state_class": "total_increasing",
-                                       "value_template": "{{ value_json.dropped_events }}", "entity_category": "diagnostic"},
-        ("sensor", "dropped_audio"): {"name": "Dropped audio", "state_topic": state, "state_class": "total_increasing",
-                                      "device_class": "duration", "unit_of_measurement": "s",
-                                      "value_template": "{{ value_json.dropped_audio_seconds }}", "entity_category": "diagnostic"},
-    }  # fmt: skip
-    return {f"{discovery_prefix}/{component}/{node}/{name}/config": {**config, "unique_id": f"edge_ser_{node}_{name}", **common}
-            for (component, name), config in entities.items()}  # fmt: skip
+        ("event", "emotion"): {
+            "name": "Emotion",
+            "state_topic": f"{base}/emotion",
+            "event_types": list(labels),
+            "value_template": EVENT_TEMPLATE,
+            "icon": "mdi:account-voice",
+        },
+        ("sensor", "last_emotion"): {
+            "name": "Last emotion",
+            "state_topic": last,
+            "value_template": "{{ value_json.emotion }}",
+            "device_class": "enum",
+            "options": list(labels),
+            "icon": "mdi:emoticon-outline",
+        },
+        ("sensor", "confidence"): {
+            "name": "Last emotion confidence",
+            "state_topic": last,
+            "unit_of_measurement": "%",
+            "value_template": "{{ (value_json.confidence * 100) | round(1) }}",
+            "state_class": "measurement",
+            "icon": "mdi:gauge",
+        },
+        ("switch", "listening"): {
+            "name": "Listening",
+            "state_topic": f"{base}/listening",
+            "command_topic": f"{base}/listening/set",
+            "payload_on": "ON",
+            "payload_off": "OFF",
+            "state_on": "ON",
+            "state_off": "OFF",
+            "icon": "mdi:microphone",
+        },
+        ("sensor", "status"): {
+            "name": "Service status",
+            "state_topic": state,
+            "value_template": "{{ value_json.status }}",
+            "entity_category": "diagnostic",
+            "icon": "mdi:information-outline",
+        },
+        ("binary_sensor", "microphone"): {
+            "name": "Microphone",
+            "state_topic": state,
+            "device_class": "connectivity",
+            "value_template": "{{ 'ON' if value_json.microphone == 'open' else 'OFF' }}",
+            "entity_category": "diagnostic",
+        },
+        ("sensor", "dropped_events"): {
+            "name": "Dropped events",
+            "state_topic": state,
+            "state_class": "total_increasing",
+            "value_template": "{{ value_json.dropped_events }}",
+            "entity_category": "diagnostic",
+        },
+        ("sensor", "dropped_audio"): {
+            "name": "Dropped audio",
+            "state_topic": state,
+            "state_class": "total_increasing",
+            "device_class": "duration",
+            "unit_of_measurement": "s",
+            "value_template": "{{ value_json.dropped_audio_seconds }}",
+            "entity_category": "diagnostic",
+        },
+    }
+    return {
+        f"{discovery_prefix}/{component}/{node}/{name}/config": {**config, "unique_id": f"edge_ser_{node}_{name}", **common}
+        for (component, name), config in entities.items()
+    }

@@ -53,7 +53,8 @@ def quiet_audio_libraries() -> None:
     try:
         asound = ctypes.CDLL("libasound.so.2")
         handler = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p)(
-            lambda *message: None)  # fmt: skip
+            lambda *message: None
+        )
         asound.snd_lib_error_set_handler(handler)
         _QUIET_HANDLERS.append(handler)
     except (OSError, AttributeError):
@@ -95,8 +96,16 @@ def list_input_devices(pa=None) -> list[InputDevice]:
         for index in range(pa.get_device_count()):
             info = pa.get_device_info_by_index(index)
             if info["maxInputChannels"] > 0:
-                devices.append(InputDevice(index, info["name"], int(info["maxInputChannels"]), int(info["defaultSampleRate"]),
-                                           pa.get_host_api_info_by_index(info["hostApi"])["name"], index == default))  # fmt: skip
+                devices.append(
+                    InputDevice(
+                        index,
+                        info["name"],
+                        int(info["maxInputChannels"]),
+                        int(info["defaultSampleRate"]),
+                        pa.get_host_api_info_by_index(info["hostApi"])["name"],
+                        index == default,
+                    )
+                )
         return devices
     finally:
         if own:
@@ -157,9 +166,15 @@ class Microphone:
             self._channels = settings.channels
             self._resampler = StreamResampler(rate, self.target_rate)
             self._last_audio = time.monotonic()
-            self._stream = self._pa.open(format=pyaudio.paInt16, channels=settings.channels, rate=rate, input=True,
-                                         input_device_index=device.index, frames_per_buffer=block,
-                                         stream_callback=self._on_audio)  # fmt: skip
+            self._stream = self._pa.open(
+                format=pyaudio.paInt16,
+                channels=settings.channels,
+                rate=rate,
+                input=True,
+                input_device_index=device.index,
+                frames_per_buffer=block,
+                stream_callback=self._on_audio,
+            )
         except MicrophoneError:
             self.close()
             raise

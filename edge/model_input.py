@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge.config import FrontendConfig, Normalisation, WindowingConfig
 from edge import reproducible
+from edge.config import FrontendConfig, Normalisation, WindowingConfig
 from edge.frontend import compute_features
 from edge.reproducible import DB_PER_NEPER
 

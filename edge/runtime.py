@@ -47,9 +47,7 @@ def find_runtime(preferred: str | None = None) -> Runtime:
             continue
         package = sys.modules[module_name.partition(".")[0]]  # its __version__: importlib.metadata costs 20 ms
         return Runtime(distribution, package.__version__, module.Interpreter)
-    raise BundleError(
-        "no TFLite runtime is installed: pip install ai-edge-litert (or tflite-runtime with numpy<2)"
-    )
+    raise BundleError("no TFLite runtime is installed: pip install ai-edge-litert (or tflite-runtime with numpy<2)")
 
 
 def load_interpreter(runtime: Runtime, model_path, num_threads: int = 1):

@@ -2,10 +2,11 @@
 
 The stream is judged in blocks of one frame step (16 ms for the shipped models). A block is
 speech when its level (DC removed) is above an absolute threshold and above the background level
-(the quietest block of the last few seconds) by a margin (``VoiceActivity``). An utterance starts at the first speech block (plus a little pre-roll) and ends after a
-hang-over of silence. Its samples go through the streaming frontend as they arrive, restarted at
-the utterance's first sample, so the features are bit-for-bit ``compute_features`` of exactly the
-utterance's samples and only the flush and the model remain once it ends.
+(the quietest block of the last few seconds) by a margin (``VoiceActivity``). An utterance starts
+at the first speech block (plus a little pre-roll) and ends after a hang-over of silence. Its
+samples go through the streaming frontend as they arrive, restarted at the utterance's first
+sample, so the features are bit-for-bit ``compute_features`` of exactly the utterance's samples
+and only the flush and the model remain once it ends.
 """
 
 from __future__ import annotations
@@ -126,8 +127,12 @@ class VoiceActivity:
     def take_levels(self) -> Levels:
         """The loudest block, the floor, the threshold now and the share of speech since the last call."""
         floor = self._background.level
-        levels = Levels(self._loudest, floor, max(self.settings.threshold_db, floor + self.settings.noise_margin_db),
-                        self._speech_blocks / self._blocks if self._blocks else 0.0)  # fmt: skip
+        levels = Levels(
+            self._loudest,
+            floor,
+            max(self.settings.threshold_db, floor + self.settings.noise_margin_db),
+            self._speech_blocks / self._blocks if self._blocks else 0.0,
+        )
         self._loudest, self._blocks, self._speech_blocks = SILENCE_DB, 0, 0
         return levels
 

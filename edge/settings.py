@@ -223,19 +223,22 @@ def check_settings(settings: DaemonSettings, where: str) -> None:
         (capture.input not in ("microphone", "-"), "capture input must be microphone or - (standard input)"),
         (capture.format not in PCM_FORMATS, f"capture format must be one of {', '.join(PCM_FORMATS)}"),
         (capture.sample_rate is not None and capture.sample_rate < 1, "capture sample_rate must be positive"),
-        (capture.block_seconds <= 0 or capture.buffer_seconds < capture.block_seconds,
-         "capture buffer_seconds must hold at least one block"),
+        (
+            capture.block_seconds <= 0 or capture.buffer_seconds < capture.block_seconds,
+            "capture buffer_seconds must hold at least one block",
+        ),
         (mqtt.qos not in (0, 1, 2), "mqtt qos must be 0, 1 or 2"),
         (not 0 <= settings.events.min_confidence <= 1, "events min_confidence must be between 0 and 1"),
         (settings.events.cooldown_seconds < 0, "events cooldown_seconds must not be negative"),
-        (settings.events.labels is not None and not all(isinstance(x, str) and x for x in settings.events.labels),
-         "events labels must be a list of emotion names"),
+        (
+            settings.events.labels is not None and not all(isinstance(x, str) and x for x in settings.events.labels),
+            "events labels must be a list of emotion names",
+        ),
         (settings.variant not in (None, "int8", "float32"), "variant must be int8 or float32"),
         (mqtt.queue_size < 1, "mqtt queue_size must be at least 1"),
         (mqtt.levels_seconds < 0, "mqtt levels_seconds must not be negative"),
-        (not settings.device_id or any(c in settings.device_id for c in "/+#"),
-         "device_id must be non-empty and free of / + #"),
-    ]  # fmt: skip
+        (not settings.device_id or any(c in settings.device_id for c in "/+#"), "device_id must be non-empty and free of / + #"),
+    ]
     for failed, message in problems:
         if failed:
             raise SettingsError(f"{where}: {message}")

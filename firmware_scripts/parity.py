@@ -82,8 +82,12 @@ def clips(corpus: Path, count: int):
 
 @main.command()
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--root", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
-              help="Folder the listed clips are relative to.")
+@click.option(
+    "--root",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    required=True,
+    help="Folder the listed clips are relative to.",
+)
 @click.option("--list", "clip_list", type=click.File(), required=True, help="File with one clip path per line.")
 def save(out: Path, root: Path, clip_list):
     """Compute and save features, int8 inputs and int8 outputs of the listed clips."""
@@ -106,11 +110,19 @@ def save(out: Path, root: Path, clip_list):
                     arrays[f"input|{bundle_name}|{key}"] = manifest.input_quantization.quantize(windows)
                 inputs = arrays[f"input|{bundle_name}|{key}"]
                 arrays[f"output|{bundle_name}|{runtime.name}|{key}"] = run_windows(bundle.interpreter, inputs)
-    about = {"machine": platform.machine(), "python": platform.python_version(), "numpy": np.__version__,
-             "runtime": " / ".join(map(str, runtimes)) or "none", "bundles": ", ".join(bundles)}  # fmt: skip
+    about = {
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "runtime": " / ".join(map(str, runtimes)) or "none",
+        "bundles": ", ".join(bundles),
+    }
     np.savez_compressed(out, **{f"about|{k}": np.array(v) for k, v in about.items()}, **arrays)
-    click.echo(f"{out}: {len(names)} clips + {len(signals) - len(names)} generated signals, {len(bundles)} bundles, "
-               f"{' / '.join(map(str, runtimes)) or 'no interpreter'} on {platform.machine()}", err=True)  # fmt: skip
+    click.echo(
+        f"{out}: {len(names)} clips + {len(signals) - len(names)} generated signals, {len(bundles)} bundles, "
+        f"{' / '.join(map(str, runtimes)) or 'no interpreter'} on {platform.machine()}",
+        err=True,
+    )
 
 
 def ulp_distance(a: np.ndarray, b: np.ndarray) -> int:
@@ -128,19 +140,26 @@ def compare_pair(reference: Path, other: Path) -> tuple[list[str], int]:
     def about(data, key: str) -> str:
         return str(data[f"about|{key}"])
 
-    lines = [f"{about(a, 'machine')} vs {about(b, 'machine')}: {about(a, 'runtime')} vs {about(b, 'runtime')}; "
-             f"Python {about(a, 'python')} vs {about(b, 'python')}; numpy {about(a, 'numpy')} vs {about(b, 'numpy')}"]  # fmt: skip
+    lines = [
+        f"{about(a, 'machine')} vs {about(b, 'machine')}: {about(a, 'runtime')} vs {about(b, 'runtime')}; "
+        f"Python {about(a, 'python')} vs {about(b, 'python')}; numpy {about(a, 'numpy')} vs {about(b, 'numpy')}"
+    ]
     missing = sorted(set(a.files) ^ set(b.files))
     if missing:
         lines.append(f"  MISSING on one side: {len(missing)} arrays, e.g. {missing[0]}")
     keys = [k for k in a.files if k in b.files and not k.startswith("about|")]
     clips = {k.split("|")[-1] for k in keys}
     real = [c for c in clips if not c.startswith("generated:")]
-    lines.append(f"  files compared: {len(real)} real clips + {len(clips) - len(real)} generated signals, "
-                 f"bundles {about(a, 'bundles')}")  # fmt: skip
+    lines.append(
+        f"  files compared: {len(real)} real clips + {len(clips) - len(real)} generated signals, bundles {about(a, 'bundles')}"
+    )
     differing = len(missing)
-    for kind, title in (("audio", "resampled audio identical"), ("features", "float feature arrays identical"),
-                        ("input", "int8 input tensors identical"), ("output", "int8 model outputs identical")):  # fmt: skip
+    for kind, title in (
+        ("audio", "resampled audio identical"),
+        ("features", "float feature arrays identical"),
+        ("input", "int8 input tensors identical"),
+        ("output", "int8 model outputs identical"),
+    ):
         group = [k for k in keys if k.startswith(kind + "|")]
         same = [k for k in group if a[k].shape == b[k].shape and np.array_equal(a[k], b[k])]
         line = f"  {title}: {len(same)} / {len(group)}"
@@ -148,10 +167,16 @@ def compare_pair(reference: Path, other: Path) -> tuple[list[str], int]:
             line += f" (largest difference {max((ulp_distance(a[k], b[k]) for k in group), default=0)} ulp)"
         rounded = []
         if kind == "output" and about(a, "runtime").startswith(ROUNDING_RUNTIME):
-            rounded = [k for k in group if k not in same and a[k].shape == b[k].shape
-                       and np.array_equal(a[k].argmax(axis=-1), b[k].argmax(axis=-1))]  # fmt: skip
+            rounded = [
+                k
+                for k in group
+                if k not in same and a[k].shape == b[k].shape and np.array_equal(a[k].argmax(axis=-1), b[k].argmax(axis=-1))
+            ]
             steps = max((int(np.abs(a[k].astype(int) - b[k].astype(int)).max()) for k in rounded), default=0)
-            line += f"; {len(rounded)} more differ by {ROUNDING_RUNTIME}'s rounding (at most {steps} steps, same emotion in every window)"
+            line += (
+                f"; {len(rounded)} more differ by {ROUNDING_RUNTIME}'s rounding"
+                f" (at most {steps} steps, same emotion in every window)"
+            )
         if kind in ("input", "output"):
             differing += len(group) - len(same) - len(rounded)
         lines.append(line + "".join(f"\n    differs: {k}" for k in sorted(set(group) - set(same) - set(rounded))[:10]))

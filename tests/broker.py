@@ -20,15 +20,44 @@ def free_port() -> int:
 
 def make_certificates(directory: Path) -> Path:
     """A throw-away CA and a server certificate for localhost signed by it; returns the CA file."""
+
     def openssl(*args):
         subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
 
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test CA",
-            "-keyout", "ca.key", "-out", "ca.crt")
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    )
     openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "server.key", "-out", "server.csr")
     (directory / "san.ext").write_text("subjectAltName=DNS:localhost\n")
-    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
-            "-extfile", "san.ext", "-out", "server.crt")
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.crt",
+    )
     (directory / "server.key").chmod(0o600)
     return directory / "ca.crt"
 
@@ -43,8 +72,7 @@ class Broker:
         self.tls_port = free_port()
         self.ca_file = make_certificates(directory)
         passwords = directory / "passwords"
-        subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), USERNAME, PASSWORD], check=True,
-                       capture_output=True)  # fmt: skip
+        subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), USERNAME, PASSWORD], check=True, capture_output=True)
         passwords.chmod(0o600)
         (directory / "mosquitto.conf").write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous false\npassword_file {passwords}\n"
@@ -55,8 +83,11 @@ class Broker:
         self.process = None
 
     def start(self) -> None:
-        self.process = subprocess.Popen(["mosquitto", "-c", str(self.directory / "mosquitto.conf")],
-                                        stdout=subprocess.DEVNULL, stderr=open(self.directory / "mosquitto.log", "ab"))  # fmt: skip
+        self.process = subprocess.Popen(
+            ["mosquitto", "-c", str(self.directory / "mosquitto.conf")],
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.directory / "mosquitto.log", "ab"),
+        )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
@@ -87,7 +118,8 @@ class Subscriber:
         self.client.reconnect_delay_set(1, 1)
         self.client.on_connect = lambda client, *_: client.subscribe(topic, qos=1)
         self.client.on_message = lambda client, userdata, message: self.messages.put(
-            (message.topic, message.payload, bool(message.retain)))
+            (message.topic, message.payload, bool(message.retain))
+        )
         self.client.connect("127.0.0.1", port, keepalive=5)
         self.client.loop_start()
 

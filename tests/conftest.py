@@ -54,8 +54,10 @@ def corpus_dir():
 @pytest.fixture(scope="session")
 def speech_files(ravdess_dir) -> list[Path]:
     """A dozen real clips: several actors, both genders, every emotion code."""
-    return [ravdess_dir / f"Actor_{a:02d}" / f"03-01-{e:02d}-01-01-01-{a:02d}.flac" for a, e in
-        [(1, 1), (2, 2), (3, 3), (4, 4), (5, 5), (6, 6), (7, 7), (8, 8), (11, 3), (14, 5), (19, 4), (20, 8)]]
+    return [
+        ravdess_dir / f"Actor_{a:02d}" / f"03-01-{e:02d}-01-01-01-{a:02d}.flac"
+        for a, e in [(1, 1), (2, 2), (3, 3), (4, 4), (5, 5), (6, 6), (7, 7), (8, 8), (11, 3), (14, 5), (19, 4), (20, 8)]
+    ]
 
 
 def read_speech(path: Path) -> np.ndarray:
@@ -85,15 +87,22 @@ def bundle_copy(tmp_path) -> Path:
 
 def run_ser(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run the `ser` CLI in a fresh process, as a user would."""
-    return subprocess.run([sys.executable, "-m", "edge.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, cwd=REPO, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "edge.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=REPO,
+        timeout=300,
+    )
 
 
 def run_train(*args: str) -> subprocess.CompletedProcess:
     """Run the `ser-train` CLI in a fresh process, on the corpus the tests use."""
     env = {**os.environ, "SER_CORPUS_DIR": str(corpus_root())}
-    return subprocess.run([sys.executable, "-m", "trainer.cli", *args], capture_output=True, text=True, env=env,
-                          cwd=REPO, timeout=900)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "trainer.cli", *args], capture_output=True, text=True, env=env, cwd=REPO, timeout=900
+    )
 
 
 SMOKE_SPLIT = ["--corpus", "ravdess", "--train-speakers", "1-3", "--validation-speakers", "4", "--test-speakers", "5,6"]
@@ -105,8 +114,19 @@ def smoke_run(ravdess_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("smoke") / "lstm-smoke"
     # The gate is tested on its own: two epochs on three actors give a near-random model whose
     # int8/float difference on 120 clips says nothing.
-    result = run_train("train", str(out), *SMOKE_SPLIT, "--epochs", "2", "--augment-copies", "1",
-                       "--max-uar-drop", "100", "--max-accuracy-drop", "100")  # fmt: skip
+    result = run_train(
+        "train",
+        str(out),
+        *SMOKE_SPLIT,
+        "--epochs",
+        "2",
+        "--augment-copies",
+        "1",
+        "--max-uar-drop",
+        "100",
+        "--max-accuracy-drop",
+        "100",
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return out, result
 

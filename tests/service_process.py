@@ -25,9 +25,13 @@ class ServiceProcess:
         ServiceProcess.started.append(self)
         self.log_path = log_path
         self.process = subprocess.Popen(
-            [*(command or [sys.executable, "-m", "edge.cli", "daemon"]), *args], cwd=REPO, env={**os.environ, **env},
-            stdout=subprocess.PIPE, stderr=open(log_path, "ab"), text=True,
-        )  # fmt: skip
+            [*(command or [sys.executable, "-m", "edge.cli", "daemon"]), *args],
+            cwd=REPO,
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=open(log_path, "ab"),
+            text=True,
+        )
         self.events: queue.Queue = queue.Queue()
         self.lines: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()

@@ -26,8 +26,11 @@ REPO = Path(__file__).resolve().parents[1]
 # Lines the copy run by a user manager leaves out, and why; the real unit keeps them all and is
 # checked by systemd-analyze (test_service_unit.py). Everything else of its sandbox is applied here.
 SYSTEM_ONLY = (
-    "User=", "Group=", "SupplementaryGroups=",  # a user manager runs services as its own user
-    "ProtectKernelLogs=", "ProtectKernelTunables=",  # refused by this container's kernel for a user manager
+    "User=",
+    "Group=",
+    "SupplementaryGroups=",  # a user manager runs services as its own user
+    "ProtectKernelLogs=",
+    "ProtectKernelTunables=",  # refused by this container's kernel for a user manager
 )
 
 
@@ -64,8 +67,10 @@ def unit_copy(pulse_server: str, workdir: Path) -> str:
         if line.startswith("ExecStart="):
             line = f"ExecStart={sys.executable} -m edge.cli daemon --device-id unit"
         elif line.startswith("Environment="):
-            line = (f"Environment=PULSE_SERVER={pulse_server} PYTHONDONTWRITEBYTECODE=1\nWorkingDirectory={REPO}\n"
-                    f"StandardOutput=append:{workdir}/events.log\nStandardError=append:{workdir}/service.log")
+            line = (
+                f"Environment=PULSE_SERVER={pulse_server} PYTHONDONTWRITEBYTECODE=1\nWorkingDirectory={REPO}\n"
+                f"StandardOutput=append:{workdir}/events.log\nStandardError=append:{workdir}/service.log"
+            )
         elif line.startswith("WatchdogSec="):
             line = f"WatchdogSec={WATCHDOG_SECONDS}"
         elif line.startswith("RestartSec="):
@@ -138,7 +143,11 @@ def hang_and_stop(manager: UserManager, microphone: VirtualMicrophone, first_pid
     hung = time.monotonic()
     while time.monotonic() - hung < 40:
         state = manager.show("ser.service", "ActiveState", "SubState", "MainPID", "NRestarts", "StatusText")
-        if state.get("NRestarts") == "1" and state.get("ActiveState") == "active" and state["MainPID"] not in ("0", str(first_pid)):
+        if (
+            state.get("NRestarts") == "1"
+            and state.get("ActiveState") == "active"
+            and state["MainPID"] not in ("0", str(first_pid))
+        ):
             break
         time.sleep(0.2)
     facts["after_hang"] = state

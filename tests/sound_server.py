@@ -49,15 +49,37 @@ class VirtualMicrophone:
         env = {**self.env, "XDG_RUNTIME_DIR": str(self.directory / "xdg"), "HOME": str(self.directory / "home")}
         env.pop("PULSE_SERVER")
         self._server = subprocess.Popen(
-            ["pulseaudio", "-n", "-F", str(self.directory / "mic.pa"), "--daemonize=no", "--exit-idle-time=-1",
-             "--use-pid-file=no", "--log-target=stderr"],
-            env=env, stdout=subprocess.DEVNULL, stderr=open(self.directory / "pulseaudio.log", "ab"),
-        )  # fmt: skip
+            [
+                "pulseaudio",
+                "-n",
+                "-F",
+                str(self.directory / "mic.pa"),
+                "--daemonize=no",
+                "--exit-idle-time=-1",
+                "--use-pid-file=no",
+                "--log-target=stderr",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.directory / "pulseaudio.log", "ab"),
+        )
         self._wait(lambda: self._pactl("info").returncode == 0, "PulseAudio to answer")
         self._silence = subprocess.Popen(
-            ["pacat", "--playback", "--device=vsink", "--latency-msec=20", "--raw", "--format=s16le", "--rate=16000",
-             "--channels=1", "/dev/zero"], env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                "pacat",
+                "--playback",
+                "--device=vsink",
+                "--latency-msec=20",
+                "--raw",
+                "--format=s16le",
+                "--rate=16000",
+                "--channels=1",
+                "/dev/zero",
+            ],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         self._wait(lambda: self._pactl("list", "short", "sink-inputs").stdout.strip() != "", "the silent stream")
 
     def kill(self) -> None:

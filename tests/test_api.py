@@ -71,8 +71,9 @@ def test_a_stream_at_any_rate_finds_every_utterance(model, speech_files):
 
 
 def test_the_example_script_runs(speech_files):
-    result = subprocess.run([sys.executable, str(REPO / "examples" / "embed.py")], capture_output=True, text=True,
-                            cwd=REPO, timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "embed.py")], capture_output=True, text=True, cwd=REPO, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert "03-01-05-02-01-01-18.flac: angry (1.00)" in " ".join(lines)

@@ -43,9 +43,13 @@ exec chroot "$root" /usr/bin/env -u PYTHONPATH -u VIRTUAL_ENV HOME=/root PULSE_S
 @pytest.fixture(scope="module")
 def parity_report(ravdess_dir) -> str:
     require_root("the arm64 rootfs (debootstrap, chroot, mounts)")
-    result = subprocess.run([str(REPO / "firmware_scripts" / "arm64-parity.sh"), "--clips", str(CLIPS)],
-                            capture_output=True, text=True, timeout=3600,
-                            env={**os.environ, "SER_CORPUS_DIR": str(corpus_root())})  # fmt: skip
+    result = subprocess.run(
+        [str(REPO / "firmware_scripts" / "arm64-parity.sh"), "--clips", str(CLIPS)],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        env={**os.environ, "SER_CORPUS_DIR": str(corpus_root())},
+    )
     print(result.stdout)
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     return result.stdout
@@ -92,16 +96,29 @@ def test_the_daemon_installed_in_arm64_hears_the_virtual_microphone(parity_repor
     microphone = VirtualMicrophone(tmp_path / "pulse")
     microphone.start()
     try:
-        command = ["unshare", "--mount", "--propagation", "private", "bash", "-c", IN_ARM64, "arm64", ROOTFS,
-                   str(microphone.directory)]  # fmt: skip
-        service = ServiceProcess("--device-id", "arm64", "--rate", "16000", env={}, log_path=tmp_path / "daemon.log",
-                                 command=command)  # fmt: skip
+        command = [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "bash",
+            "-c",
+            IN_ARM64,
+            "arm64",
+            ROOTFS,
+            str(microphone.directory),
+        ]
+        service = ServiceProcess(
+            "--device-id", "arm64", "--rate", "16000", env={}, log_path=tmp_path / "daemon.log", command=command
+        )
         service.next_event(status="microphone_open", timeout=180)  # qemu: start-up takes a while
         clip = REPO / "examples" / "03-01-05-02-01-01-18.flac"
         played_until = microphone.play(clip)
         topic, payload, _ = service.next_event(type="emotion", timeout=120)
-        print(f"arm64 daemon: {payload['emotion']} {payload['duration']:.2f} s, event {payload['time'] - played_until:.1f} s "
-              f"after the playback ended (emulated)")  # fmt: skip
+        print(
+            f"arm64 daemon: {payload['emotion']} {payload['duration']:.2f} s, event {payload['time'] - played_until:.1f} s "
+            f"after the playback ended (emulated)"
+        )
         assert topic == "ser/arm64/emotion" and payload["model"] == "lstm-multilingual"
         assert payload["emotion"] in payload["scores"]
         assert 1.0 < payload["duration"] < 6.0

@@ -110,7 +110,7 @@ NOT_FILES = {
     "FIFO": (lambda d: fifo(d / "pipe.wav"), "a FIFO, not a regular file (never read)"),
     "link to a device": (lambda d: link(d / "zero.wav", "/dev/zero"), "a device, not a regular file (never read)"),
     "link loop": (lambda d: link(d / "loop.wav", d / "loop.wav"), "cannot be read (Too many levels of symbolic links)"),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("case", NOT_FILES)

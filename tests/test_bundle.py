@@ -181,21 +181,39 @@ def link_out(bundle_dir, target):
 
 
 HOSTILE = {
-    "model.file climbs out": (lambda b: edit_manifest(b, lambda d: d["model"].__setitem__("file", "../../../../etc/passwd")),
-                              "manifest.json: model.file must be a plain file name inside the bundle folder"),
-    "model.file in a subfolder": (lambda b: edit_manifest(b, lambda d: d["model"].__setitem__("file", "sub/model.tflite")),
-                                  "model.file must be a plain file name"),
-    "float32_file is ..": (lambda b: edit_manifest(b, lambda d: d["model"].__setitem__("float32_file", "..")),
-                           "model.float32_file must be a plain file name"),
-    "model a link out of the folder": (lambda b: link_out(b, "/etc/passwd"), "model.tflite: a link that leaves the bundle folder"),
+    "model.file climbs out": (
+        lambda b: edit_manifest(b, lambda d: d["model"].__setitem__("file", "../../../../etc/passwd")),
+        "manifest.json: model.file must be a plain file name inside the bundle folder",
+    ),
+    "model.file in a subfolder": (
+        lambda b: edit_manifest(b, lambda d: d["model"].__setitem__("file", "sub/model.tflite")),
+        "model.file must be a plain file name",
+    ),
+    "float32_file is ..": (
+        lambda b: edit_manifest(b, lambda d: d["model"].__setitem__("float32_file", "..")),
+        "model.float32_file must be a plain file name",
+    ),
+    "model a link out of the folder": (
+        lambda b: link_out(b, "/etc/passwd"),
+        "model.tflite: a link that leaves the bundle folder",
+    ),
     "model a link to /dev/zero": (lambda b: link_out(b, "/dev/zero"), "model.tflite: a link that leaves the bundle folder"),
     "model a link loop": (lambda b: link_out(b, b / "model.tflite"), "model.tflite: cannot be read"),
-    "model a FIFO": (lambda b: ((b / "model.tflite").unlink(), os.mkfifo(b / "model.tflite")), "model.tflite: not a regular file"),
-    "model a folder": (lambda b: ((b / "model.tflite").unlink(), (b / "model.tflite").mkdir()), "model.tflite: not a regular file"),
+    "model a FIFO": (
+        lambda b: ((b / "model.tflite").unlink(), os.mkfifo(b / "model.tflite")),
+        "model.tflite: not a regular file",
+    ),
+    "model a folder": (
+        lambda b: ((b / "model.tflite").unlink(), (b / "model.tflite").mkdir()),
+        "model.tflite: not a regular file",
+    ),
     "model missing": (lambda b: (b / "model.tflite").unlink(), "model.tflite: missing"),
-    "manifest a FIFO": (lambda b: ((b / MANIFEST_FILE).unlink(), os.mkfifo(b / MANIFEST_FILE)), "manifest.json: not a regular file"),
+    "manifest a FIFO": (
+        lambda b: ((b / MANIFEST_FILE).unlink(), os.mkfifo(b / MANIFEST_FILE)),
+        "manifest.json: not a regular file",
+    ),
     "corrupt int8 beside a good float32": (lambda b: (b / "model.tflite").write_bytes(b"\0" * 100), "model.tflite: sha256"),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("case", HOSTILE)

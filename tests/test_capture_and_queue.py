@@ -9,9 +9,11 @@ from edge.audio import pcm16_to_float
 from edge.microphone import InputDevice, Microphone, MicrophoneError, choose_device
 from edge.settings import CaptureSettings, MqttSettings
 
-DEVICES = [InputDevice(0, "USB PnP Sound Device: Audio (hw:1,0)", 1, 48000, "ALSA", False),
-           InputDevice(2, "pulse", 32, 44100, "ALSA", False),
-           InputDevice(3, "default", 32, 44100, "ALSA", True)]  # fmt: skip
+DEVICES = [
+    InputDevice(0, "USB PnP Sound Device: Audio (hw:1,0)", 1, 48000, "ALSA", False),
+    InputDevice(2, "pulse", 32, 44100, "ALSA", False),
+    InputDevice(3, "default", 32, 44100, "ALSA", True),
+]
 
 
 @pytest.mark.parametrize("wanted, index", [(None, 3), (2, 2), ("2", 2), ("pulse", 2), ("usb pnp", 0), ("default", 3)])
@@ -19,8 +21,9 @@ def test_a_device_is_chosen_by_index_name_or_unique_part_of_a_name(wanted, index
     assert choose_device(DEVICES, wanted).index == index
 
 
-@pytest.mark.parametrize("wanted, message", [("a", "2 input devices match"), ("hdmi", "no input device matches"),
-                                             (7, "no input device matches")])  # fmt: skip
+@pytest.mark.parametrize(
+    "wanted, message", [("a", "2 input devices match"), ("hdmi", "no input device matches"), (7, "no input device matches")]
+)
 def test_an_unknown_or_ambiguous_device_is_one_clear_error(wanted, message):
     with pytest.raises(MicrophoneError, match=message):
         choose_device(DEVICES, wanted)

@@ -10,9 +10,9 @@ import pytest
 import soundfile
 from conftest import read_speech
 
+import edge.classifier
 from edge.audio import load_audio
 from edge.bundle import ModelBundle
-import edge.classifier
 from edge.classifier import KEPT_FRAMES, Classifier
 from edge.errors import AudioError
 
@@ -41,8 +41,9 @@ def with_windowing(bundle: ModelBundle, **changes) -> Classifier:
 
 @pytest.mark.parametrize("kept_frames", [0, KEPT_FRAMES], ids=["decoded again", "features kept"])
 @pytest.mark.parametrize("windowing", [{}, {"trim_db": 20.0}, {"hop_frames": 37}])
-def test_a_file_streamed_in_blocks_of_any_size_gives_the_whole_files_bits(shipped_bundle, files, windowing, kept_frames,
-                                                                          monkeypatch):  # fmt: skip
+def test_a_file_streamed_in_blocks_of_any_size_gives_the_whole_files_bits(
+    shipped_bundle, files, windowing, kept_frames, monkeypatch
+):
     monkeypatch.setattr(edge.classifier, "KEPT_FRAMES", kept_frames)  # long files are decoded twice
     classifier = with_windowing(shipped_bundle, **windowing)
     for path in files:

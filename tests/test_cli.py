@@ -45,10 +45,17 @@ def test_bad_files_get_one_line_each_and_the_rest_still_run(tmp_path, speech_fil
     soundfile.write(tmp_path / "tiny.wav", np.full(10, 0.25), 1)
     os.mkfifo(tmp_path / "pipe.wav")
     (tmp_path / "loop.wav").symlink_to(tmp_path / "loop.wav")
-    reasons = {"empty.wav": "empty file", "notes.txt": "not a readable audio file", "corrupt.flac": "not a readable audio file",
-               "blip.wav": "too short", "silence.wav": "no speech found", "dc.wav": "no speech found",
-               "tiny.wav": "sample rate 1 Hz is outside", "pipe.wav": "a FIFO, not a regular file",
-               "loop.wav": "cannot be read (Too many levels of symbolic links)"}  # fmt: skip
+    reasons = {
+        "empty.wav": "empty file",
+        "notes.txt": "not a readable audio file",
+        "corrupt.flac": "not a readable audio file",
+        "blip.wav": "too short",
+        "silence.wav": "no speech found",
+        "dc.wav": "no speech found",
+        "tiny.wav": "sample rate 1 Hz is outside",
+        "pipe.wav": "a FIFO, not a regular file",
+        "loop.wav": "cannot be read (Too many levels of symbolic links)",
+    }
     bad = [tmp_path / name for name in reasons]
     result = run_ser("classify", str(bad[0]), str(good), *map(str, bad[1:]))
     assert result.returncode == 1

@@ -28,7 +28,12 @@ def shemo_dir(tmp_path) -> Path:
     for gender in "FM":
         for speaker in range(1, 7):
             for utterance, emotion in enumerate(rng.choice(list("AFHNSW"), size=8)):
-                write_tone(tmp_path / "shemo" / ("female" if gender == "F" else "male") / f"{gender}{speaker:02d}{emotion}{utterance:02d}.wav")
+                write_tone(
+                    tmp_path
+                    / "shemo"
+                    / ("female" if gender == "F" else "male")
+                    / f"{gender}{speaker:02d}{emotion}{utterance:02d}.wav"
+                )
     return tmp_path / "shemo"
 
 
@@ -53,11 +58,16 @@ def test_shemo_reader_reads_a_generated_corpus(shemo_dir):
 def test_csv_corpus_maps_labels_and_genders(tmp_path):
     for name in ("a.wav", "b.wav", "c.flac"):
         write_tone(tmp_path / "audio" / name)
-    (tmp_path / "corpus.csv").write_text("path,label,speaker,gender\naudio/a.wav,joy,s1,F\naudio/b.wav,angry,s2,m\naudio/c.flac,neutral,s3,\n")
+    (tmp_path / "corpus.csv").write_text(
+        "path,label,speaker,gender\naudio/a.wav,joy,s1,F\naudio/b.wav,angry,s2,m\naudio/c.flac,neutral,s3,\n"
+    )
     (tmp_path / "labels.json").write_text(json.dumps({"joy": "happy"}))
     corpus = read_corpus("csv", tmp_path / "corpus.csv")
     assert [(u.path.name, u.label, u.speaker, u.gender) for u in corpus.utterances] == [
-        ("a.wav", "happy", "s1", "female"), ("b.wav", "angry", "s2", "male"), ("c.flac", "neutral", "s3", "")]
+        ("a.wav", "happy", "s1", "female"),
+        ("b.wav", "angry", "s2", "male"),
+        ("c.flac", "neutral", "s3", ""),
+    ]
     assert corpus.label_map == {"joy": "happy"}
 
 
@@ -115,8 +125,13 @@ def test_file_names_of_every_reader_give_label_speaker_gender_and_corpus():
     assert (fear.label, fear.speaker, fear.gender) == ("fearful", "liuchanhg", "female")
     korean = [parse_emotiontts_name(Path(f"nek/nek{n:05d}.flac")) for n in (1, 100, 101, 250, 400)]
     assert [u.label for u in korean] == ["neutral", "neutral", "happy", "angry", "sad"] and korean[0].gender == "male"
-    for parse, bad in ((parse_emodb_name, "03a01Xa"), (parse_savee_name, "DC-a01"), (parse_casia_path, "x/wangzhe/bored/1"),
-                       (parse_emotiontts_name, "nek00401"), (parse_emotiontts_name, "zzz00001")):  # fmt: skip
+    for parse, bad in (
+        (parse_emodb_name, "03a01Xa"),
+        (parse_savee_name, "DC-a01"),
+        (parse_casia_path, "x/wangzhe/bored/1"),
+        (parse_emotiontts_name, "nek00401"),
+        (parse_emotiontts_name, "zzz00001"),
+    ):
         with pytest.raises(ValueError, match="not a"):
             parse(Path(bad + ".flac"))
 

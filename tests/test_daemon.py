@@ -26,8 +26,11 @@ from edge.settings import SegmenterSettings
 
 # Real speech: the five example clips (actors 17-20) and three of validation actors 13-16.
 EXAMPLES = sorted((REPO / "examples").glob("*.flac"))
-VALIDATION_CLIPS = ["Actor_13/03-01-03-01-02-02-13.flac", "Actor_14/03-01-05-02-01-02-14.flac",
-                    "Actor_16/03-01-02-01-02-01-16.flac"]
+VALIDATION_CLIPS = [
+    "Actor_13/03-01-03-01-02-02-13.flac",
+    "Actor_14/03-01-05-02-01-02-14.flac",
+    "Actor_16/03-01-02-01-02-01-16.flac",
+]
 pytestmark = pytest.mark.usefixtures("ravdess_dir")
 
 
@@ -68,14 +71,16 @@ def offline_utterance_emotions(path, bundle):
 
 
 def start_daemon(tmp_path, microphone, *args: str, env: dict | None = None) -> ServiceProcess:
-    service = ServiceProcess("--device-id", "test", *args, env={**microphone.env, **(env or {})},
-                             log_path=tmp_path / "daemon.log")  # fmt: skip
+    service = ServiceProcess(
+        "--device-id", "test", *args, env={**microphone.env, **(env or {})}, log_path=tmp_path / "daemon.log"
+    )
     service.next_event(status="microphone_open")
     return service
 
 
-def test_each_played_utterance_gives_one_event_with_the_files_emotion_within_a_second(tmp_path, microphone, clips,
-                                                                                     file_emotions, shipped_bundle):
+def test_each_played_utterance_gives_one_event_with_the_files_emotion_within_a_second(
+    tmp_path, microphone, clips, file_emotions, shipped_bundle
+):
     service = start_daemon(tmp_path, microphone, "--rate", "16000")
     exact = 0
     for path in clips:
@@ -84,13 +89,18 @@ def test_each_played_utterance_gives_one_event_with_the_files_emotion_within_a_s
         assert topic == "ser/test/emotion"
         assert payload["time"] - played_until < 1.0, f"{path.name}: event {payload['time'] - played_until:.2f} s after the audio"
         speech_end = payload["end"] - SegmenterSettings().hangover_seconds
-        print(f"{path.name}: {payload['emotion']}, event {payload['time'] - played_until:+.2f} s after the playback ended, "
-              f"{payload['time'] - speech_end:.2f} s after the last speech block")  # fmt: skip
+        print(
+            f"{path.name}: {payload['emotion']}, event {payload['time'] - played_until:+.2f} s after the playback ended, "
+            f"{payload['time'] - speech_end:.2f} s after the last speech block"
+        )
         # `ser classify`'s emotion, or the same utterance cut offline at one of the block alignments.
         emotion = payload["emotion"]
         exact += emotion == file_emotions[str(path)]
-        assert emotion == file_emotions[str(path)] or emotion in offline_utterance_emotions(path, shipped_bundle), \
-            (path.name, emotion, file_emotions[str(path)])  # fmt: skip
+        assert emotion == file_emotions[str(path)] or emotion in offline_utterance_emotions(path, shipped_bundle), (
+            path.name,
+            emotion,
+            file_emotions[str(path)],
+        )
         assert payload["end"] - payload["start"] == pytest.approx(payload["duration"], abs=2e-3)
         assert payload["model"] == "lstm-multilingual" and len(payload["model_sha256"]) == 64
         time.sleep(0.3)
@@ -170,8 +180,12 @@ def test_without_a_microphone_it_is_ready_retries_with_backoff_and_listens_once_
     require_programs("pulseaudio", "pacat", "paplay", "pactl")
     mic = VirtualMicrophone(tmp_path_factory.mktemp("pulse-later"))  # not started yet: no sound server
     notify = NotifyListener(tmp_path / "notify")
-    service = ServiceProcess("--device-id", "test", env={**mic.env, "NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "1000000"},
-                             log_path=tmp_path / "daemon.log")  # fmt: skip
+    service = ServiceProcess(
+        "--device-id",
+        "test",
+        env={**mic.env, "NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "1000000"},
+        log_path=tmp_path / "daemon.log",
+    )
     try:
         detail = service.next_event(status="microphone_lost", timeout=30)[1]["detail"]
         assert "no audio input device" in detail
@@ -216,8 +230,10 @@ def test_bad_settings_or_model_stop_the_start_with_one_line(tmp_path):
     config.write_text("[capture]\nrate = 16000\n")
     result = run_ser("daemon", "--config", str(config))
     # 78 (EX_CONFIG): the unit's RestartPreventExitStatus=78 does not restart what a restart cannot mend
-    assert result.returncode == 78 and result.stderr.strip().splitlines()[-1] == \
-        f"Error: {config} [capture]: unknown setting(s) rate"  # fmt: skip
+    assert (
+        result.returncode == 78
+        and result.stderr.strip().splitlines()[-1] == f"Error: {config} [capture]: unknown setting(s) rate"
+    )
     result = run_ser("daemon", "--model", str(tmp_path / "no-bundle"))
     assert result.returncode == 78 and "no-bundle" in result.stderr and "Traceback" not in result.stderr
 
@@ -233,15 +249,23 @@ def test_listen_prints_a_readable_line_per_utterance(tmp_path, microphone):
     import subprocess
     import sys
 
-    process = subprocess.Popen([sys.executable, "-m", "edge.cli", "listen"], cwd=REPO, env=microphone.env,
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edge.cli", "listen"],
+        cwd=REPO,
+        env=microphone.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     time.sleep(2.5)
     microphone.play(EXAMPLES[2])
     time.sleep(1.0)
     process.send_signal(signal.SIGINT)
     out, _ = process.communicate(timeout=5)
     (line,) = out.splitlines()
-    assert " s  " in line and any(label in line for label in ("angry", "happy", "sad", "neutral", "fearful", "disgust", "surprised"))
+    assert " s  " in line and any(
+        label in line for label in ("angry", "happy", "sad", "neutral", "fearful", "disgust", "surprised")
+    )
     assert process.returncode == 0
 
 
@@ -259,8 +283,13 @@ def pcm_of(clips, rate: int = 16000, gap_seconds: float = 2.0) -> np.ndarray:
 
 def piped_events(pcm: bytes, *args: str) -> list[dict]:
     """`ser listen --input - --events` fed ``pcm`` on standard input; the emotion events it printed."""
-    result = subprocess.run([sys.executable, "-m", "edge.cli", "listen", "--input", "-", "--events", "--device-id", "test", *args],
-                            input=pcm, capture_output=True, cwd=REPO, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "edge.cli", "listen", "--input", "-", "--events", "--device-id", "test", *args],
+        input=pcm,
+        capture_output=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr.decode()[-2000:]
     payloads = [json.loads(line.split(" ", 1)[1]) for line in result.stdout.decode().splitlines()]
     assert payloads[-1]["status"] == "stopped"  # the end of the input ended it cleanly
@@ -320,13 +349,19 @@ def test_event_filters_on_real_clips_through_the_microphone_pipeline(options):
 
 def test_an_unknown_label_in_the_filter_stops_the_start_with_one_line():
     result = run_ser("listen", "--input", "-", "--labels", "angry,furious")
-    assert result.returncode == 78 and result.stderr.strip().splitlines()[-1] == \
-        "Error: events labels: furious not among the model's (neutral, happy, sad, angry, fearful, disgust, surprised) or uncertain"  # fmt: skip
+    assert (
+        result.returncode == 78
+        and result.stderr.strip().splitlines()[-1]
+        == "Error: events labels: furious not among the model's "
+        "(neutral, happy, sad, angry, fearful, disgust, surprised) or uncertain"
+    )
 
 
 def test_sigusr1_pauses_listening_and_sigusr2_resumes_with_a_fresh_utterance(tmp_path, microphone):
     notify = NotifyListener(tmp_path / "notify")
-    service = start_daemon(tmp_path, microphone, "--rate", "16000", env={"NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "1000000"})
+    service = start_daemon(
+        tmp_path, microphone, "--rate", "16000", env={"NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "1000000"}
+    )
     service.signal(signal.SIGUSR1)
     service.next_event(status="paused", timeout=5)
     paused_at = len(notify.messages)
@@ -341,8 +376,14 @@ def test_sigusr1_pauses_listening_and_sigusr2_resumes_with_a_fresh_utterance(tmp
 
 
 def test_ser_levels_shows_a_played_clip_rise_above_the_floor(microphone):
-    levels = subprocess.Popen([sys.executable, "-m", "edge.cli", "levels", "--seconds", "7"], cwd=REPO, env=microphone.env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    levels = subprocess.Popen(
+        [sys.executable, "-m", "edge.cli", "levels", "--seconds", "7"],
+        cwd=REPO,
+        env=microphone.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(2.5)
     microphone.play(STEADY_CLIPS[1])
     out, err = levels.communicate(timeout=30)
@@ -358,11 +399,21 @@ def test_ser_levels_shows_a_played_clip_rise_above_the_floor(microphone):
 
 def test_the_log_has_the_projects_lines_only_at_the_chosen_level(tmp_path):
     pcm = pcm_of(STEADY_CLIPS).tobytes()
-    quiet = subprocess.run([sys.executable, "-m", "edge.cli", "listen", "--input", "-", "--log-level", "warning"], input=pcm,
-                           capture_output=True, cwd=REPO, timeout=120)  # fmt: skip
+    quiet = subprocess.run(
+        [sys.executable, "-m", "edge.cli", "listen", "--input", "-", "--log-level", "warning"],
+        input=pcm,
+        capture_output=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert quiet.returncode == 0 and quiet.stderr == b""
-    chatty = subprocess.run([sys.executable, "-m", "edge.cli", "listen", "--input", "-", "--debug", "--labels", "angry"], input=pcm,
-                            capture_output=True, cwd=REPO, timeout=120)  # fmt: skip
+    chatty = subprocess.run(
+        [sys.executable, "-m", "edge.cli", "listen", "--input", "-", "--debug", "--labels", "angry"],
+        input=pcm,
+        capture_output=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert b"DEBUG edge.daemon: event held back by the [events] filter: happy" in chatty.stderr
     assert all(line.split(b" ", 1)[0] in (b"DEBUG", b"INFO", b"WARNING") for line in chatty.stderr.splitlines())
 

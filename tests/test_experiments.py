@@ -13,9 +13,18 @@ from trainer.gender import bootstrap_interval, gender_analysis, permutation_p_va
 QUICK = [*SMOKE_SPLIT, "--epochs", "2", "--augment-copies", "0"]
 # A few speakers of every corpus reader: two RAVDESS actors, a woman and a man of EmoDB, one SAVEE
 # speaker, one CASIA speaker, a woman and a man of emotiontts; RAVDESS actor 05 as the test speaker.
-EVERY_READER = ["--corpus", "ravdess,emodb,savee,casia,emotiontts", "--train-speakers",
-                "ravdess/1-2,emodb/03,emodb/08,savee/DC,casia/wangzhe,emotiontts/ema,emotiontts/emf",
-                "--test-speakers", "ravdess/5", "--epochs", "1", "--augment-copies", "0"]  # fmt: skip
+EVERY_READER = [
+    "--corpus",
+    "ravdess,emodb,savee,casia,emotiontts",
+    "--train-speakers",
+    "ravdess/1-2,emodb/03,emodb/08,savee/DC,casia/wangzhe,emotiontts/ema,emotiontts/emf",
+    "--test-speakers",
+    "ravdess/5",
+    "--epochs",
+    "1",
+    "--augment-copies",
+    "0",
+]
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +62,9 @@ def test_cross_validation_scores_every_corpus_by_speaker_folds(experiments):
     bundle, runs = experiments
     cv = json.loads((bundle / "cv.json").read_text())
     held_out = sorted(s for fold in cv["results"] for s in fold["speakers"])
-    assert held_out == sorted(["ravdess/01", "ravdess/02", "emodb/03", "emodb/08", "savee/DC", "casia/wangzhe",
-                               "emotiontts/ema", "emotiontts/emf"])  # every development speaker once; never ravdess/05
+    assert held_out == sorted(
+        ["ravdess/01", "ravdess/02", "emodb/03", "emodb/08", "savee/DC", "casia/wangzhe", "emotiontts/ema", "emotiontts/emf"]
+    )  # every development speaker once; never ravdess/05
     assert set(cv["per_corpus"]) == {"ravdess", "emodb", "savee", "casia", "emotiontts"}
     assert set(cv["per_gender"]) == {"female", "male"} and len(cv["epoch_uar"]) == 1 and cv["best_epochs"] == 1
     # within a corpus too: a gap pooled over corpora also counts which corpora have men (SAVEE: only men)
@@ -69,7 +79,12 @@ def test_leave_one_corpus_out_tests_each_corpus_on_a_model_that_never_heard_it(e
     bundle, runs = experiments
     table = json.loads((bundle / "loco.json").read_text())["corpora"]
     assert {name: (row["clips"], row["classes"]) for name, row in table.items()} == {
-        "ravdess": (120, 7), "emodb": (92, 6), "savee": (120, 7), "casia": (300, 6), "emotiontts": (40, 4)}
+        "ravdess": (120, 7),
+        "emodb": (92, 6),
+        "savee": (120, 7),
+        "casia": (300, 6),
+        "emotiontts": (40, 4),
+    }
     assert table["emotiontts"]["chance_uar"] == 0.25 and set(table["emodb"]["per_gender"]) == {"female", "male"}
     assert runs["loco"].stdout.count("tested on it: UAR") == 5
 
@@ -78,7 +93,8 @@ def test_gender_experiment_trains_on_each_gender_and_tests_on_each(experiments):
     bundle, _ = experiments
     rows = json.loads((bundle / "gender_experiment.json").read_text())["rows"]
     assert [(r["trained_on"], r["tested_on"]) for r in rows] == [
-        (t, e) for t in ("female", "male", "both") for e in ("female", "male", "all")]
+        (t, e) for t in ("female", "male", "both") for e in ("female", "male", "all")
+    ]
     assert [r["train_speakers"] for r in rows[::3]] == [2, 2, 4]  # actors 02 and 04 are female, 01 and 03 male
     assert [r["clips"] for r in rows[:3]] == [60, 60, 120]
 
@@ -86,10 +102,19 @@ def test_gender_experiment_trains_on_each_gender_and_tests_on_each(experiments):
 def test_report_is_one_self_contained_html_file_with_every_section(experiments):
     bundle, _ = experiments
     page = (bundle / "report.html").read_text()
-    for heading in ("Corpus and splits", "One training clip per emotion", "Training", "Test speakers", "Female and male speakers",
-                    "Gender-dependent experiment", "Cross-validation", "Leave one corpus out", "Tuning"):  # fmt: skip
+    for heading in (
+        "Corpus and splits",
+        "One training clip per emotion",
+        "Training",
+        "Test speakers",
+        "Female and male speakers",
+        "Gender-dependent experiment",
+        "Cross-validation",
+        "Leave one corpus out",
+        "Tuning",
+    ):
         assert f">{heading}<" in page
-    assert page.count("data:image/png;base64,") >= 12 and "src=\"http" not in page and "src='http" not in page
+    assert page.count("data:image/png;base64,") >= 12 and 'src="http' not in page and "src='http" not in page
     card = (bundle / "MODEL_CARD.md").read_text()
     for section in ("## Tuning", "## Gender-dependent experiment", "## Cross-validated figures", "## Leave one corpus out"):
         assert section in card
@@ -113,8 +138,9 @@ def test_permutation_test_tells_a_real_gender_gap_from_none():
     truth = rng.integers(0, 7, 400)
     genders = np.array(["female", "male"] * 200)
     same = np.where(rng.random(400) < 0.5, truth, (truth + 1) % 7)
-    gap = np.where((genders == "female") & (rng.random(400) < 0.8) | (genders == "male") & (rng.random(400) < 0.3),
-                   truth, (truth + 1) % 7)  # fmt: skip
+    gap = np.where(
+        (genders == "female") & (rng.random(400) < 0.8) | (genders == "male") & (rng.random(400) < 0.3), truth, (truth + 1) % 7
+    )
     assert permutation_p_value(truth, same, genders, "uar", 7, rng) > 0.05
     assert permutation_p_value(truth, gap, genders, "uar", 7, rng) < 0.01
     analysis = gender_analysis(truth, gap, genders, tuple("abcdefg"))

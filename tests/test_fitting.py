@@ -19,8 +19,11 @@ LABELS = ("neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised")
 
 def clip_set(cells: dict[tuple[str, str, str], int]) -> ClipSet:
     """Clips of (corpus, speaker, label) cells, as many as each cell says; features are not needed."""
-    utterances = [Utterance(Path(f"{corpus}/{speaker}/{label}{i}.flac"), label, f"{corpus}/{speaker}", "female", corpus)
-                  for (corpus, speaker, label), n in cells.items() for i in range(n)]  # fmt: skip
+    utterances = [
+        Utterance(Path(f"{corpus}/{speaker}/{label}{i}.flac"), label, f"{corpus}/{speaker}", "female", corpus)
+        for (corpus, speaker, label), n in cells.items()
+        for i in range(n)
+    ]
     return ClipSet(utterances, [np.zeros((1, 1))] * len(utterances), [[] for _ in utterances])
 
 

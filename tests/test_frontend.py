@@ -14,8 +14,9 @@ from edge.frontend import StreamingFrontend, autocorrelation, compute_features, 
 from edge.model_input import reference_signal
 
 PSF_LIKE = FrontendConfig(window="rectangular")  # python_speech_features.mfcc's defaults
-SHIPPED_LIKE = FrontendConfig(frame_length=512, frame_step=256, n_filters=40, n_cepstra=20,
-                              extras=("rms", "zcr", "pitch"), delta_order=1)  # fmt: skip
+SHIPPED_LIKE = FrontendConfig(
+    frame_length=512, frame_step=256, n_filters=40, n_cepstra=20, extras=("rms", "zcr", "pitch"), delta_order=1
+)
 CONFIGS = {
     "psf-like": PSF_LIKE,
     "shipped-like": SHIPPED_LIKE,
@@ -133,8 +134,19 @@ def _psf_max_relative_difference(signal: np.ndarray, window: str) -> float:
 
     config = FrontendConfig(window=window)
     winfunc = {"rectangular": lambda n: np.ones((n,)), "hamming": np.hamming}[window]
-    reference = mfcc(signal, 16000, winlen=0.025, winstep=0.01, numcep=13, nfilt=26, nfft=512, preemph=0.97,
-                     ceplifter=22, appendEnergy=True, winfunc=winfunc)  # fmt: skip
+    reference = mfcc(
+        signal,
+        16000,
+        winlen=0.025,
+        winstep=0.01,
+        numcep=13,
+        nfilt=26,
+        nfft=512,
+        preemph=0.97,
+        ceplifter=22,
+        appendEnergy=True,
+        winfunc=winfunc,
+    )
     ours = compute_features(signal, config)
     # python_speech_features zero-pads a last partial frame; ours emits complete frames only.
     assert len(reference) - len(ours) in (0, 1) and len(ours) > 0

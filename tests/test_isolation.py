@@ -41,8 +41,13 @@ SCRIPT = textwrap.dedent(
 
 
 def test_edge_imports_and_classifies_without_heavy_libraries(speech_files):
-    result = subprocess.run([sys.executable, "-c", SCRIPT, json.dumps(FORBIDDEN), str(speech_files[0])],
-                            capture_output=True, text=True, cwd=REPO, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT, json.dumps(FORBIDDEN), str(speech_files[0])],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     prediction, summary = (json.loads(line) for line in result.stdout.strip().splitlines())
     assert prediction["emotion"] and summary == {"forbidden_loaded": []}

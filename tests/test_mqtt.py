@@ -42,9 +42,14 @@ def daemon_with_mqtt(tmp_path, microphone, broker, tls: bool = False, extra: str
     credentials = tmp_path / "mqtt-credentials"
     credentials.write_text(f"{USERNAME}:{PASSWORD}\n")
     config = tmp_path / "ser.toml"
-    where = f'host = "localhost"\nport = {broker.tls_port}\ntls = true\nca_file = "{broker.ca_file}"\n' if tls else \
-        f'host = "127.0.0.1"\nport = {broker.port}\n'  # fmt: skip
-    config.write_text(f'device_id = "mqtt"\n[mqtt]\n{where}credentials_file = "{credentials}"\nreconnect_max_seconds = 2\n{extra}')
+    where = (
+        f'host = "localhost"\nport = {broker.tls_port}\ntls = true\nca_file = "{broker.ca_file}"\n'
+        if tls
+        else f'host = "127.0.0.1"\nport = {broker.port}\n'
+    )
+    config.write_text(
+        f'device_id = "mqtt"\n[mqtt]\n{where}credentials_file = "{credentials}"\nreconnect_max_seconds = 2\n{extra}'
+    )
     service = ServiceProcess("--config", str(config), env=microphone.env, log_path=tmp_path / "daemon.log")
     service.next_event(status="microphone_open")
     return service
@@ -107,8 +112,10 @@ def test_a_broker_whose_certificate_does_not_verify_gets_nothing_and_stdout_goes
     credentials = tmp_path / "mqtt-credentials"
     credentials.write_text(f"{USERNAME}:{PASSWORD}\n")
     config = tmp_path / "ser.toml"
-    config.write_text(f'device_id = "mqtt"\n[mqtt]\nhost = "localhost"\nport = {broker.tls_port}\ntls = true\n'
-                      f'credentials_file = "{credentials}"\n')  # the system CAs: the test CA is not among them
+    config.write_text(
+        f'device_id = "mqtt"\n[mqtt]\nhost = "localhost"\nport = {broker.tls_port}\ntls = true\n'
+        f'credentials_file = "{credentials}"\n'
+    )  # the system CAs: the test CA is not among them
     service = ServiceProcess("--config", str(config), env=microphone.env, log_path=tmp_path / "daemon.log")
     service.next_event(status="microphone_open")
     microphone.play(CLIPS[0])
@@ -143,10 +150,22 @@ def test_the_listening_switch_pauses_and_resumes_from_mqtt(tmp_path, microphone,
 
 # What Home Assistant's MQTT integration requires of each kind of entity (its event, sensor,
 # binary_sensor and switch documentation), beyond the device block and availability all share.
-REQUIRED = {"event": {"state_topic": str, "event_types": list}, "sensor": {"state_topic": str},
-            "binary_sensor": {"state_topic": str}, "switch": {"command_topic": str, "state_topic": str}}  # fmt: skip
-ENTITIES = {("event", "emotion"), ("sensor", "last_emotion"), ("sensor", "confidence"), ("switch", "listening"),
-            ("sensor", "status"), ("binary_sensor", "microphone"), ("sensor", "dropped_events"), ("sensor", "dropped_audio")}
+REQUIRED = {
+    "event": {"state_topic": str, "event_types": list},
+    "sensor": {"state_topic": str},
+    "binary_sensor": {"state_topic": str},
+    "switch": {"command_topic": str, "state_topic": str},
+}
+ENTITIES = {
+    ("event", "emotion"),
+    ("sensor", "last_emotion"),
+    ("sensor", "confidence"),
+    ("switch", "listening"),
+    ("sensor", "status"),
+    ("binary_sensor", "microphone"),
+    ("sensor", "dropped_events"),
+    ("sensor", "dropped_audio"),
+}
 LABELS = ["neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised", "uncertain"]
 
 
@@ -191,13 +210,24 @@ def test_home_assistant_discovers_the_device_fires_events_and_forgets_it(tmp_pat
         assert retained and node == "mqtt" and last == "config", topic
         assert all(isinstance(config.get(key), kind) for key, kind in REQUIRED[component].items()), (topic, config)
         assert config["unique_id"] == f"edge_ser_mqtt_{name}" and config["availability_topic"] == "ser/mqtt/availability"
-        assert config["device"] == {"identifiers": ["edge_ser_mqtt"], "name": "Speech emotion mqtt", "manufacturer": "edge-ser",
-                                    "model": "lstm-multilingual", "sw_version": "0.1.0"}  # fmt: skip
+        assert config["device"] == {
+            "identifiers": ["edge_ser_mqtt"],
+            "name": "Speech emotion mqtt",
+            "manufacturer": "edge-ser",
+            "model": "lstm-multilingual",
+            "sw_version": "0.1.0",
+        }
         parsed[(component, name)] = config
     assert parsed[("event", "emotion")]["event_types"] == LABELS
-    assert parsed[("sensor", "last_emotion")]["device_class"] == "enum" and parsed[("sensor", "last_emotion")]["options"] == LABELS
-    assert {n for (_, n), c in parsed.items() if c.get("entity_category") == "diagnostic"} == \
-        {"status", "microphone", "dropped_events", "dropped_audio"}  # fmt: skip
+    assert (
+        parsed[("sensor", "last_emotion")]["device_class"] == "enum" and parsed[("sensor", "last_emotion")]["options"] == LABELS
+    )
+    assert {n for (_, n), c in parsed.items() if c.get("entity_category") == "diagnostic"} == {
+        "status",
+        "microphone",
+        "dropped_events",
+        "dropped_audio",
+    }
 
     # A played clip fires the event entity and, through the retained last_emotion, the sensors.
     state = Subscriber(broker.port, "ser/mqtt/#", "test-states")
@@ -210,8 +240,13 @@ def test_home_assistant_discovers_the_device_fires_events_and_forgets_it(tmp_pat
     assert render(parsed[("sensor", "last_emotion")]["value_template"], emotion) == emotion["emotion"]
     assert float(render(parsed[("sensor", "confidence")]["value_template"], emotion)) == round(emotion["confidence"] * 100, 1)
     state.close()
-    retained = {topic: json.loads(payload) for topic, (payload, was_retained)  # what Home Assistant reads after its restart
-                in heard_by_a_new_subscriber(broker, "ser/mqtt/+", 1.5).items() if was_retained and payload[:1] == b"{"}  # fmt: skip
+    retained = {
+        topic: json.loads(payload)
+        for topic, (payload, was_retained) in heard_by_a_new_subscriber(  # what Home Assistant reads after its restart
+            broker, "ser/mqtt/+", 1.5
+        ).items()
+        if was_retained and payload[:1] == b"{"
+    }
     assert retained["ser/mqtt/last_emotion"] == emotion
     assert render(parsed[("binary_sensor", "microphone")]["value_template"], retained["ser/mqtt/state"]) == "ON"
     assert render(parsed[("sensor", "status")]["value_template"], retained["ser/mqtt/state"]) == "microphone_open"
@@ -226,8 +261,9 @@ def test_home_assistant_discovers_the_device_fires_events_and_forgets_it(tmp_pat
     assert service.stop() < 2.0
     service = daemon_with_mqtt(tmp_path, microphone, broker)
     restarted = heard_by_a_new_subscriber(broker, "homeassistant/#", suffix="/config")
-    assert {t: json.loads(p)["unique_id"] for t, (p, _) in restarted.items()} == \
-        {t: json.loads(p)["unique_id"] for t, (p, _) in configs.items()}  # fmt: skip
+    assert {t: json.loads(p)["unique_id"] for t, (p, _) in restarted.items()} == {
+        t: json.loads(p)["unique_id"] for t, (p, _) in configs.items()
+    }
     assert service.stop() < 2.0
     forgot = run_ser("daemon", "--config", str(tmp_path / "ser.toml"), "--forget")
     assert forgot.returncode == 0 and "removed 8 Home Assistant entities and the retained state of mqtt" in forgot.stdout

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
 
 EXAMPLE = REPO / "examples" / "03-01-05-02-01-01-18.flac"  # RAVDESS actor 18, angry
@@ -63,8 +62,14 @@ def test_the_installed_ser_classifies_an_example_clip(installed, tmp_path):
 def test_the_installed_ser_still_takes_a_bundle_folder_and_the_models_variable(installed, tmp_path):
     shipped = REPO / "models"
     by_folder = run(installed / "ser", "info", "--model", shipped / "gru-multilingual", cwd=tmp_path, env=clean_env())
-    by_variable = run(installed / "ser", "info", "--model", "gru-multilingual", cwd=tmp_path,
-                      env={**clean_env(), "SER_MODELS_DIR": str(shipped)})  # fmt: skip
+    by_variable = run(
+        installed / "ser",
+        "info",
+        "--model",
+        "gru-multilingual",
+        cwd=tmp_path,
+        env={**clean_env(), "SER_MODELS_DIR": str(shipped)},
+    )
     assert by_folder.returncode == 0 and f"bundle: {shipped / 'gru-multilingual'}" in by_folder.stderr
     assert by_variable.returncode == 0 and f"bundle: {shipped / 'gru-multilingual'}" in by_variable.stderr
 
@@ -80,6 +85,8 @@ def test_ser_train_without_the_train_extra_says_which_extra_to_install(installed
 def test_ser_daemon_without_the_mic_extra_stops_at_once_with_one_line(installed, tmp_path):
     result = run(installed / "ser", "daemon", "--device-id", "test", cwd=tmp_path, env=clean_env())
     assert result.returncode == 78  # EX_CONFIG: the unit does not restart it (RestartPreventExitStatus=78)
-    assert result.stderr.strip().splitlines()[-1] == \
-        "Error: microphone input needs PyAudio, which is not installed: pip install 'edge-ser[mic]'"  # fmt: skip
+    assert (
+        result.stderr.strip().splitlines()[-1]
+        == "Error: microphone input needs PyAudio, which is not installed: pip install 'edge-ser[mic]'"
+    )
     assert "Traceback" not in result.stderr and "retrying" not in result.stderr

@@ -55,11 +55,13 @@ def test_real_fft_of_one_frame_equals_that_frame_among_many():
 
 def test_log_is_within_three_ulps_of_numpy_from_subnormals_to_the_largest_float():
     rng = np.random.default_rng(9)
-    x = np.concatenate([
-        np.exp(rng.uniform(-744, 709, 200_000)),
-        rng.uniform(0.5, 2.0, 200_000),
-        [5e-324, 2.2250738585072014e-308, 0.5, 0.7071067811865476, 1.0, 2.0, 1.7976931348623157e308],
-    ])  # fmt: skip
+    x = np.concatenate(
+        [
+            np.exp(rng.uniform(-744, 709, 200_000)),
+            rng.uniform(0.5, 2.0, 200_000),
+            [5e-324, 2.2250738585072014e-308, 0.5, 0.7071067811865476, 1.0, 2.0, 1.7976931348623157e308],
+        ]
+    )
     assert ulps(reproducible.log(x), np.log(x)).max() <= 3
     assert reproducible.log(np.array([1.0]))[0] == 0.0
 

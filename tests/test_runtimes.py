@@ -29,9 +29,14 @@ def test_shipped_bundle_gives_the_same_results_on_tflite_runtime(bundle, tflite_
     reference = run_ser("classify", "--json", "--model", bundle, *files)
     assert reference.returncode == 0, reference.stderr
     # The package itself comes from this checkout (PYTHONPATH), its dependencies from the venv.
-    other = subprocess.run([tflite_runtime_python, "-m", "edge.cli", "classify", "--json", "--runtime", "tflite-runtime",
-                            "--model", bundle, *files], capture_output=True, text=True, cwd=REPO, timeout=300,
-                           env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+    other = subprocess.run(
+        [tflite_runtime_python, "-m", "edge.cli", "classify", "--json", "--runtime", "tflite-runtime", "--model", bundle, *files],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert other.returncode == 0, other.stderr
     assert "on tflite-runtime 2.14.0" in other.stderr
     expected = [json.loads(line) for line in reference.stdout.splitlines()]

@@ -69,8 +69,9 @@ def test_silence_between_two_clips_separates_them_and_a_short_pause_does_not(man
 
 
 def test_a_long_utterance_is_emitted_in_parts_of_at_most_max_seconds(manifest, speech_files):
-    voiced = [x[np.flatnonzero(np.abs(x) > 0.01)[0] : np.flatnonzero(np.abs(x) > 0.01)[-1]]
-              for x in map(read_speech, speech_files[:6])]  # fmt: skip
+    voiced = [
+        x[np.flatnonzero(np.abs(x) > 0.01)[0] : np.flatnonzero(np.abs(x) > 0.01)[-1]] for x in map(read_speech, speech_files[:6])
+    ]
     settings = SegmenterSettings(max_seconds=4.0, hangover_seconds=0.8)
     stream = np.concatenate([silence(1)] + [np.concatenate([v, silence(0.2)]) for v in voiced] + [silence(2)])
     parts = run(Segmenter(settings, manifest.frontend, manifest.windowing.min_frames), stream)

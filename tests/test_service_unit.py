@@ -21,8 +21,9 @@ pytestmark = pytest.mark.usefixtures("ravdess_dir")
 
 
 def run(*command, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(c) for c in command], capture_output=True, text=True, timeout=900, check=False,
-                          env={**os.environ, **(env or {})})  # fmt: skip
+    return subprocess.run(
+        [str(c) for c in command], capture_output=True, text=True, timeout=900, check=False, env={**os.environ, **(env or {})}
+    )
 
 
 def device_state() -> dict:
@@ -41,14 +42,23 @@ def test_install_refuses_32_bit_systems_in_one_line_before_changing_anything(tmp
     # dpkg answers for the userland (32-bit Raspberry Pi OS often runs a 64-bit kernel).
     fake_bin = tmp_path / "bin"
     fake_bin.mkdir()
-    (fake_bin / "dpkg").write_text(f"#!/bin/sh\n[ \"$1\" = --print-architecture ] && echo {architecture}\n")
+    (fake_bin / "dpkg").write_text(f'#!/bin/sh\n[ "$1" = --print-architecture ] && echo {architecture}\n')
     (fake_bin / "dpkg").chmod(0o755)
     prefix = tmp_path / "opt"
-    result = run(FIRMWARE / "install.sh", env={"PATH": f"{fake_bin}:{os.environ['PATH']}", "SER_PREFIX": str(prefix),
-                                               "SER_CONF_DIR": str(tmp_path / "etc"), "SER_UNIT_DIR": str(tmp_path / "unit")})
+    result = run(
+        FIRMWARE / "install.sh",
+        env={
+            "PATH": f"{fake_bin}:{os.environ['PATH']}",
+            "SER_PREFIX": str(prefix),
+            "SER_CONF_DIR": str(tmp_path / "etc"),
+            "SER_UNIT_DIR": str(tmp_path / "unit"),
+        },
+    )
     assert result.returncode == 1 and result.stdout == ""
-    assert result.stderr == (f"install.sh: {architecture} is not supported: no TFLite interpreter exists for it; "
-                             "install 64-bit Raspberry Pi OS (arm64)\n")
+    assert result.stderr == (
+        f"install.sh: {architecture} is not supported: no TFLite interpreter exists for it; "
+        "install 64-bit Raspberry Pi OS (arm64)\n"
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bin"]
 
 
@@ -83,8 +93,9 @@ def test_install_twice_gives_one_working_installation_then_uninstall_removes_it(
         again = device_state()
         assert again["config"].endswith('device_id = "living-room"\n'), "the owner's settings were overwritten"
         assert not again["mqtt_dropin"]
-        assert {k: v for k, v in again.items() if k not in ("config", "mqtt_dropin")} == \
-            {k: v for k, v in state.items() if k not in ("config", "mqtt_dropin")}  # fmt: skip
+        assert {k: v for k, v in again.items() if k not in ("config", "mqtt_dropin")} == {
+            k: v for k, v in state.items() if k not in ("config", "mqtt_dropin")
+        }
         assert run(PREFIX / "venv/bin/ser", "info", env={"SER_MODELS_DIR": str(PREFIX / "models")}).returncode == 0
 
         removed = run(FIRMWARE / "uninstall.sh")
@@ -111,8 +122,9 @@ def outside_tmp():
 def test_the_unit_becomes_active_on_ready_is_restarted_by_the_watchdog_and_stops_fast(outside_tmp):
     require_root("a systemd user manager in a private mount namespace")
     require_programs("unshare", "systemctl", "/lib/systemd/systemd", "pulseaudio", "pacat", "pactl")
-    result = run_in_namespace(REPO / "tests" / "service_unit_scenario.py", str(outside_tmp / "manager"),
-                              str(outside_tmp / "pulse"), "watchdog")  # fmt: skip
+    result = run_in_namespace(
+        REPO / "tests" / "service_unit_scenario.py", str(outside_tmp / "manager"), str(outside_tmp / "pulse"), "watchdog"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     facts = json.loads(result.stdout)
     context = json.dumps({k: v for k, v in facts.items() if k != "events"}, indent=1)[-4000:]
@@ -126,15 +138,18 @@ def test_the_unit_becomes_active_on_ready_is_restarted_by_the_watchdog_and_stops
     assert facts["after_stop"] == {"ActiveState": "inactive", "Result": "success"}, context
     statuses = [event.get("status") for event in facts["events"]]
     assert statuses.count("microphone_open") == 2 and statuses[-1] == "stopped"
-    print(f"user manager: active {facts['start_seconds']} s after start, restarted {facts['restart_seconds']} s "
-          f"after the hang, stopped in {facts['stop_seconds']} s")  # fmt: skip
+    print(
+        f"user manager: active {facts['start_seconds']} s after start, restarted {facts['restart_seconds']} s "
+        f"after the hang, stopped in {facts['stop_seconds']} s"
+    )
 
 
 def test_the_unit_starts_without_a_microphone_stays_up_and_listens_once_the_sound_server_comes(outside_tmp):
     require_root("a systemd user manager in a private mount namespace")
     require_programs("unshare", "systemctl", "/lib/systemd/systemd", "pulseaudio", "pacat", "pactl", "paplay")
-    result = run_in_namespace(REPO / "tests" / "service_unit_scenario.py", str(outside_tmp / "manager"),
-                              str(outside_tmp / "pulse"), "no-microphone")  # fmt: skip
+    result = run_in_namespace(
+        REPO / "tests" / "service_unit_scenario.py", str(outside_tmp / "manager"), str(outside_tmp / "pulse"), "no-microphone"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     facts = json.loads(result.stdout)
     context = json.dumps(facts, indent=1)[-4000:]

@@ -37,24 +37,34 @@ def test_the_shipped_example_config_parses(tmp_path):
 
 def test_sections_and_types_are_read(tmp_path):
     path = tmp_path / "ser.toml"
-    path.write_text('device_id = "kitchen"\nmodel = "gru-multilingual"\n[capture]\ndevice = 3\nchannels = 2\n'
-                    '[segmenter]\nhangover_seconds = 1\n[mqtt]\nhost = "broker"\nqos = 2\n')  # fmt: skip
+    path.write_text(
+        'device_id = "kitchen"\nmodel = "gru-multilingual"\n[capture]\ndevice = 3\nchannels = 2\n'
+        '[segmenter]\nhangover_seconds = 1\n[mqtt]\nhost = "broker"\nqos = 2\n'
+    )
     settings = load_settings(path)
-    assert (settings.device_id, settings.model, settings.capture.device, settings.capture.channels) == ("kitchen", "gru-multilingual", 3, 2)
+    assert (settings.device_id, settings.model, settings.capture.device, settings.capture.channels) == (
+        "kitchen",
+        "gru-multilingual",
+        3,
+        2,
+    )
     assert settings.segmenter.hangover_seconds == 1.0 and isinstance(settings.segmenter.hangover_seconds, float)
     assert (settings.mqtt.host, settings.mqtt.qos) == ("broker", 2)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("colour = 1\n", "unknown setting(s) colour"),
-    ("[capture]\nrate = 16000\n", "[capture]: unknown setting(s) rate"),
-    ("[mqtt]\nport = \"1883\"\n", "port must be int"),
-    ("[segmenter]\nmin_seconds = 20.0\n", "min_seconds is above max_seconds"),
-    ("device_id = \"a/b\"\n", "device_id must be non-empty and free of / + #"),
-    ("[mqtt]\nqos = 3\n", "qos must be 0, 1 or 2"),
-    ("mqtt = 1\n", "[mqtt] must be a table"),
-    ("this is not toml", "not valid TOML"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("colour = 1\n", "unknown setting(s) colour"),
+        ("[capture]\nrate = 16000\n", "[capture]: unknown setting(s) rate"),
+        ('[mqtt]\nport = "1883"\n', "port must be int"),
+        ("[segmenter]\nmin_seconds = 20.0\n", "min_seconds is above max_seconds"),
+        ('device_id = "a/b"\n', "device_id must be non-empty and free of / + #"),
+        ("[mqtt]\nqos = 3\n", "qos must be 0, 1 or 2"),
+        ("mqtt = 1\n", "[mqtt] must be a table"),
+        ("this is not toml", "not valid TOML"),
+    ],
+)
 def test_a_bad_file_is_one_error_naming_the_file_and_the_setting(tmp_path, text, message):
     path = tmp_path / "ser.toml"
     path.write_text(text)
@@ -69,8 +79,9 @@ def test_a_missing_file_is_one_error(tmp_path):
 
 
 def test_command_line_overrides_replace_single_fields():
-    settings = with_overrides(DaemonSettings(), device_id="hall", **{"capture.device": "pulse", "mqtt.port": 1884,
-                                                                      "segmenter.hangover_seconds": None})  # fmt: skip
+    settings = with_overrides(
+        DaemonSettings(), device_id="hall", **{"capture.device": "pulse", "mqtt.port": 1884, "segmenter.hangover_seconds": None}
+    )
     assert (settings.device_id, settings.capture.device, settings.mqtt.port) == ("hall", "pulse", 1884)
     assert settings.segmenter == DaemonSettings().segmenter
     with pytest.raises(SettingsError, match="command line: segmenter min_seconds"):
@@ -89,8 +100,9 @@ def test_credentials_come_from_a_file(tmp_path):
 def test_an_event_is_one_line_topic_space_json_with_sequence_and_no_audio(capsys):
     stamper = EventStamper("kitchen")
     sink = StdoutSink()
-    event = EmotionEvent("angry", 0.61234567, {"angry": 0.61234567, "sad": 0.38765433}, 1.7e9, 1.7e9 + 2.5, 2.5, 1,
-                         "lstm-multilingual", "ab" * 32)  # fmt: skip
+    event = EmotionEvent(
+        "angry", 0.61234567, {"angry": 0.61234567, "sad": 0.38765433}, 1.7e9, 1.7e9 + 2.5, 2.5, 1, "lstm-multilingual", "ab" * 32
+    )
     sink.publish(*stamper.stamp(StatusEvent("started")))
     sink.publish(*stamper.stamp(event))
     lines = capsys.readouterr().out.splitlines()
@@ -98,10 +110,21 @@ def test_an_event_is_one_line_topic_space_json_with_sequence_and_no_audio(capsys
     payloads = [json.loads(line.split(" ", 1)[1]) for line in lines]
     assert [p["sequence"] for p in payloads] == [1, 2]
     assert payloads[1] == {
-        "schema": 1, "type": "emotion", "device_id": "kitchen", "sequence": 2, "time": payloads[1]["time"],
-        "emotion": "angry", "confidence": 0.6123, "scores": {"angry": 0.6123, "sad": 0.3877}, "start": 1.7e9,
-        "end": 1.7e9 + 2.5, "duration": 2.5, "part": 1, "model": "lstm-multilingual", "model_sha256": "ab" * 32,
-    }  # fmt: skip
+        "schema": 1,
+        "type": "emotion",
+        "device_id": "kitchen",
+        "sequence": 2,
+        "time": payloads[1]["time"],
+        "emotion": "angry",
+        "confidence": 0.6123,
+        "scores": {"angry": 0.6123, "sad": 0.3877},
+        "start": 1.7e9,
+        "end": 1.7e9 + 2.5,
+        "duration": 2.5,
+        "part": 1,
+        "model": "lstm-multilingual",
+        "model_sha256": "ab" * 32,
+    }
     assert event_line("t", {"a": 1}) == 't {"a":1}'
 
 
@@ -125,13 +148,21 @@ def test_the_default_device_id_is_a_keyed_hash_of_the_machine_id_stable_and_uniq
 
 def test_event_filters_come_from_the_events_table(tmp_path):
     path = tmp_path / "ser.toml"
-    path.write_text('[events]\nmin_confidence = 0.6\nlabels = ["angry", "uncertain"]\nonly_changes = true\ncooldown_seconds = 30\n')
+    path.write_text(
+        '[events]\nmin_confidence = 0.6\nlabels = ["angry", "uncertain"]\nonly_changes = true\ncooldown_seconds = 30\n'
+    )
     events = load_settings(path).events
-    assert (events.min_confidence, events.labels, events.only_changes, events.cooldown_seconds) == \
-        (0.6, ("angry", "uncertain"), True, 30.0)  # fmt: skip
-    for bad, message in [("min_confidence = 1.5", "min_confidence must be between 0 and 1"),
-                         ("labels = [1, 2]", "labels must be a list of emotion names"),
-                         ("cooldown_seconds = -1", "cooldown_seconds must not be negative")]:  # fmt: skip
+    assert (events.min_confidence, events.labels, events.only_changes, events.cooldown_seconds) == (
+        0.6,
+        ("angry", "uncertain"),
+        True,
+        30.0,
+    )
+    for bad, message in [
+        ("min_confidence = 1.5", "min_confidence must be between 0 and 1"),
+        ("labels = [1, 2]", "labels must be a list of emotion names"),
+        ("cooldown_seconds = -1", "cooldown_seconds must not be negative"),
+    ]:
         path.write_text(f"[events]\n{bad}\n")
         with pytest.raises(SettingsError, match=message):
             load_settings(path)

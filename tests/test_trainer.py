@@ -14,6 +14,7 @@ from edge.bundle import DEFAULT_MODEL
 from trainer.corpus import CANONICAL_LABELS, parse_ravdess_name, read_ravdess
 from trainer.dataset import SpeakerSplit
 
+
 def test_smoke_training_prints_and_records_float_and_int8_test_metrics(smoke_run):
     out, result = smoke_run
     manifest = json.loads((out / "manifest.json").read_text())
@@ -69,7 +70,9 @@ def test_export_ends_at_the_logits_of_a_converted_softmax_model():
 def fully_connected_rows(interpreter) -> list[int]:
     """How many rows each FULLY_CONNECTED op of a TFLite model multiplies at once."""
     shapes = {t["index"]: t["shape"] for t in interpreter.get_tensor_details()}
-    return [int(np.prod(shapes[op["inputs"][0]][:-1])) for op in interpreter._get_ops_details() if op["op_name"] == "FULLY_CONNECTED"]
+    return [
+        int(np.prod(shapes[op["inputs"][0]][:-1])) for op in interpreter._get_ops_details() if op["op_name"] == "FULLY_CONNECTED"
+    ]
 
 
 def test_export_computes_the_trained_function_with_one_row_per_fully_connected_op():
@@ -166,7 +169,9 @@ def test_gate_compares_the_shipped_bundle_on_its_test_speakers(ravdess_dir):
     report = json.loads(result.stdout)
     assert report["int8"]["clips"] == 240 and report["failures"] == []
     assert 0 <= report["max_probability_difference"] < 1 and 0.9 <= report["argmax_agreement"] <= 1
-    assert f"{DEFAULT_MODEL} on ravdess+emodb+savee+casia+emotiontts, 240 clips" in result.stderr and "gate passed" in result.stderr
+    assert (
+        f"{DEFAULT_MODEL} on ravdess+emodb+savee+casia+emotiontts, 240 clips" in result.stderr and "gate passed" in result.stderr
+    )
 
 
 def test_gate_exits_nonzero_when_int8_loses_more_than_allowed(ravdess_dir):

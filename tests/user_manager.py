@@ -29,15 +29,24 @@ class UserManager:
             shutil.copy(SYSTEMD_USER_UNITS / unit, self.units / unit)
         runtime = directory / "xdg"
         runtime.mkdir(mode=0o700, exist_ok=True)
-        self.env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "HOME": str(directory),
-                    "SYSTEMD_UNIT_PATH": f"{self.units}:", "DBUS_SESSION_BUS_ADDRESS": ""}  # fmt: skip
+        self.env = {
+            **os.environ,
+            "XDG_RUNTIME_DIR": str(runtime),
+            "HOME": str(directory),
+            "SYSTEMD_UNIT_PATH": f"{self.units}:",
+            "DBUS_SESSION_BUS_ADDRESS": "",
+        }
         self.process = None
 
     def start(self) -> None:
         subprocess.run(["mount", "-t", "tmpfs", "tmpfs", "/run/systemd"], check=True)
         os.makedirs("/run/systemd/system")
-        self.process = subprocess.Popen(["/lib/systemd/systemd", "--user"], env=self.env, stdout=subprocess.DEVNULL,
-                                        stderr=open(self.directory / "manager.log", "ab"))  # fmt: skip
+        self.process = subprocess.Popen(
+            ["/lib/systemd/systemd", "--user"],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.directory / "manager.log", "ab"),
+        )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             state = self.systemctl("is-system-running").stdout.strip()
@@ -69,5 +78,10 @@ class UserManager:
 
 def run_in_namespace(test_file: Path, *args: str) -> subprocess.CompletedProcess:
     """Run ``test_file`` with this interpreter in a private mount namespace."""
-    return subprocess.run(["unshare", "--mount", "--propagation", "private", sys.executable, str(test_file), *args],
-                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    return subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", sys.executable, str(test_file), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )

@@ -15,16 +15,20 @@ import importlib.util
 import sys
 
 # What the `train` extra installs, by import name, with the distribution that provides it.
-TRAIN_EXTRA = {"tensorflow": "tensorflow", "tf_keras": "tf-keras", "sklearn": "scikit-learn",
-               "python_stretch": "python-stretch", "matplotlib": "matplotlib"}  # fmt: skip
+TRAIN_EXTRA = {
+    "tensorflow": "tensorflow",
+    "tf_keras": "tf-keras",
+    "sklearn": "scikit-learn",
+    "python_stretch": "python-stretch",
+    "matplotlib": "matplotlib",
+}
 
 
 def main() -> None:
     """The ``ser-train`` command; without the `train` extra, one line saying what to install."""
     missing = [distribution for module, distribution in TRAIN_EXTRA.items() if importlib.util.find_spec(module) is None]
     if missing:
-        sys.exit(f"ser-train: the trainer needs the train extra ({', '.join(missing)} missing): "
-                 "pip install 'edge-ser[train]'")  # fmt: skip
+        sys.exit(f"ser-train: the trainer needs the train extra ({', '.join(missing)} missing): pip install 'edge-ser[train]'")
     from trainer.cli import main as command
 
     command(prog_name="ser-train")

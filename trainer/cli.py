@@ -62,11 +62,20 @@ class CorpusList(click.ParamType):
 
 def corpus_options(command):
     """--corpus and --corpus-path, shared by every subcommand that reads a corpus."""
-    command = click.option("--corpus-path", type=click.Path(exists=True, path_type=Path), default=None,
-                           help="Folder of a single corpus (csv: the CSV file); default $SER_CORPUS_DIR/<corpus>, "
-                                "else ../shared/corpora/<corpus>.")(command)  # fmt: skip
-    return click.option("--corpus", "corpus_kinds", type=CorpusList(), default=SHIPPED_CORPORA, show_default=True,
-                        help="Corpora to read, separated by commas; with several, speaker ids become corpus/speaker.")(command)  # fmt: skip
+    command = click.option(
+        "--corpus-path",
+        type=click.Path(exists=True, path_type=Path),
+        default=None,
+        help="Folder of a single corpus (csv: the CSV file); default $SER_CORPUS_DIR/<corpus>, else ../shared/corpora/<corpus>.",
+    )(command)
+    return click.option(
+        "--corpus",
+        "corpus_kinds",
+        type=CorpusList(),
+        default=SHIPPED_CORPORA,
+        show_default=True,
+        help="Corpora to read, separated by commas; with several, speaker ids become corpus/speaker.",
+    )(command)
 
 
 def load_corpus(kinds: tuple[str, ...], path: Path | None):
@@ -80,14 +89,24 @@ def load_corpus(kinds: tuple[str, ...], path: Path | None):
 
 def split_options(command):
     """--train/--validation/--test-speakers, shared by the commands that split a corpus."""
-    for option in reversed([
-        click.option("--train-speakers", type=SpeakerList(), default=None, help="Training speakers (default: all others)."),
-        click.option("--validation-speakers", type=SpeakerList(), default=None,
-                     help="Speakers whose clip-level UAR is recorded after every epoch (default: none; nothing is chosen by it)."),
-        click.option("--test-speakers", type=SpeakerList(), default=None,
-                     help="Speakers held out for the reported metrics (default: RAVDESS actors 17-20 where RAVDESS is read; "
-                          "else a split balanced for emotion and gender is drawn)."),
-    ]):  # fmt: skip
+    for option in reversed(
+        [
+            click.option("--train-speakers", type=SpeakerList(), default=None, help="Training speakers (default: all others)."),
+            click.option(
+                "--validation-speakers",
+                type=SpeakerList(),
+                default=None,
+                help="Speakers whose clip-level UAR is recorded after every epoch (default: none; nothing is chosen by it).",
+            ),
+            click.option(
+                "--test-speakers",
+                type=SpeakerList(),
+                default=None,
+                help="Speakers held out for the reported metrics (default: RAVDESS actors 17-20 where RAVDESS is read; "
+                "else a split balanced for emotion and gender is drawn).",
+            ),
+        ]
+    ):
         command = option(command)
     return command
 
@@ -123,41 +142,84 @@ def recipe_options(command):
         click.option("--design", type=click.Choice(DESIGNS), default=model.design, show_default=True),
         click.option("--units", default=model.units, show_default=True, help="Units of the (last) recurrent layer."),
         click.option("--layers", default=model.layers, show_default=True, help="plain design: stacked layers."),
-        click.option("--pooling", type=click.Choice(["mean", "last"]), default=model.pooling, show_default=True,
-                     help="plain design: how outputs over time become one vector."),
-        click.option("--time-pooling", default=model.time_pooling, show_default=True, help="Frames averaged before the recurrent layers."),
-        click.option("--input-noise", default=model.input_noise, show_default=True, help="Gaussian noise on the features in training."),
+        click.option(
+            "--pooling",
+            type=click.Choice(["mean", "last"]),
+            default=model.pooling,
+            show_default=True,
+            help="plain design: how outputs over time become one vector.",
+        ),
+        click.option(
+            "--time-pooling", default=model.time_pooling, show_default=True, help="Frames averaged before the recurrent layers."
+        ),
+        click.option(
+            "--input-noise", default=model.input_noise, show_default=True, help="Gaussian noise on the features in training."
+        ),
         click.option("--dropout", default=model.dropout, show_default=True),
         click.option("--learning-rate", default=model.learning_rate, show_default=True),
         click.option("--batch-size", default=model.batch_size, show_default=True),
         click.option("--epochs", default=train.epochs, show_default=True, help="Epochs (cosine learning-rate decay over them)."),
-        click.option("--augment-copies", default=train.augment.copies, show_default=True, help="Augmented copies per training clip (0: none)."),
-        click.option("--balance", type=click.Choice(["corpus-class", "class", "none"]), default=train.balance, show_default=True,
-                     help="Training weights: every corpus's speakers and every class alike, classes only, or none."),
-        click.option("--time-masks", default=reg.time_masks, show_default=True, help="Masked spans of frames per training window."),
-        click.option("--feature-masks", default=reg.feature_masks, show_default=True, help="Masked bands of features per training window."),
+        click.option(
+            "--augment-copies",
+            default=train.augment.copies,
+            show_default=True,
+            help="Augmented copies per training clip (0: none).",
+        ),
+        click.option(
+            "--balance",
+            type=click.Choice(["corpus-class", "class", "none"]),
+            default=train.balance,
+            show_default=True,
+            help="Training weights: every corpus's speakers and every class alike, classes only, or none.",
+        ),
+        click.option(
+            "--time-masks", default=reg.time_masks, show_default=True, help="Masked spans of frames per training window."
+        ),
+        click.option(
+            "--feature-masks", default=reg.feature_masks, show_default=True, help="Masked bands of features per training window."
+        ),
         click.option("--mixup", default=reg.mixup, show_default=True, help="Mixup alpha (0: none)."),
-        click.option("--window-frames", default=train.windowing.window_frames, show_default=True, help="Model input length in frames."),
+        click.option(
+            "--window-frames", default=train.windowing.window_frames, show_default=True, help="Model input length in frames."
+        ),
         click.option("--seed", default=train.seed, show_default=True),
-    ]  # fmt: skip
-    model_fields = ("architecture", "design", "units", "layers", "pooling", "time_pooling", "input_noise", "dropout",
-                    "learning_rate", "batch_size")  # fmt: skip
+    ]
+    model_fields = (
+        "architecture",
+        "design",
+        "units",
+        "layers",
+        "pooling",
+        "time_pooling",
+        "input_noise",
+        "dropout",
+        "learning_rate",
+        "batch_size",
+    )
 
     @wraps(command)
     def gathered(**kwargs):
         try:
             model_config = ModelConfig(**{name: kwargs.pop(name) for name in model_fields})
-            windowing = dataclasses.replace(train.windowing, window_frames=(frames := kwargs.pop("window_frames")),
-                                            hop_frames=frames // 2)  # fmt: skip
+            windowing = dataclasses.replace(
+                train.windowing, window_frames=(frames := kwargs.pop("window_frames")), hop_frames=frames // 2
+            )
         except ValueError as error:
             raise click.ClickException(str(error)) from None
-        regularisation = dataclasses.replace(reg, time_masks=kwargs.pop("time_masks"), feature_masks=kwargs.pop("feature_masks"),
-                                             mixup=kwargs.pop("mixup"))  # fmt: skip
+        regularisation = dataclasses.replace(
+            reg, time_masks=kwargs.pop("time_masks"), feature_masks=kwargs.pop("feature_masks"), mixup=kwargs.pop("mixup")
+        )
         recipe = dataclasses.replace(
-            train, model=model_config, windowing=windowing, epochs=kwargs.pop("epochs"), seed=kwargs.pop("seed"),
-            augment=dataclasses.replace(train.augment, copies=kwargs.pop("augment_copies")), balance=kwargs.pop("balance"),
-            regularisation=regularisation, command=command_line(),
-        )  # fmt: skip
+            train,
+            model=model_config,
+            windowing=windowing,
+            epochs=kwargs.pop("epochs"),
+            seed=kwargs.pop("seed"),
+            augment=dataclasses.replace(train.augment, copies=kwargs.pop("augment_copies")),
+            balance=kwargs.pop("balance"),
+            regularisation=regularisation,
+            command=command_line(),
+        )
         return command(recipe=recipe, **kwargs)
 
     for option in reversed(options):
@@ -180,11 +242,30 @@ def main():
 @split_options
 @click.option("--name", default=None, help="Bundle name (default: the output folder's name).")
 @recipe_options
-@click.option("--max-uar-drop", default=GATE.max_uar_drop, show_default=True, help="Fail if int8 test UAR is this many points below float32.")
-@click.option("--max-accuracy-drop", default=GATE.max_accuracy_drop, show_default=True,
-              help="Fail if int8 test accuracy is this many points below float32.")
-def train(out_dir, corpus_kinds, corpus_path, train_speakers, validation_speakers, test_speakers, name, recipe,
-          max_uar_drop, max_accuracy_drop):  # fmt: skip
+@click.option(
+    "--max-uar-drop",
+    default=GATE.max_uar_drop,
+    show_default=True,
+    help="Fail if int8 test UAR is this many points below float32.",
+)
+@click.option(
+    "--max-accuracy-drop",
+    default=GATE.max_accuracy_drop,
+    show_default=True,
+    help="Fail if int8 test accuracy is this many points below float32.",
+)
+def train(
+    out_dir,
+    corpus_kinds,
+    corpus_path,
+    train_speakers,
+    validation_speakers,
+    test_speakers,
+    name,
+    recipe,
+    max_uar_drop,
+    max_accuracy_drop,
+):
     """Train a model (by default on all five corpora, tested on RAVDESS actors 17-20, 7 classes,
     split by speaker) and write a full-int8 bundle to OUT_DIR."""
     from trainer.gate import GateLimits
@@ -192,20 +273,28 @@ def train(out_dir, corpus_kinds, corpus_path, train_speakers, validation_speaker
 
     corpus = load_corpus(corpus_kinds, corpus_path)
     split = resolve_split(corpus, train_speakers, validation_speakers, test_speakers, recipe.seed)
-    options = dataclasses.replace(recipe, name=name or out_dir.name, split=split, gate=GateLimits(max_uar_drop, max_accuracy_drop))
+    options = dataclasses.replace(
+        recipe, name=name or out_dir.name, split=split, gate=GateLimits(max_uar_drop, max_accuracy_drop)
+    )
     try:
         manifest = train_bundle(options, corpus, out_dir)
     except (QuantizationGateError, ValueError) as error:
         raise click.ClickException(str(error)) from None
-    click.echo(f"wrote {out_dir} (int8 test accuracy {manifest['metrics']['int8']['accuracy']:.2%}, "
-               f"UAR {manifest['metrics']['int8']['uar']:.2%})")  # fmt: skip
+    click.echo(
+        f"wrote {out_dir} (int8 test accuracy {manifest['metrics']['int8']['accuracy']:.2%}, "
+        f"UAR {manifest['metrics']['int8']['uar']:.2%})"
+    )
 
 
 @main.command()
 @click.option("--model", "-m", default=None, metavar="NAME|DIR", help="A shipped bundle's name or a bundle folder.")
 @corpus_options
-@click.option("--speakers", type=SpeakerList(), default=None,
-              help="Only these speakers (default: the bundle's test speakers if it was trained on these corpora, else all).")
+@click.option(
+    "--speakers",
+    type=SpeakerList(),
+    default=None,
+    help="Only these speakers (default: the bundle's test speakers if it was trained on these corpora, else all).",
+)
 @click.option("--max-uar-drop", default=GATE.max_uar_drop, show_default=True)
 @click.option("--max-accuracy-drop", default=GATE.max_accuracy_drop, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the whole comparison as JSON.")
@@ -246,8 +335,9 @@ def gate(model, corpus_kinds, corpus_path, speakers, max_uar_drop, max_accuracy_
     click.echo("gate passed", err=as_json)
 
 
-jobs_option = click.option("--jobs", default=1, show_default=True,
-                           help="Models trained at once, each in its own process (about a core each).")
+jobs_option = click.option(
+    "--jobs", default=1, show_default=True, help="Models trained at once, each in its own process (about a core each)."
+)
 
 
 def development_clips(corpus_kinds, corpus_path, speakers, recipe, with_test: bool = False):
@@ -261,10 +351,14 @@ def development_clips(corpus_kinds, corpus_path, speakers, recipe, with_test: bo
     split = resolve_split(corpus, *speakers, recipe.seed)
     development = set(split.train) | set(split.validation)
     what = f"features (with {recipe.augment.copies} augmented copies)" if recipe.augment.copies else "features"
-    clips = load_clips([u for u in corpus.utterances if u.speaker in development], recipe.frontend, recipe.augment,
-                       recipe.seed, _progress(what))  # fmt: skip
-    test = load_clips(split.of(corpus.utterances, "test"), recipe.frontend, None, recipe.seed, _progress("features test")) \
-        if with_test else None  # fmt: skip
+    clips = load_clips(
+        [u for u in corpus.utterances if u.speaker in development], recipe.frontend, recipe.augment, recipe.seed, _progress(what)
+    )
+    test = (
+        load_clips(split.of(corpus.utterances, "test"), recipe.frontend, None, recipe.seed, _progress("features test"))
+        if with_test
+        else None
+    )
     return corpus, dataclasses.replace(recipe, split=split), clips, test
 
 
@@ -289,9 +383,11 @@ def cv(out_json, corpus_kinds, corpus_path, train_speakers, validation_speakers,
     corpus, recipe, clips, _ = development_clips(corpus_kinds, corpus_path, speakers, recipe)
     result = cross_validate(recipe, clips, corpus.labels, folds, jobs)
     write_json(out_json, corpus, result)
-    click.echo(f"{folds}-fold CV UAR {result['uar']['mean']:.2%} ± {result['uar']['std']:.2%}; "
-               + ", ".join(f"{c} {r['uar']['mean']:.2%}" for c, r in result["per_corpus"].items())
-               + f"; best mean UAR after {result['best_epochs']} epochs; wrote {out_json}")  # fmt: skip
+    click.echo(
+        f"{folds}-fold CV UAR {result['uar']['mean']:.2%} ± {result['uar']['std']:.2%}; "
+        + ", ".join(f"{c} {r['uar']['mean']:.2%}" for c, r in result["per_corpus"].items())
+        + f"; best mean UAR after {result['best_epochs']} epochs; wrote {out_json}"
+    )
 
 
 @main.command()
@@ -322,8 +418,18 @@ def loco(out_json, corpus_kinds, corpus_path, train_speakers, validation_speaker
 @click.option("--budget-minutes", default=30.0, show_default=True, help="Stop starting new configurations after this.")
 @click.option("--max-configs", default=None, type=int, help="Try at most this many configurations.")
 @recipe_options
-def tune(out_json, corpus_kinds, corpus_path, train_speakers, validation_speakers, test_speakers, folds, budget_minutes,
-         max_configs, recipe):  # fmt: skip
+def tune(
+    out_json,
+    corpus_kinds,
+    corpus_path,
+    train_speakers,
+    validation_speakers,
+    test_speakers,
+    folds,
+    budget_minutes,
+    max_configs,
+    recipe,
+):
     """Search units, learning rate and dropout by speaker-grouped cross-validation on the
     development speakers (never the test speakers); write every result to OUT_JSON."""
     from trainer.experiments import tune as search
@@ -334,9 +440,13 @@ def tune(out_json, corpus_kinds, corpus_path, train_speakers, validation_speaker
     write_json(out_json, corpus, result)
     for row in result["tried"]:
         c = row["config"]
-        click.echo(f"{c['architecture']} {c['design']} units {c['units']:<3} lr {c['learning_rate']:<7g} dropout {c['dropout']:<4} "
-                   f"CV UAR {row['uar']:.2%}  accuracy {row['accuracy']:.2%}  {row['seconds']:.0f} s")  # fmt: skip
-    click.echo(f"{len(result['tried'])} configurations in {result['seconds']:.0f} s ({result['untried']} not tried); wrote {out_json}")
+        click.echo(
+            f"{c['architecture']} {c['design']} units {c['units']:<3} lr {c['learning_rate']:<7g} dropout {c['dropout']:<4} "
+            f"CV UAR {row['uar']:.2%}  accuracy {row['accuracy']:.2%}  {row['seconds']:.0f} s"
+        )
+    click.echo(
+        f"{len(result['tried'])} configurations in {result['seconds']:.0f} s ({result['untried']} not tried); wrote {out_json}"
+    )
 
 
 @main.command()
@@ -344,8 +454,14 @@ def tune(out_json, corpus_kinds, corpus_path, train_speakers, validation_speaker
 @corpus_options
 @split_options
 @jobs_option
-@click.option("--both", "both_model", default=None, metavar="NAME|DIR",
-              help="A bundle trained with this recipe on all the development speakers, used as the 'both' model instead of training it again.")
+@click.option(
+    "--both",
+    "both_model",
+    default=None,
+    metavar="NAME|DIR",
+    help="A bundle trained with this recipe on all the development speakers, used as the 'both' model "
+    "instead of training it again.",
+)
 @recipe_options
 def gender(out_json, corpus_kinds, corpus_path, train_speakers, validation_speakers, test_speakers, jobs, both_model, recipe):
     """The gender-dependent experiment: train on female development speakers only, male only and

@@ -21,9 +21,15 @@ GENDERS = ("female", "male")
 # RAVDESS emotion codes (third field of the file name) and how they map onto the canonical set:
 # "calm" is too close to "neutral" to be told apart reliably and most corpora lack it.
 RAVDESS_EMOTIONS = {
-    "01": "neutral", "02": "calm", "03": "happy", "04": "sad",
-    "05": "angry", "06": "fearful", "07": "disgust", "08": "surprised",
-}  # fmt: skip
+    "01": "neutral",
+    "02": "calm",
+    "03": "happy",
+    "04": "sad",
+    "05": "angry",
+    "06": "fearful",
+    "07": "disgust",
+    "08": "surprised",
+}
 RAVDESS_LABEL_MAP = {"calm": "neutral", **{label: label for label in CANONICAL_LABELS}}
 
 # EmoDB (German): the emotion letter of names like 03a01Fa; boredom (L) has no canonical class.
@@ -36,7 +42,14 @@ SAVEE_LABEL_MAP = {"a": "angry", "d": "disgust", "f": "fearful", "h": "happy", "
 _SAVEE_NAME = re.compile(r"^([A-Z]{2})_(a|d|f|h|n|sa|su)(\d{2})$")
 
 # CASIA (Mandarin): the emotion folder of SPEAKER/EMOTION/NNN; it has no disgust.
-CASIA_LABEL_MAP = {"angry": "angry", "fear": "fearful", "happy": "happy", "neutral": "neutral", "sad": "sad", "surprise": "surprised"}
+CASIA_LABEL_MAP = {
+    "angry": "angry",
+    "fear": "fearful",
+    "happy": "happy",
+    "neutral": "neutral",
+    "sad": "sad",
+    "surprise": "surprised",
+}
 CASIA_GENDERS = {"liuchanhg": "female", "zhaoquanyin": "female", "wangzhe": "male", "ZhaoZuoxiang": "male"}
 
 # emotiontts_open_db (Korean): the clip number of SPEAKER/SPEAKERNNNNN gives the emotion, in blocks of 100.
@@ -207,8 +220,11 @@ def default_test_speakers(corpus: Corpus) -> tuple[str, ...]:
     """The default test speakers found in ``corpus`` (RAVDESS actors 17-20, as corpus/speaker ids
     where several corpora are combined); empty if it has none."""
     present = {u.speaker for u in corpus.utterances}
-    wanted = [s for kind, speakers in DEFAULT_TEST_SPEAKERS.items() for s in (speakers if corpus.name == kind else
-              (f"{kind}/{s}" for s in speakers))]  # fmt: skip
+    wanted = [
+        s
+        for kind, speakers in DEFAULT_TEST_SPEAKERS.items()
+        for s in (speakers if corpus.name == kind else (f"{kind}/{s}" for s in speakers))
+    ]
     return tuple(s for s in wanted if s in present)
 
 
@@ -252,16 +268,23 @@ def read_csv_corpus(csv_path: Path, label_map: dict | None = None) -> Corpus:
             gender = {"f": "female", "m": "male"}.get(gender, gender)
             if gender not in ("", *GENDERS):
                 raise ValueError(f"{csv_path}:{line}: gender {row['gender']!r} is not female/male/f/m or empty")
-            utterances.append(Utterance(csv_path.parent / row["path"], mapping[row["label"]], row["speaker"], gender, csv_path.stem))
+            utterances.append(
+                Utterance(csv_path.parent / row["path"], mapping[row["label"]], row["speaker"], gender, csv_path.stem)
+            )
     if not utterances:
         raise ValueError(f"{csv_path}: no rows")
     return Corpus(csv_path.name, tuple(sorted(utterances, key=lambda u: str(u.path))), label_map)
 
 
 READERS = {
-    "ravdess": read_ravdess, "emodb": read_emodb, "savee": read_savee, "casia": read_casia,
-    "emotiontts": read_emotiontts, "shemo": read_shemo, "csv": read_csv_corpus,
-}  # fmt: skip
+    "ravdess": read_ravdess,
+    "emodb": read_emodb,
+    "savee": read_savee,
+    "casia": read_casia,
+    "emotiontts": read_emotiontts,
+    "shemo": read_shemo,
+    "csv": read_csv_corpus,
+}
 
 
 def read_corpus(kind: str, path: Path) -> Corpus:

@@ -58,8 +58,9 @@ def _imbalance(parts: list[list[Utterance]], everything: list[Utterance]) -> flo
     return total
 
 
-def balanced_split(utterances, validation_share: float = 0.2, test_share: float = 0.2, seed: int = 0,
-                   tries: int = 2000) -> SpeakerSplit:  # fmt: skip
+def balanced_split(
+    utterances, validation_share: float = 0.2, test_share: float = 0.2, seed: int = 0, tries: int = 2000
+) -> SpeakerSplit:
     """Split speakers into train/validation/test so that emotions and genders are mixed as in the
     whole corpus, as far as whole speakers allow: the best of ``tries`` seeded random assignments."""
     utterances = list(utterances)
@@ -102,12 +103,12 @@ class ClipSet:
     features: list[np.ndarray]
     augmented: list[list[np.ndarray]]
 
-    def subset(self, keep) -> "ClipSet":
+    def subset(self, keep) -> ClipSet:
         """The clips whose utterance satisfies ``keep``."""
         index = [i for i, u in enumerate(self.utterances) if keep(u)]
         return ClipSet([self.utterances[i] for i in index], [self.features[i] for i in index], [self.augmented[i] for i in index])
 
-    def join(self, other: "ClipSet") -> "ClipSet":
+    def join(self, other: ClipSet) -> ClipSet:
         """These clips followed by ``other``'s."""
         return ClipSet(self.utterances + other.utterances, self.features + other.features, self.augmented + other.augmented)
 
@@ -146,8 +147,17 @@ def _cached_clip_features(job) -> tuple[np.ndarray, list[np.ndarray]]:
     if cache is None:
         return clip_features(path, config, augment_config, seed)
     stat = Path(path).stat()
-    key = json.dumps([config.to_dict(), augment_config.to_dict() if augment_config else None, seed,
-                      _clip_id(path), stat.st_size, stat.st_mtime_ns, FEATURE_CACHE_VERSION])  # fmt: skip
+    key = json.dumps(
+        [
+            config.to_dict(),
+            augment_config.to_dict() if augment_config else None,
+            seed,
+            _clip_id(path),
+            stat.st_size,
+            stat.st_mtime_ns,
+            FEATURE_CACHE_VERSION,
+        ]
+    )
     file = cache / f"{hashlib.sha256(key.encode()).hexdigest()}.npz"
     if file.is_file():
         with np.load(file) as stored:
@@ -162,8 +172,15 @@ def _cached_clip_features(job) -> tuple[np.ndarray, list[np.ndarray]]:
 FEATURE_CACHE_VERSION = 1  # bump when the frontend's output changes without its config changing
 
 
-def load_clips(utterances, config: FrontendConfig, augment_config=None, seed: int = 0, progress=None,
-               workers: int | None = None, cache: bool = True) -> ClipSet:  # fmt: skip
+def load_clips(
+    utterances,
+    config: FrontendConfig,
+    augment_config=None,
+    seed: int = 0,
+    progress=None,
+    workers: int | None = None,
+    cache: bool = True,
+) -> ClipSet:
     """Features of every utterance and, if ``augment_config`` asks for copies, of its altered
     copies; computed in ``workers`` processes (default: one per core) and kept in the feature
     cache, so a second run with the same frontend and augmentation reads them back."""

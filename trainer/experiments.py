@@ -15,8 +15,8 @@ import itertools
 import multiprocessing
 import tempfile
 import time
-from dataclasses import dataclass
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +31,9 @@ from trainer.train import _log, export_bundle, fit
 SEARCH_SPACE = {"units": (32, 64, 96), "learning_rate": (1e-3, 3e-3), "dropout": (0.2, 0.4)}
 
 
-def train_and_score(options: TrainOptions, train: ClipSet, held: ClipSet, labels: tuple[str, ...], what: str,
-                    record_epochs: bool = True) -> dict:  # fmt: skip
+def train_and_score(
+    options: TrainOptions, train: ClipSet, held: ClipSet, labels: tuple[str, ...], what: str, record_epochs: bool = True
+) -> dict:
     """Fit on ``train``, export the int8 model and classify ``held`` with the device's classifier.
     Returns the predictions with each clip's corpus and gender, and the per-epoch held-out UAR of
     the Keras model (for choosing the epoch count)."""
@@ -44,11 +45,13 @@ def train_and_score(options: TrainOptions, train: ClipSet, held: ClipSet, labels
     truth = np.asarray(held.targets(labels))
     result = {
         "speakers": sorted({u.speaker for u in held.utterances}),
-        "true": truth.tolist(), "predicted": predicted.tolist(),
-        "corpus": [u.corpus for u in held.utterances], "gender": [u.gender for u in held.utterances],
+        "true": truth.tolist(),
+        "predicted": predicted.tolist(),
+        "corpus": [u.corpus for u in held.utterances],
+        "gender": [u.gender for u in held.utterances],
         "epoch_uar": [round(v, 4) for v in trained.history.get("held_out_uar", [])],
         "seconds": round(time.monotonic() - began, 1),
-    }  # fmt: skip
+    }
     _log(f"{what}: int8 UAR {uar(truth, predicted, len(labels)):.2%} on {len(truth)} clips ({result['seconds']:.0f} s)")
     return result
 
@@ -99,7 +102,11 @@ def scores(results: list[dict], n_classes: int, key: str | tuple[str, ...] | Non
         return ["/".join(parts) if all(parts) else "" for parts in zip(*(result[k] for k in key))]
 
     def summary(values: list[float]) -> dict:
-        return {"mean": round(float(np.mean(values)), 4), "std": round(float(np.std(values)), 4), "folds": [round(v, 4) for v in values]}
+        return {
+            "mean": round(float(np.mean(values)), 4),
+            "std": round(float(np.std(values)), 4),
+            "folds": [round(v, 4) for v in values],
+        }
 
     def metric_pairs(result, keep):
         truth, predicted = np.asarray(result["true"])[keep], np.asarray(result["predicted"])[keep]
@@ -112,8 +119,11 @@ def scores(results: list[dict], n_classes: int, key: str | tuple[str, ...] | Non
     columns = [column(r) for r in results]
     for value in sorted({v for c in columns for v in c} - {""}):
         pairs = [metric_pairs(r, np.asarray(c) == value) for r, c in zip(results, columns) if value in c]
-        table[value] = {"uar": summary([u for u, _ in pairs]), "accuracy": summary([a for _, a in pairs]),
-                        "clips": sum(c.count(value) for c in columns)}  # fmt: skip
+        table[value] = {
+            "uar": summary([u for u, _ in pairs]),
+            "accuracy": summary([a for _, a in pairs]),
+            "clips": sum(c.count(value) for c in columns),
+        }
     return table
 
 
@@ -122,9 +132,16 @@ def cross_validate(options: TrainOptions, clips: ClipSet, labels: tuple[str, ...
     int8 scores overall, per corpus and per gender, mean and spread over folds; the mean held-out
     UAR after each epoch, and the epoch count where it peaks."""
     folds = speaker_folds(clips.utterances, k, options.seed)
-    runs = [Run(options, tuple(u for u in clips.utterances if u.speaker in set(train_speakers)),
-                tuple(u for u in clips.utterances if u.speaker in set(held_speakers)), labels, f"fold {number}/{k}")
-            for number, (train_speakers, held_speakers) in enumerate(folds, start=1)]  # fmt: skip
+    runs = [
+        Run(
+            options,
+            tuple(u for u in clips.utterances if u.speaker in set(train_speakers)),
+            tuple(u for u in clips.utterances if u.speaker in set(held_speakers)),
+            labels,
+            f"fold {number}/{k}",
+        )
+        for number, (train_speakers, held_speakers) in enumerate(folds, start=1)
+    ]
     results = run_all(runs, jobs)
     curve = np.mean([r["epoch_uar"] for r in results], axis=0) if results[0]["epoch_uar"] else np.zeros(0)
     return {
@@ -143,43 +160,71 @@ def leave_one_corpus_out(options: TrainOptions, clips: ClipSet, labels: tuple[st
     """For every corpus: train on all the others, test on it (int8, device classifier); the
     figures say how the recipe does on a language and recording setup it never heard."""
     corpora = sorted({u.corpus for u in clips.utterances})
-    runs = [Run(options, tuple(u for u in clips.utterances if u.corpus != corpus),
-                tuple(u for u in clips.utterances if u.corpus == corpus), labels, f"without {corpus}") for corpus in corpora]  # fmt: skip
+    runs = [
+        Run(
+            options,
+            tuple(u for u in clips.utterances if u.corpus != corpus),
+            tuple(u for u in clips.utterances if u.corpus == corpus),
+            labels,
+            f"without {corpus}",
+        )
+        for corpus in corpora
+    ]
     table = {}
     for corpus, result in zip(corpora, run_all(runs, jobs)):
         truth, predicted = np.asarray(result["true"]), np.asarray(result["predicted"])
         table[corpus] = {
-            "clips": len(truth), "classes": len(set(truth.tolist())),
-            "uar": round(uar(truth, predicted, len(labels)), 4), "accuracy": round(accuracy(truth, predicted, len(labels)), 4),
+            "clips": len(truth),
+            "classes": len(set(truth.tolist())),
+            "uar": round(uar(truth, predicted, len(labels)), 4),
+            "accuracy": round(accuracy(truth, predicted, len(labels)), 4),
             "chance_uar": round(1 / len(set(truth.tolist())), 4),
             "per_gender": scores([result], len(labels), "gender"),
-        }  # fmt: skip
+        }
     return table
 
 
-def gender_experiment(options: TrainOptions, train: ClipSet, test: ClipSet, labels: tuple[str, ...], jobs: int = 1,
-                      both=None) -> list[dict]:  # fmt: skip
+def gender_experiment(
+    options: TrainOptions, train: ClipSet, test: ClipSet, labels: tuple[str, ...], jobs: int = 1, both=None
+) -> list[dict]:
     """Train on female development speakers only, male only, and both; test each int8 model on the
     female, male and all test speakers, through the device's classifier. ``both``: a bundle trained
     with the same recipe on all of them (the shipped one) stands for the third model."""
     groups = ("female", "male") if both is not None else ("female", "male", "both")
-    runs = [Run(options, tuple(u for u in train.utterances if group == "both" or u.gender == group), tuple(test.utterances),
-                labels, f"trained on {group}", held_with_copies=False, record_epochs=False) for group in groups]  # fmt: skip
+    runs = [
+        Run(
+            options,
+            tuple(u for u in train.utterances if group == "both" or u.gender == group),
+            tuple(test.utterances),
+            labels,
+            f"trained on {group}",
+            held_with_copies=False,
+            record_epochs=False,
+        )
+        for group in groups
+    ]
     results = run_all(runs, jobs)
     if both is not None:
         predicted = device_probabilities(both, test.features).argmax(axis=1)
-        results.append({"true": test.targets(labels), "predicted": predicted.tolist(), "gender": [u.gender for u in test.utterances]})
+        results.append(
+            {"true": test.targets(labels), "predicted": predicted.tolist(), "gender": [u.gender for u in test.utterances]}
+        )
     rows = []
     for trained_on, result in zip(("female", "male", "both"), results):
         subset = train.subset(lambda u: trained_on == "both" or u.gender == trained_on)
         truth, predicted, genders = np.asarray(result["true"]), np.asarray(result["predicted"]), np.asarray(result["gender"])
         for tested_on in ("female", "male", "all"):
             mask = genders == tested_on if tested_on != "all" else np.ones(len(truth), bool)
-            rows.append({
-                "trained_on": trained_on, "tested_on": tested_on, "train_speakers": len({u.speaker for u in subset.utterances}),
-                "clips": int(mask.sum()), "accuracy": round(accuracy(truth[mask], predicted[mask], len(labels)), 4),
-                "uar": round(uar(truth[mask], predicted[mask], len(labels)), 4),
-            })  # fmt: skip
+            rows.append(
+                {
+                    "trained_on": trained_on,
+                    "tested_on": tested_on,
+                    "train_speakers": len({u.speaker for u in subset.utterances}),
+                    "clips": int(mask.sum()),
+                    "accuracy": round(accuracy(truth[mask], predicted[mask], len(labels)), 4),
+                    "uar": round(uar(truth[mask], predicted[mask], len(labels)), 4),
+                }
+            )
     return rows
 
 
@@ -196,8 +241,9 @@ def search_candidates(base: ModelConfig, seed: int) -> list[ModelConfig]:
     return unique
 
 
-def tune(options: TrainOptions, clips: ClipSet, labels: tuple[str, ...], k: int, budget_seconds: float,
-         max_configs: int | None = None) -> dict:  # fmt: skip
+def tune(
+    options: TrainOptions, clips: ClipSet, labels: tuple[str, ...], k: int, budget_seconds: float, max_configs: int | None = None
+) -> dict:
     """Search model settings by speaker-grouped k-fold CV on the given (development) clips until
     the budget is spent. Returns every configuration tried with its score, best first."""
     started = time.monotonic()
@@ -209,8 +255,15 @@ def tune(options: TrainOptions, clips: ClipSet, labels: tuple[str, ...], k: int,
         began = time.monotonic()
         result = cross_validate(dataclasses.replace(options, model=config), clips, labels, k)
         held_out = [fold["speakers"] for fold in result["results"]]  # the same folds for every configuration
-        tried.append({"config": dataclasses.asdict(config), "uar": result["uar"]["mean"], "accuracy": result["accuracy"]["mean"],
-                      "fold_uar": result["uar"]["folds"], "seconds": round(time.monotonic() - began, 1)})  # fmt: skip
+        tried.append(
+            {
+                "config": dataclasses.asdict(config),
+                "uar": result["uar"]["mean"],
+                "accuracy": result["accuracy"]["mean"],
+                "fold_uar": result["uar"]["folds"],
+                "seconds": round(time.monotonic() - began, 1),
+            }
+        )
         _log(f"tune {number}/{len(candidates)}: {config} → CV UAR {result['uar']['mean']:.2%}")
     return {
         "folds": k,

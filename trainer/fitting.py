@@ -49,7 +49,7 @@ def balanced_clip_weights(clips: ClipSet, labels: tuple[str, ...], balance: str)
         cell_count[u.corpus, u.label] = cell_count.get((u.corpus, u.label), 0) + 1
     classes_in = {c: sum(1 for corpus, _ in cell_count if corpus == c) for c in corpora}
     share = {c: len(speakers[c]) / total_speakers / classes_in[c] for c in corpora}  # per (corpus, class) cell
-    class_total = {label: sum(share[c] for c, l in cell_count if l == label) for label in labels}
+    class_total = {label: sum(share[c] for c, cell_label in cell_count if cell_label == label) for label in labels}
     present = [t for t in class_total.values() if t > 0]
     mean_total = sum(present) / len(present)
     weights = np.array([share[u.corpus] / cell_count[u.corpus, u.label] * mean_total / class_total[u.label] for u in utterances])
@@ -107,8 +107,11 @@ class WindowBatches:
                 yield self[index]
             self.on_epoch_end()
 
-        signature = (tf.TensorSpec((None, frames, features), tf.float32), tf.TensorSpec((None, classes), tf.float32),
-                     tf.TensorSpec((None,), tf.float32))  # fmt: skip
+        signature = (
+            tf.TensorSpec((None, frames, features), tf.float32),
+            tf.TensorSpec((None, classes), tf.float32),
+            tf.TensorSpec((None,), tf.float32),
+        )
         return tf.data.Dataset.from_generator(epoch, output_signature=signature)
 
 
@@ -158,9 +161,20 @@ class Progress(keras.callbacks.Callback):
         self.log(f"epoch {epoch + 1}/{self.epochs}: loss {logs['loss']:.3f}{held} ({time.monotonic() - self.started:.0f} s)")
 
 
-def fit(model_config: ModelConfig, train: ClipSet, labels: tuple[str, ...], windowing: WindowingConfig, *,
-        epochs: int, seed: int, balance: str, regularisation: Regularisation, subtract_clip_mean: bool = True,
-        held_out: ClipSet | None = None, log=None) -> Fit:  # fmt: skip
+def fit(
+    model_config: ModelConfig,
+    train: ClipSet,
+    labels: tuple[str, ...],
+    windowing: WindowingConfig,
+    *,
+    epochs: int,
+    seed: int,
+    balance: str,
+    regularisation: Regularisation,
+    subtract_clip_mean: bool = True,
+    held_out: ClipSet | None = None,
+    log=None,
+) -> Fit:
     """Train on the training clips and their augmented copies for exactly ``epochs`` epochs, Adam
     with a cosine learning-rate decay; normalisation from the training clips' originals only."""
     normalisation = fit_normalisation(train.features, subtract_clip_mean, windowing.trim_db)

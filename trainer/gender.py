@@ -10,8 +10,9 @@ from trainer.evaluate import accuracy, classification_metrics, uar
 METRICS = {"accuracy": accuracy, "uar": uar}
 
 
-def bootstrap_interval(y_true, y_pred, metric: str, n_classes: int, rng: np.random.Generator,
-                       resamples: int = 1000, level: float = 0.95) -> tuple[float, float]:  # fmt: skip
+def bootstrap_interval(
+    y_true, y_pred, metric: str, n_classes: int, rng: np.random.Generator, resamples: int = 1000, level: float = 0.95
+) -> tuple[float, float]:
     """Percentile bootstrap interval of a metric, resampling clips with replacement."""
     n = len(y_true)
     values = []
@@ -21,8 +22,9 @@ def bootstrap_interval(y_true, y_pred, metric: str, n_classes: int, rng: np.rand
     return _percentile_interval(values, level)
 
 
-def difference_interval(y_true, y_pred, genders, metric: str, n_classes: int, rng: np.random.Generator,
-                        resamples: int = 1000, level: float = 0.95) -> tuple[float, float]:  # fmt: skip
+def difference_interval(
+    y_true, y_pred, genders, metric: str, n_classes: int, rng: np.random.Generator, resamples: int = 1000, level: float = 0.95
+) -> tuple[float, float]:
     """Percentile bootstrap interval of the female-minus-male difference in a metric, resampling
     each gender's clips with replacement (as with the p-value, clips and not speakers)."""
     female, male = (np.flatnonzero(np.asarray(genders) == g) for g in ("female", "male"))
@@ -38,8 +40,9 @@ def _percentile_interval(values, level: float) -> tuple[float, float]:
     return round(float(low), 4), round(float(high), 4)
 
 
-def permutation_p_value(y_true, y_pred, genders, metric: str, n_classes: int, rng: np.random.Generator,
-                        permutations: int = 2000) -> float:  # fmt: skip
+def permutation_p_value(
+    y_true, y_pred, genders, metric: str, n_classes: int, rng: np.random.Generator, permutations: int = 2000
+) -> float:
     """Two-sided p-value of the female-minus-male difference in a metric, against shuffled genders.
 
     Clips are exchanged, not speakers: with few test speakers per gender, this tests whether these

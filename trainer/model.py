@@ -157,14 +157,27 @@ def _share_constants(model) -> None:
             if data is None or len(data) == 0:
                 continue
             q = tensor.quantization
-            key = (bytes(data), tuple(tensor.shape), tensor.type,
-                   None if q is None or q.scale is None else (tuple(q.scale), tuple(q.zeroPoint), q.quantizedDimension))
+            key = (
+                bytes(data),
+                tuple(tensor.shape),
+                tensor.type,
+                None if q is None or q.scale is None else (tuple(q.scale), tuple(q.zeroPoint), q.quantizedDimension),
+            )
             same[index] = first_of.setdefault(key, index)
         operators = subgraph.operators
         for op in operators:
             op.inputs = [same.get(int(i), int(i)) if i >= 0 else int(i) for i in op.inputs]
-        used = sorted({int(i) for op in operators for part in (op.inputs, op.outputs, op.intermediates if op.intermediates is not None else [])
-                       for i in part if i >= 0} | {int(i) for i in subgraph.inputs} | {int(i) for i in subgraph.outputs})  # fmt: skip
+        used = sorted(
+            {
+                int(i)
+                for op in operators
+                for part in (op.inputs, op.outputs, op.intermediates if op.intermediates is not None else [])
+                for i in part
+                if i >= 0
+            }
+            | {int(i) for i in subgraph.inputs}
+            | {int(i) for i in subgraph.outputs}
+        )
         new_index = {old: new for new, old in enumerate(used)}
         kept_buffers = {subgraph.tensors[old].buffer for old in used}
         for index, tensor in enumerate(subgraph.tensors):

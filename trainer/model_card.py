@@ -14,8 +14,7 @@ CORPUS_NOTES = {
     "seen by anyone here and are not part of these figures.",
     "emodb": "EmoDB, the Berlin Database of Emotional Speech (German, 10 actors; Burkhardt et al. 2005, "
     "Interspeech); free for research, cite the paper. Boredom has no canonical class and is dropped.",
-    "savee": "SAVEE (British English, 4 male speakers; Haq & Jackson 2009, 2010, University of Surrey); free for "
-    "research.",
+    "savee": "SAVEE (British English, 4 male speakers; Haq & Jackson 2009, 2010, University of Surrey); free for research.",
     "casia": "CASIA Chinese emotional speech, public 1,200-utterance set (Mandarin, 4 speakers; Institute of "
     "Automation, Chinese Academy of Sciences); research use. No disgust.",
     "emotiontts": "emotiontts_open_db public 5 % sample (Korean, 15 speakers; KAIST / SELVAS AI); CC BY-NC-SA, "
@@ -47,8 +46,10 @@ def _metrics_table(metrics: dict) -> list[str]:
         rows.append(f"| {name} | {m['clips']} | {_percent(m['accuracy'])} | {_percent(m['uar'])} | {_percent(m['macro_f1'])} |")
     for name in ("float32", "int8"):
         for gender, m in metrics.get(f"{name}_gender", {}).get("by_gender", {}).items():
-            rows.append(f"| {name}, {gender} speakers | {m['clips']} | {_percent(m['accuracy'])} | {_percent(m['uar'])} "
-                        f"| {_percent(m['macro_f1'])} |")  # fmt: skip
+            rows.append(
+                f"| {name}, {gender} speakers | {m['clips']} | {_percent(m['accuracy'])} | {_percent(m['uar'])} "
+                f"| {_percent(m['macro_f1'])} |"
+            )
     return rows
 
 
@@ -64,18 +65,32 @@ def _gender_lines(metrics: dict) -> list[str]:
     analysis = metrics["int8_gender"]
     lines = ["| speakers | accuracy (95% CI) | UAR (95% CI) |", "|---|---|---|"]
     for gender, m in analysis["by_gender"].items():
-        lines.append(f"| {gender} | {_percent(m['accuracy'])} ({_percent(m['accuracy_ci95'][0])}–{_percent(m['accuracy_ci95'][1])}) "
-                     f"| {_percent(m['uar'])} ({_percent(m['uar_ci95'][0])}–{_percent(m['uar_ci95'][1])}) |")  # fmt: skip
+        lines.append(
+            f"| {gender} | {_percent(m['accuracy'])} ({_percent(m['accuracy_ci95'][0])}–{_percent(m['accuracy_ci95'][1])}) "
+            f"| {_percent(m['uar'])} ({_percent(m['uar_ci95'][0])}–{_percent(m['uar_ci95'][1])}) |"
+        )
     genders = list(analysis["by_gender"])
     if genders:
-        lines += ["", "Recall per class and gender (int8), where a gap comes from:", "",
-                  "| emotion | " + " | ".join(genders) + " |", "|---" * (len(genders) + 1) + "|"]  # fmt: skip
+        lines += [
+            "",
+            "Recall per class and gender (int8), where a gap comes from:",
+            "",
+            "| emotion | " + " | ".join(genders) + " |",
+            "|---" * (len(genders) + 1) + "|",
+        ]
         for label in analysis["by_gender"][genders[0]]["per_class"]:
-            lines.append(f"| {label} | " + " | ".join(_percent(analysis["by_gender"][g]["per_class"][label]["recall"]) for g in genders) + " |")
+            lines.append(
+                f"| {label} | "
+                + " | ".join(_percent(analysis["by_gender"][g]["per_class"][label]["recall"]) for g in genders)
+                + " |"
+            )
     for metric, d in analysis["difference"].items():
-        lines.append(f"\nFemale minus male {metric}: {100 * d['female_minus_male']:+.1f} points{difference_interval_text(d)}, permutation-test "
-                     f"p = {d['p_value']:.3f} (clips exchanged; with few speakers per gender this is weak evidence "
-                     "about genders in general).")  # fmt: skip
+        lines.append(
+            f"\nFemale minus male {metric}: {100 * d['female_minus_male']:+.1f} points{difference_interval_text(d)}, "
+            "permutation-test "
+            f"p = {d['p_value']:.3f} (clips exchanged; with few speakers per gender this is weak evidence "
+            "about genders in general)."
+        )
     return lines
 
 
@@ -116,8 +131,11 @@ def _input_summary(manifest: dict) -> str:
 def read_experiments(bundle_dir: Path) -> dict:
     """The experiments stored beside a bundle (cross-validation, leave-one-corpus-out, gender
     experiment, tuning), each where present."""
-    return {key: json.loads((bundle_dir / name).read_text()) for key, name in EXPERIMENT_FILES.items()
-            if (bundle_dir / name).is_file()}  # fmt: skip
+    return {
+        key: json.loads((bundle_dir / name).read_text())
+        for key, name in EXPERIMENT_FILES.items()
+        if (bundle_dir / name).is_file()
+    }
 
 
 def _mean_std(summary: dict) -> str:
@@ -126,37 +144,62 @@ def _mean_std(summary: dict) -> str:
 
 def _cv_lines(cv: dict) -> list[str]:
     speakers = sum(len(r["speakers"]) for r in cv["results"])
-    lines = ["## Cross-validated figures of the recipe", "",
-             f"{cv['folds']}-fold cross-validation over the {speakers} development speakers of every corpus (folds "
-             "grouped by speaker, stratified by corpus, emotion and gender; the test speakers are in no fold); each "
-             "fold's int8 model run through the device's classifier; mean ± standard deviation over folds.", "",
-             "| held-out clips | clips | UAR | accuracy |", "|---|---|---|---|",
-             f"| all | {sum(len(r['true']) for r in cv['results'])} | {_mean_std(cv['uar'])} | {_mean_std(cv['accuracy'])} |"]  # fmt: skip
+    lines = [
+        "## Cross-validated figures of the recipe",
+        "",
+        f"{cv['folds']}-fold cross-validation over the {speakers} development speakers of every corpus (folds "
+        "grouped by speaker, stratified by corpus, emotion and gender; the test speakers are in no fold); each "
+        "fold's int8 model run through the device's classifier; mean ± standard deviation over folds.",
+        "",
+        "| held-out clips | clips | UAR | accuracy |",
+        "|---|---|---|---|",
+        f"| all | {sum(len(r['true']) for r in cv['results'])} | {_mean_std(cv['uar'])} | {_mean_std(cv['accuracy'])} |",
+    ]
     for key in ("per_corpus", "per_gender"):
-        lines += [f"| {name} | {row['clips']} | {_mean_std(row['uar'])} | {_mean_std(row['accuracy'])} |" for name, row in cv[key].items()]
+        lines += [
+            f"| {name} | {row['clips']} | {_mean_std(row['uar'])} | {_mean_std(row['accuracy'])} |"
+            for name, row in cv[key].items()
+        ]
     by_corpus_gender = cv.get("per_corpus_gender", {})
     if by_corpus_gender:
-        lines += ["", "Within each corpus (a gap pooled over corpora also measures which corpora have men or women: "
-                  "SAVEE is all male):", "", "| corpus | female UAR | male UAR | female − male |", "|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "",
+            "Within each corpus (a gap pooled over corpora also measures which corpora have men or women: SAVEE is all male):",
+            "",
+            "| corpus | female UAR | male UAR | female − male |",
+            "|---|---|---|---|",
+        ]
         for corpus in cv["per_corpus"]:
             female, male = (by_corpus_gender.get(f"{corpus}/{g}", {}).get("uar", {}).get("mean") for g in ("female", "male"))
             gap = f"{(female - male) * 100:+.1f} points" if female is not None and male is not None else "–"
-            lines.append(f"| {corpus} | {_percent(female) if female is not None else '–'} | "
-                         f"{_percent(male) if male is not None else '–'} | {gap} |")
+            lines.append(
+                f"| {corpus} | {_percent(female) if female is not None else '–'} | "
+                f"{_percent(male) if male is not None else '–'} | {gap} |"
+            )
     if cv.get("best_epochs"):
-        lines += ["", f"Mean held-out UAR (float32 Keras) was highest after {cv['best_epochs']} of {len(cv['epoch_uar'])} epochs."]
+        lines += [
+            "",
+            f"Mean held-out UAR (float32 Keras) was highest after {cv['best_epochs']} of {len(cv['epoch_uar'])} epochs.",
+        ]
     return lines + [""]
 
 
 def _loco_lines(loco: dict) -> list[str]:
-    lines = ["## Leave one corpus out", "",
-             "Trained on the development speakers of all other corpora, tested on every clip of the corpus left out "
-             "(int8, device classifier): how the recipe does on a language and recording set-up it never heard.", "",
-             "| corpus left out | clips | classes | UAR (chance) | accuracy | female UAR | male UAR |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "## Leave one corpus out",
+        "",
+        "Trained on the development speakers of all other corpora, tested on every clip of the corpus left out "
+        "(int8, device classifier): how the recipe does on a language and recording set-up it never heard.",
+        "",
+        "| corpus left out | clips | classes | UAR (chance) | accuracy | female UAR | male UAR |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, row in loco["corpora"].items():
         by_gender = {g: _percent(r["uar"]["mean"]) for g, r in row["per_gender"].items()}
-        lines.append(f"| {name} | {row['clips']} | {row['classes']} | {_percent(row['uar'])} ({_percent(row['chance_uar'])}) "
-                     f"| {_percent(row['accuracy'])} | {by_gender.get('female', '–')} | {by_gender.get('male', '–')} |")  # fmt: skip
+        lines.append(
+            f"| {name} | {row['clips']} | {row['classes']} | {_percent(row['uar'])} ({_percent(row['chance_uar'])}) "
+            f"| {_percent(row['accuracy'])} | {by_gender.get('female', '–')} | {by_gender.get('male', '–')} |"
+        )
     return lines + [""]
 
 
@@ -167,20 +210,39 @@ def _experiment_lines(experiments: dict) -> list[str]:
     if "loco" in experiments:
         lines += _loco_lines(experiments["loco"])
     if "gender" in experiments:
-        lines += ["## Gender-dependent experiment", "", "Trained on the female, the male or all development speakers; "
-                  "tested on the test speakers; int8 models through the device's classifier.", "",
-                  "| trained on | tested on | training speakers | clips | accuracy | UAR |", "|---|---|---|---|---|---|"]  # fmt: skip
-        lines += [f"| {r['trained_on']} | {r['tested_on']} | {r['train_speakers']} | {r['clips']} | {_percent(r['accuracy'])} "
-                  f"| {_percent(r['uar'])} |" for r in experiments["gender"]["rows"]]  # fmt: skip
+        lines += [
+            "## Gender-dependent experiment",
+            "",
+            "Trained on the female, the male or all development speakers; "
+            "tested on the test speakers; int8 models through the device's classifier.",
+            "",
+            "| trained on | tested on | training speakers | clips | accuracy | UAR |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['trained_on']} | {r['tested_on']} | {r['train_speakers']} | {r['clips']} | {_percent(r['accuracy'])} "
+            f"| {_percent(r['uar'])} |"
+            for r in experiments["gender"]["rows"]
+        ]
         lines.append("")
     if "tuning" in experiments:
         tuning = experiments["tuning"]
-        lines += ["## Tuning", "", f"{len(tuning['tried'])} configurations by {tuning['folds']}-fold speaker-grouped "
-                  f"cross-validation on the development speakers ({tuning['seconds']:.0f} s; {tuning['untried']} left untried "
-                  "by the budget). Best first:", "",
-                  "| cell | design | units | learning rate | dropout | CV UAR | CV accuracy |", "|---|---|---|---|---|---|---|"]  # fmt: skip
-        lines += [f"| {r['config']['architecture']} | {r['config']['design']} | {r['config']['units']} | {r['config']['learning_rate']:g} "
-                  f"| {r['config']['dropout']:g} | {_percent(r['uar'])} | {_percent(r['accuracy'])} |" for r in tuning["tried"]]  # fmt: skip
+        lines += [
+            "## Tuning",
+            "",
+            f"{len(tuning['tried'])} configurations by {tuning['folds']}-fold speaker-grouped "
+            f"cross-validation on the development speakers ({tuning['seconds']:.0f} s; {tuning['untried']} left untried "
+            "by the budget). Best first:",
+            "",
+            "| cell | design | units | learning rate | dropout | CV UAR | CV accuracy |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['config']['architecture']} | {r['config']['design']} | {r['config']['units']} "
+            f"| {r['config']['learning_rate']:g} "
+            f"| {r['config']['dropout']:g} | {_percent(r['uar'])} | {_percent(r['accuracy'])} |"
+            for r in tuning["tried"]
+        ]
         lines.append("")
     return lines
 
@@ -194,8 +256,10 @@ def _corpus_line(name: str, label_map: dict, dropped: dict) -> str:
 def _architecture(arch: dict) -> str:
     cell = arch["architecture"].upper()
     if arch["design"] == "residual-attention":
-        return (f"residual-attention {cell} (after ResLSTM-SA: a residual {cell} layer as wide as the input, a {cell} "
-                f"layer of {arch['units']} units over frames averaged in {arch['time_pooling']}s, attention over time)")  # fmt: skip
+        return (
+            f"residual-attention {cell} (after ResLSTM-SA: a residual {cell} layer as wide as the input, a {cell} "
+            f"layer of {arch['units']} units over frames averaged in {arch['time_pooling']}s, attention over time)"
+        )
     return f"{cell} ({arch['layers']} x {arch['units']} units, {arch['pooling']} pooling)"
 
 
@@ -227,14 +291,18 @@ def write_model_card(manifest: dict, out_dir: Path, experiments: dict | None = N
         "",
         "## Training data",
         "",
-        f"Learnt from {len(corpora)} {'corpora' if len(corpora) > 1 else 'corpus'}; its licence terms are the strictest of theirs "
+        f"Learnt from {len(corpora)} {'corpora' if len(corpora) > 1 else 'corpus'}; "
+        "its licence terms are the strictest of theirs "
         "(research, non-commercial, share-alike):",
         "",
         *[_corpus_line(name, label_maps.get(name, {}), dropped.get(name, {})) for name in corpora],
         "",
         f"Speakers (split by speaker, none in two splits): {len(speakers['train'])} training speakers; "
-        + (f"validation {', '.join(speakers['validation'])} (their UAR was recorded per epoch; nothing was chosen by it); "
-           if speakers["validation"] else "")
+        + (
+            f"validation {', '.join(speakers['validation'])} (their UAR was recorded per epoch; nothing was chosen by it); "
+            if speakers["validation"]
+            else ""
+        )
         + f"test {', '.join(speakers['test'])} (reported below; no choice looked at them).",
         f"Clips: {training['clips']['train']} train, {training['clips']['validation']} validation, "
         f"{training['clips']['test']} test; {BALANCE_NOTES[training['settings'].get('balance', 'none')]}. "

@@ -14,11 +14,15 @@ from trainer.gate import GateLimits
 # The shipped models' frontend: 32 ms frames every 16 ms, 40 mel filters, 20 cepstra with log
 # energy, pitch, zero-crossing rate and RMS, plus deltas; 192-frame (3.1 s) windows.
 DEFAULT_FRONTEND = FrontendConfig(
-    frame_length=512, frame_step=256, n_fft=512, n_filters=40, n_cepstra=20,
-    extras=("rms", "zcr", "pitch"), delta_order=1,
-)  # fmt: skip
+    frame_length=512,
+    frame_step=256,
+    n_fft=512,
+    n_filters=40,
+    n_cepstra=20,
+    extras=("rms", "zcr", "pitch"),
+    delta_order=1,
+)
 DEFAULT_WINDOWING = WindowingConfig(window_frames=192, hop_frames=96, min_frames=32)
-
 
 
 DESIGNS = ("residual-attention", "plain")
@@ -64,7 +68,6 @@ class ModelConfig:
             raise ValueError("units, layers and time_pooling must be at least 1")
 
 
-
 @dataclass(frozen=True)
 class Regularisation:
     """What is done to training windows on the fly, each epoch anew."""
@@ -82,7 +85,6 @@ class Regularisation:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
 
 
 @dataclass(frozen=True)
@@ -118,5 +120,3 @@ class TrainOptions:
     """Masking and mixup of the training windows."""
     command: str = ""
     """The command line that ran this training, recorded for reproduction."""
-
-

@@ -47,15 +47,21 @@ def exploration(corpus: Corpus, speakers: dict, frontend: FrontendConfig) -> str
     """Emotion and gender mix and durations per split, and one clip per emotion drawn three ways."""
     parts = {part: [u for u in corpus.utterances if u.speaker in set(speakers[part])] for part in PARTS}
     labels = corpus.labels
-    rows = [[part, len({u.speaker for u in items}), len(items)] + [sum(u.label == label for u in items) for label in labels]
-            + [sum(u.gender == "female" for u in items), sum(u.gender == "male" for u in items)]
-            for part, items in parts.items()]  # fmt: skip
+    rows = [
+        [part, len({u.speaker for u in items}), len(items)]
+        + [sum(u.label == label for u in items) for label in labels]
+        + [sum(u.gender == "female" for u in items), sum(u.gender == "male" for u in items)]
+        for part, items in parts.items()
+    ]
     counts = _table(["split", "speakers", "clips", *labels, "female clips", "male clips"], rows)
     corpora = sorted({u.corpus for u in corpus.utterances})
     if len(corpora) > 1:
-        rows = [[name, len({u.speaker for u in corpus.utterances if u.corpus == name})]
-                + [sum(u.corpus == name and u.label == label for u in corpus.utterances) for label in labels]
-                + [sum(u.corpus == name and u.speaker in set(speakers["test"]) for u in corpus.utterances)] for name in corpora]  # fmt: skip
+        rows = [
+            [name, len({u.speaker for u in corpus.utterances if u.corpus == name})]
+            + [sum(u.corpus == name and u.label == label for u in corpus.utterances) for label in labels]
+            + [sum(u.corpus == name and u.speaker in set(speakers["test"]) for u in corpus.utterances)]
+            for name in corpora
+        ]
         counts += _table(["corpus", "speakers", *labels, "test clips"], rows)
     figure, axis = plt.subplots(figsize=(7, 3))
     for part, items in parts.items():
@@ -74,12 +80,21 @@ def exploration(corpus: Corpus, speakers: dict, frontend: FrontendConfig) -> str
         axes[0].plot(np.arange(len(samples)) / frontend.sample_rate, samples, linewidth=0.4)
         axes[0].set(title=f"{label}: waveform", xlabel="s")
         spectrum = power_spectrum(frame_signal(samples, 512, 160) * np.hanning(512), 512)
-        axes[1].imshow(10 * np.log10(spectrum + 1e-10), origin="lower", aspect="auto", cmap="magma",
-                       extent=(0, len(samples) / frontend.sample_rate, 0, frontend.sample_rate / 2000))  # fmt: skip
+        axes[1].imshow(
+            10 * np.log10(spectrum + 1e-10),
+            origin="lower",
+            aspect="auto",
+            cmap="magma",
+            extent=(0, len(samples) / frontend.sample_rate, 0, frontend.sample_rate / 2000),
+        )
         axes[1].set(title="spectrogram", xlabel="s", ylabel="kHz")
-        axes[2].imshow(compute_features(samples, frontend)[:, : frontend.n_cepstra].T, origin="lower", aspect="auto", cmap="coolwarm")
+        axes[2].imshow(
+            compute_features(samples, frontend)[:, : frontend.n_cepstra].T, origin="lower", aspect="auto", cmap="coolwarm"
+        )
         axes[2].set(title="MFCC (model frontend)", xlabel="frame", ylabel="coefficient")
-        examples.append(f"<p>{html.escape(utterance.path.name)} ({utterance.gender} speaker {utterance.speaker})</p>{_image(figure)}")
+        examples.append(
+            f"<p>{html.escape(utterance.path.name)} ({utterance.gender} speaker {utterance.speaker})</p>{_image(figure)}"
+        )
     return f"<h2>Corpus and splits</h2>{counts}{durations_plot}<h3>One training clip per emotion</h3>{''.join(examples)}"
 
 
@@ -94,24 +109,38 @@ def training_curves(history: dict) -> str:
         axes[1].legend()
     else:
         axes[1].set_axis_off()
-    return (f"<h2>Training</h2><p>{len(history['loss'])} epochs, a number chosen by cross-validation; the weights after the "
-            f"last epoch are the model.</p>{_image(figure)}")  # fmt: skip
+    return (
+        f"<h2>Training</h2><p>{len(history['loss'])} epochs, a number chosen by cross-validation; the weights after the "
+        f"last epoch are the model.</p>{_image(figure)}"
+    )
 
 
 def test_results(manifest: dict) -> str:
     metrics, labels = manifest["metrics"], manifest["labels"]
-    rows = [[name, metrics[name]["clips"], _pct(metrics[name]["accuracy"]), _pct(metrics[name]["uar"]), _pct(metrics[name]["macro_f1"])]
-            for name in ("float32", "int8")]  # fmt: skip
+    rows = [
+        [
+            name,
+            metrics[name]["clips"],
+            _pct(metrics[name]["accuracy"]),
+            _pct(metrics[name]["uar"]),
+            _pct(metrics[name]["macro_f1"]),
+        ]
+        for name in ("float32", "int8")
+    ]
     summary = _table(["model", "clips", "accuracy", "UAR", "macro F1"], rows)
-    gate = (f"<p>int8 and float32 agree on {_pct(metrics['int8_float32_agreement'])} of test clips; the largest difference of a "
-            f"pooled class probability is {metrics['max_probability_difference']:.3f}.</p>")  # fmt: skip
+    gate = (
+        f"<p>int8 and float32 agree on {_pct(metrics['int8_float32_agreement'])} of test clips; the largest difference of a "
+        f"pooled class probability is {metrics['max_probability_difference']:.3f}.</p>"
+    )
     figure, axes = plt.subplots(1, 3, figsize=(16, 4.5))
     for axis, name in zip(axes[:2], ("float32", "int8")):
         matrix = np.array(metrics[name]["confusion_matrix"])
         axis.imshow(matrix, cmap="Blues")
         for (i, j), n in np.ndenumerate(matrix):
             axis.text(j, i, n, ha="center", va="center", fontsize=8)
-        axis.set(title=f"confusion, {name}", xticks=range(len(labels)), yticks=range(len(labels)), xlabel="predicted", ylabel="true")
+        axis.set(
+            title=f"confusion, {name}", xticks=range(len(labels)), yticks=range(len(labels)), xlabel="predicted", ylabel="true"
+        )
         axis.set_xticklabels(labels, rotation=45, ha="right")
         axis.set_yticklabels(labels)
     x = np.arange(len(labels))
@@ -126,17 +155,31 @@ def test_results(manifest: dict) -> str:
 def gender_section(manifest: dict, experiment: list[dict] | None) -> str:
     analysis = manifest["metrics"]["int8_gender"]
     genders = list(analysis["by_gender"])
-    rows = [[g, m["clips"], f"{_pct(m['accuracy'])} ({_pct(m['accuracy_ci95'][0])}–{_pct(m['accuracy_ci95'][1])})",
-             f"{_pct(m['uar'])} ({_pct(m['uar_ci95'][0])}–{_pct(m['uar_ci95'][1])})"] for g, m in analysis["by_gender"].items()]  # fmt: skip
+    rows = [
+        [
+            g,
+            m["clips"],
+            f"{_pct(m['accuracy'])} ({_pct(m['accuracy_ci95'][0])}–{_pct(m['accuracy_ci95'][1])})",
+            f"{_pct(m['uar'])} ({_pct(m['uar_ci95'][0])}–{_pct(m['uar_ci95'][1])})",
+        ]
+        for g, m in analysis["by_gender"].items()
+    ]
     parts = [f"<h2>Female and male speakers</h2>{_table(['speakers', 'clips', 'accuracy (95% CI)', 'UAR (95% CI)'], rows)}"]
-    parts += [f"<p>Female minus male {metric}: {100 * d['female_minus_male']:+.1f} points{difference_interval_text(d)}, permutation p = {d['p_value']:.3f} "
-              "(clips exchanged between genders; with few speakers per gender, weak evidence about genders in general).</p>"
-              for metric, d in analysis["difference"].items()]  # fmt: skip
+    parts += [
+        f"<p>Female minus male {metric}: {100 * d['female_minus_male']:+.1f} points{difference_interval_text(d)}, "
+        f"permutation p = {d['p_value']:.3f} "
+        "(clips exchanged between genders; with few speakers per gender, weak evidence about genders in general).</p>"
+        for metric, d in analysis["difference"].items()
+    ]
     figure, axes = plt.subplots(1, 1 + len(genders), figsize=(5 * (1 + len(genders)), 3.5))
     for index, metric in enumerate(("accuracy", "uar")):
         values = [analysis["by_gender"][g][metric] for g in genders]
-        errors = np.array([[v - analysis["by_gender"][g][f"{metric}_ci95"][0], analysis["by_gender"][g][f"{metric}_ci95"][1] - v]
-                           for g, v in zip(genders, values)]).T  # fmt: skip
+        errors = np.array(
+            [
+                [v - analysis["by_gender"][g][f"{metric}_ci95"][0], analysis["by_gender"][g][f"{metric}_ci95"][1] - v]
+                for g, v in zip(genders, values)
+            ]
+        ).T
         axes[0].bar(np.arange(len(genders)) + 0.4 * index, values, 0.4, yerr=errors, capsize=4, label=metric)
     axes[0].set(title="int8, by gender", xticks=np.arange(len(genders)) + 0.2, ylim=(0, 1))
     axes[0].set_xticklabels(genders)
@@ -146,9 +189,13 @@ def gender_section(manifest: dict, experiment: list[dict] | None) -> str:
         axis.set(title=f"confusion, {gender} speakers", xlabel="predicted", ylabel="true")
     parts.append(_image(figure))
     if experiment:
-        table = _table(["trained on", "tested on", "training speakers", "clips", "accuracy", "UAR"],
-                       [[r["trained_on"], r["tested_on"], r["train_speakers"], r["clips"], _pct(r["accuracy"]), _pct(r["uar"])]
-                        for r in experiment])  # fmt: skip
+        table = _table(
+            ["trained on", "tested on", "training speakers", "clips", "accuracy", "UAR"],
+            [
+                [r["trained_on"], r["tested_on"], r["train_speakers"], r["clips"], _pct(r["accuracy"]), _pct(r["uar"])]
+                for r in experiment
+            ],
+        )
         figure, axis = plt.subplots(figsize=(7, 3.5))
         trained = ("female", "male", "both")
         for index, tested in enumerate(("female", "male", "all")):
@@ -164,12 +211,25 @@ def gender_section(manifest: dict, experiment: list[dict] | None) -> str:
 def tuning_section(tuning: dict | None) -> str:
     if not tuning:
         return ""
-    rows = [[r["config"]["architecture"], r["config"]["design"], r["config"]["units"], r["config"]["learning_rate"],
-             r["config"]["dropout"], _pct(r["uar"]), _pct(r["accuracy"]), " ".join(_pct(u) for u in r["fold_uar"]),
-             f"{r['seconds']:.0f}"] for r in tuning["tried"]]  # fmt: skip
-    return (f"<h2>Tuning</h2><p>{len(tuning['tried'])} configurations by {tuning['folds']}-fold speaker-grouped "
-            f"cross-validation in {tuning['seconds']:.0f} s ({tuning['untried']} left untried by the budget).</p>"
-            + _table(["cell", "design", "units", "learning rate", "dropout", "CV UAR", "CV accuracy", "fold UAR", "s"], rows))  # fmt: skip
+    rows = [
+        [
+            r["config"]["architecture"],
+            r["config"]["design"],
+            r["config"]["units"],
+            r["config"]["learning_rate"],
+            r["config"]["dropout"],
+            _pct(r["uar"]),
+            _pct(r["accuracy"]),
+            " ".join(_pct(u) for u in r["fold_uar"]),
+            f"{r['seconds']:.0f}",
+        ]
+        for r in tuning["tried"]
+    ]
+    return (
+        f"<h2>Tuning</h2><p>{len(tuning['tried'])} configurations by {tuning['folds']}-fold speaker-grouped "
+        f"cross-validation in {tuning['seconds']:.0f} s ({tuning['untried']} left untried by the budget).</p>"
+        + _table(["cell", "design", "units", "learning rate", "dropout", "CV UAR", "CV accuracy", "fold UAR", "s"], rows)
+    )
 
 
 def _mean_std(summary: dict) -> str:
@@ -182,19 +242,28 @@ def cross_validation_section(cv: dict | None, loco: dict | None) -> str:
     parts = []
     if cv:
         groups = {"all": {"uar": cv["uar"], "accuracy": cv["accuracy"]}, **cv["per_corpus"], **cv["per_gender"]}
-        rows = [[name, _mean_std(row["uar"]), _mean_std(row["accuracy"]), " ".join(_pct(u) for u in row["uar"]["folds"])]
-                for name, row in groups.items()]  # fmt: skip
+        rows = [
+            [name, _mean_std(row["uar"]), _mean_std(row["accuracy"]), " ".join(_pct(u) for u in row["uar"]["folds"])]
+            for name, row in groups.items()
+        ]
         figure, axis = plt.subplots(figsize=(7, 3))
         axis.plot(np.arange(1, len(cv["epoch_uar"]) + 1), cv["epoch_uar"])
         axis.set(xlabel="epoch", ylabel="mean held-out UAR (float32)", title="Cross-validation: UAR after each epoch")
-        parts.append(f"<h2>Cross-validation</h2><p>{cv['folds']} folds grouped by speaker over every development speaker; "
-                     "int8 models through the device's classifier; mean ± standard deviation over folds.</p>"
-                     + _table(["held-out clips", "UAR", "accuracy", "fold UAR"], rows) + _image(figure))  # fmt: skip
+        parts.append(
+            f"<h2>Cross-validation</h2><p>{cv['folds']} folds grouped by speaker over every development speaker; "
+            "int8 models through the device's classifier; mean ± standard deviation over folds.</p>"
+            + _table(["held-out clips", "UAR", "accuracy", "fold UAR"], rows)
+            + _image(figure)
+        )
     if loco:
-        rows = [[name, row["clips"], row["classes"], _pct(row["uar"]), _pct(row["chance_uar"]), _pct(row["accuracy"])]
-                for name, row in loco["corpora"].items()]  # fmt: skip
-        parts.append("<h2>Leave one corpus out</h2><p>Trained without the corpus, tested on all of it.</p>"
-                     + _table(["corpus left out", "clips", "classes", "UAR", "chance", "accuracy"], rows))  # fmt: skip
+        rows = [
+            [name, row["clips"], row["classes"], _pct(row["uar"]), _pct(row["chance_uar"]), _pct(row["accuracy"])]
+            for name, row in loco["corpora"].items()
+        ]
+        parts.append(
+            "<h2>Leave one corpus out</h2><p>Trained without the corpus, tested on all of it.</p>"
+            + _table(["corpus left out", "clips", "classes", "UAR", "chance", "accuracy"], rows)
+        )
     return "".join(parts)
 
 
@@ -210,11 +279,15 @@ def write_report(manifest: dict, corpus: Corpus, out_dir: Path, experiments: dic
         cross_validation_section(experiments.get("cv"), experiments.get("loco")),
         tuning_section(experiments.get("tuning")),
     ]
-    style = ("body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse;margin:1em 0}"
-             "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}img{max-width:100%}")  # fmt: skip
-    document = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(manifest['name'])}</title>"
-                f"<style>{style}</style></head><body><h1>Report: {html.escape(manifest['name'])}</h1>"
-                f"<p><code>{html.escape(manifest['command'])}</code></p>{''.join(sections)}</body></html>")  # fmt: skip
+    style = (
+        "body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse;margin:1em 0}"
+        "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}img{max-width:100%}"
+    )
+    document = (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(manifest['name'])}</title>"
+        f"<style>{style}</style></head><body><h1>Report: {html.escape(manifest['name'])}</h1>"
+        f"<p><code>{html.escape(manifest['command'])}</code></p>{''.join(sections)}</body></html>"
+    )
     path = out_dir / REPORT_FILE
     path.write_text(document)
     return path

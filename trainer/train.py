@@ -46,9 +46,19 @@ def _progress(what: str):
 
 def fit(options: TrainOptions, train: ClipSet, labels: tuple[str, ...], held_out: ClipSet | None = None, log=_log) -> Fit:
     """``trainer.fitting.fit`` with the options' model, windowing, schedule and regularisers."""
-    return fitting.fit(options.model, train, labels, options.windowing, epochs=options.epochs, seed=options.seed,
-                       balance=options.balance, regularisation=options.regularisation,
-                       subtract_clip_mean=options.subtract_clip_mean, held_out=held_out, log=log)  # fmt: skip
+    return fitting.fit(
+        options.model,
+        train,
+        labels,
+        options.windowing,
+        epochs=options.epochs,
+        seed=options.seed,
+        balance=options.balance,
+        regularisation=options.regularisation,
+        subtract_clip_mean=options.subtract_clip_mean,
+        held_out=held_out,
+        log=log,
+    )
 
 
 def _tensor_section(detail: dict) -> dict:
@@ -78,8 +88,11 @@ def export_bundle(trained: Fit, options: TrainOptions, labels: tuple[str, ...], 
         "name": options.name,
         "labels": list(labels),
         "model": {
-            "file": MODEL_FILE, "sha256": sha256_file(int8_path), "size_bytes": int8_path.stat().st_size,
-            "float32_file": FLOAT_MODEL_FILE, "float32_sha256": sha256_file(out_dir / FLOAT_MODEL_FILE),
+            "file": MODEL_FILE,
+            "sha256": sha256_file(int8_path),
+            "size_bytes": int8_path.stat().st_size,
+            "float32_file": FLOAT_MODEL_FILE,
+            "float32_sha256": sha256_file(out_dir / FLOAT_MODEL_FILE),
             "architecture": asdict(options.model),
             "parameters": int(trained.model.count_params()),
         },
@@ -95,7 +108,7 @@ def export_bundle(trained: Fit, options: TrainOptions, labels: tuple[str, ...], 
         "command": options.command,
         "training": {},
         "metrics": {},
-    }  # fmt: skip
+    }
     return document, ModelBundle(out_dir, parse_manifest(document), runtime, interpreter)
 
 
@@ -112,10 +125,15 @@ def train_bundle(options: TrainOptions, corpus: Corpus, out_dir: Path) -> dict:
         if not items and part != "validation":  # validation speakers only watch the training
             raise ValueError(f"the {part} split has no utterances")
     clips = {
-        part: load_clips(items, options.frontend, options.augment if part == "train" else None, options.seed,
-                         _progress(f"features {part}" + (" (with augmented copies)" if part == "train" and options.augment.copies else "")))
+        part: load_clips(
+            items,
+            options.frontend,
+            options.augment if part == "train" else None,
+            options.seed,
+            _progress(f"features {part}" + (" (with augmented copies)" if part == "train" and options.augment.copies else "")),
+        )
         for part, items in parts.items()
-    }  # fmt: skip
+    }
     trained = fit(options, clips["train"], labels, clips["validation"] if parts["validation"] else None)
     document, bundle = export_bundle(trained, options, labels, out_dir)
     metrics, comparison = test_metrics(bundle, clips["test"], parts["test"], options.seed)
@@ -134,14 +152,19 @@ def train_bundle(options: TrainOptions, corpus: Corpus, out_dir: Path) -> dict:
         "clips": {part: len(items) for part, items in parts.items()},
         "epochs_run": len(trained.history["loss"]),
         "history": {key: [round(float(v), 5) for v in values] for key, values in trained.history.items()},
-        "settings": {"epochs": options.epochs, "seed": options.seed, "balance": options.balance,
-                     "regularisation": options.regularisation.to_dict(),
-                     "calibration_windows": min(options.calibration_windows, len(trained.train_windows)),
-                     "gate": asdict(options.gate), "augmentation": options.augment.to_dict(),
-                     "augmented_clips": sum(len(copies) for copies in clips["train"].augmented)},
+        "settings": {
+            "epochs": options.epochs,
+            "seed": options.seed,
+            "balance": options.balance,
+            "regularisation": options.regularisation.to_dict(),
+            "calibration_windows": min(options.calibration_windows, len(trained.train_windows)),
+            "gate": asdict(options.gate),
+            "augmentation": options.augment.to_dict(),
+            "augmented_clips": sum(len(copies) for copies in clips["train"].augmented),
+        },
         "software": {"tensorflow": tf.__version__, "python": platform.python_version(), "runtime": str(bundle.runtime)},
         "seconds": round(time.monotonic() - started, 1),
-    }  # fmt: skip
+    }
     (out_dir / MANIFEST_FILE).write_text(json.dumps(document, indent=2) + "\n")
     write_model_card(document, out_dir)
     return document
