@@ -16,16 +16,15 @@ from edge.frontend import (
     compute_features,
     constants_for,
     deltas,
-    fixed_order_sum,
     frame_signal,
     pitch,
     power_spectrum,
     preemphasis,
     rms,
     safe_log,
-    weighted_sum,
     zero_crossing_rate,
 )
+from edge.reproducible import fixed_order_sum, weighted_sum
 from edge.segmenter import FEATURE_BATCH_FRAMES
 
 

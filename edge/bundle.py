@@ -18,7 +18,8 @@ from pathlib import Path
 
 from edge.config import FrontendConfig, Normalisation, WindowingConfig
 from edge.errors import BundleError
-from edge.model_input import Quantization, fingerprint
+from edge.fingerprint import fingerprint
+from edge.model_input import Quantization
 from edge.runtime import Runtime, find_runtime, load_interpreter
 
 SCHEMA_VERSION = 1
@@ -80,7 +81,7 @@ class Manifest:
     """Whether the float32 model scored as well as the int8 model on the test speakers, within
     ``AS_ACCURATE_POINTS`` of its accuracy and UAR."""
     fingerprint: str
-    """sha256 of the int8 input the reference signal becomes (see edge.model_input.fingerprint)."""
+    """sha256 of the int8 input the reference signal becomes (see edge.fingerprint)."""
     document: dict
     """The whole manifest as written, for display."""
 

@@ -1,8 +1,8 @@
 """The MFCC frontend, shared bit-for-bit by the trainer and the device.
 
 One short function per DSP step, vectorised over frames. Every step is elementwise, a per-frame
-FFT, a sum taken in a fixed order: term by term (``weighted_sum``, for the mel filters and the
-DCT) or pairwise (``fixed_order_sum``), or exact integer arithmetic (the pitch's
+FFT, a sum taken in a fixed order (``edge.reproducible``): term by term (``weighted_sum``, for the
+mel filters and the DCT) or pairwise (``fixed_order_sum``), or exact integer arithmetic (the pitch's
 autocorrelation). A BLAS matrix product or numpy's own reductions may add in a different order
 depending on how many frames are processed at once (and on the CPU: FMA, kernel choice), which
 would make streaming features differ from offline ones in the last bits.
@@ -24,7 +24,6 @@ import numpy as np
 from edge import reproducible
 from edge.config import FrontendConfig
 
-FEW_FRAMES = 16  # up to this many frames, weighted_sum accumulates in one call (measured crossover)
 MOST_FRAMES = 128  # frames computed per step of a long signal: their FFT arrays stay in the CPU cache
 _EPS = np.finfo(np.float64).eps  # floor for zero energies before the log, as python_speech_features
 
@@ -79,60 +78,6 @@ def lifter_weights(n_cepstra: int, lifter: int) -> np.ndarray:
     return 1.0 + (lifter / 2.0) * reproducible.sin_turns(np.arange(n_cepstra), 2 * lifter)  # sin(pi n / L)
 
 
-def fixed_order_sum(x: np.ndarray) -> np.ndarray:
-    """Sum over the last axis by halving (zero-padded to a power of two), elementwise only.
-
-    The result for one row never depends on how many rows are summed together, unlike ``x @ w``
-    or ``x.sum(-1)``, whose summation order can change with the array's shape.
-    """
-    width = x.shape[-1]
-    padded_width = 1 << max(width - 1, 0).bit_length()
-    if padded_width != width:
-        x = np.concatenate([x, np.zeros(x.shape[:-1] + (padded_width - width,))], axis=-1)
-    while x.shape[-1] > 1:
-        half = x.shape[-1] // 2
-        x = x[..., :half] + x[..., half:]
-    return x[..., 0]
-
-
-def sparse_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Split a mostly-zero (rows, columns) matrix into column indices and weights per row.
-
-    Each row keeps its span from first to last non-zero column, padded with zero weights to the
-    widest span, so that ``weighted_sum`` touches only the filters' support.
-    """
-    spans = []
-    for row in matrix:
-        nonzero = np.flatnonzero(row)
-        spans.append((int(nonzero[0]), int(nonzero[-1]) + 1) if len(nonzero) else (0, 0))
-    width = max(max(end - start for start, end in spans), 1)
-    index = np.zeros((len(matrix), width), dtype=np.intp)
-    weight = np.zeros((len(matrix), width))
-    for row, (start, end) in enumerate(spans):
-        index[row, : end - start] = np.arange(start, end)
-        weight[row, : end - start] = matrix[row, start:end]
-    return index, weight
-
-
-def weighted_sum(rows: np.ndarray, index: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """out[i] = sum_j weight[i, j] * rows[index[i, j]], added term by term in order of j.
-
-    ``rows`` is (inputs, frames) with frames along the rows, so each step is one elementwise
-    multiply and add over whole frame vectors: fast, and every frame's result is the same whether
-    it is computed alone or with thousands of others. Returns (outputs, frames).
-
-    For a few frames (streaming), one ``np.add.accumulate`` over all the products takes the same
-    sums in the same order with three numpy calls instead of three per term: the same bits, less
-    call overhead; for many frames its intermediate partial sums cost more than the loop.
-    """
-    if rows.shape[1] <= FEW_FRAMES:
-        return np.add.accumulate(rows[index] * weight[:, :, None], axis=1)[:, -1]
-    total = rows[index[:, 0]] * weight[:, :1]
-    for j in range(1, index.shape[1]):
-        total = total + rows[index[:, j]] * weight[:, j : j + 1]
-    return total
-
-
 def preemphasis(previous_and_signal: np.ndarray, coefficient: float) -> np.ndarray:
     """y[n] = x[n] - a * x[n - 1]; the input's first element is the sample before the signal
     (0.0 at the start of a stream), so the output is one sample shorter than the input."""
@@ -165,7 +110,7 @@ def safe_log(x: np.ndarray) -> np.ndarray:
 
 def rms(frames: np.ndarray) -> np.ndarray:
     """Root-mean-square amplitude of each raw frame (full scale = 1.0)."""
-    return np.sqrt(fixed_order_sum(frames * frames) / frames.shape[-1])
+    return np.sqrt(reproducible.fixed_order_sum(frames * frames) / frames.shape[-1])
 
 
 def zero_crossing_rate(frames: np.ndarray) -> np.ndarray:
@@ -232,7 +177,7 @@ class _Constants:
     def __init__(self, config: FrontendConfig):
         self.window = window_function(config.window, config.frame_length)
         filterbank = mel_filterbank(config.n_filters, config.n_fft, config.sample_rate, config.low_freq, config.high_freq)
-        self.mel_index, self.mel_weight = sparse_rows(filterbank)
+        self.mel_index, self.mel_weight = reproducible.sparse_rows(filterbank)
         # The DCT as a dense "sparse" matrix: every cepstrum sums every log-mel energy, in order.
         self.dct_weight = dct_matrix(config.n_filters, config.n_cepstra)
         self.dct_index = np.broadcast_to(np.arange(config.n_filters), self.dct_weight.shape)
@@ -249,10 +194,10 @@ def static_features(previous_and_signal: np.ndarray, config: FrontendConfig, con
     raw = frame_signal(previous_and_signal[1:], config.frame_length, config.frame_step)
     emphasised = frame_signal(preemphasis(previous_and_signal, config.preemphasis), config.frame_length, config.frame_step)
     power = power_spectrum(emphasised * constants.window, config.n_fft)
-    log_mel = safe_log(weighted_sum(power, constants.mel_index, constants.mel_weight))
-    cepstra = weighted_sum(log_mel, constants.dct_index, constants.dct_weight).T * constants.lifter
+    log_mel = safe_log(reproducible.weighted_sum(power, constants.mel_index, constants.mel_weight))
+    cepstra = reproducible.weighted_sum(log_mel, constants.dct_index, constants.dct_weight).T * constants.lifter
     if config.append_energy:
-        cepstra[:, 0] = safe_log(fixed_order_sum(power.T))
+        cepstra[:, 0] = safe_log(reproducible.fixed_order_sum(power.T))
     columns = [cepstra]
     for extra in config.extras:
         if extra == "rms":

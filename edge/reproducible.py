@@ -10,7 +10,8 @@ neighbouring step. So the frontend takes its numbers from here instead:
   40 digits and rounded once to float64: exact software arithmetic, the same everywhere;
 - signal arithmetic uses only numpy's elementwise +, -, *, / (which IEEE 754 defines to the bit:
   correctly rounded, one operation per ufunc call, so nothing is fused) and exact operations
-  (``frexp``, ``ldexp``, ``rint``, ``where``, ``max``).
+  (``frexp``, ``ldexp``, ``rint``, ``where``, ``max``), and sums are taken in a fixed order
+  (``fixed_order_sum``, ``weighted_sum``) whatever the number of rows or the CPU.
 
 tests/test_reproducible.py pins the resulting features; firmware_scripts/arm64-parity.sh shows
 the same bits on arm64.
@@ -98,6 +99,66 @@ def exp10(x) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     with localcontext(prec=_DIGITS):
         return np.array([float(Decimal(10) ** Decimal(v)) for v in x.ravel()]).reshape(x.shape)
+
+
+# Sums in a fixed order. A BLAS product (x @ w) or numpy's own reductions (x.sum) may add in an
+# order that depends on how many rows are summed at once and on the CPU; these never do.
+
+FEW_FRAMES = 16  # up to this many frames, weighted_sum accumulates in one call (measured crossover)
+
+
+def fixed_order_sum(x: np.ndarray) -> np.ndarray:
+    """Sum over the last axis by halving (zero-padded to a power of two), elementwise only.
+
+    The result for one row never depends on how many rows are summed together, unlike ``x @ w``
+    or ``x.sum(-1)``, whose summation order can change with the array's shape.
+    """
+    width = x.shape[-1]
+    padded_width = 1 << max(width - 1, 0).bit_length()
+    if padded_width != width:
+        x = np.concatenate([x, np.zeros(x.shape[:-1] + (padded_width - width,))], axis=-1)
+    while x.shape[-1] > 1:
+        half = x.shape[-1] // 2
+        x = x[..., :half] + x[..., half:]
+    return x[..., 0]
+
+
+def sparse_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Split a mostly-zero (rows, columns) matrix into column indices and weights per row.
+
+    Each row keeps its span from first to last non-zero column, padded with zero weights to the
+    widest span, so that ``weighted_sum`` touches only the filters' support.
+    """
+    spans = []
+    for row in matrix:
+        nonzero = np.flatnonzero(row)
+        spans.append((int(nonzero[0]), int(nonzero[-1]) + 1) if len(nonzero) else (0, 0))
+    width = max(max(end - start for start, end in spans), 1)
+    index = np.zeros((len(matrix), width), dtype=np.intp)
+    weight = np.zeros((len(matrix), width))
+    for row, (start, end) in enumerate(spans):
+        index[row, : end - start] = np.arange(start, end)
+        weight[row, : end - start] = matrix[row, start:end]
+    return index, weight
+
+
+def weighted_sum(rows: np.ndarray, index: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """out[i] = sum_j weight[i, j] * rows[index[i, j]], added term by term in order of j.
+
+    ``rows`` is (inputs, frames) with frames along the rows, so each step is one elementwise
+    multiply and add over whole frame vectors: fast, and every frame's result is the same whether
+    it is computed alone or with thousands of others. Returns (outputs, frames).
+
+    For a few frames (streaming), one ``np.add.accumulate`` over all the products takes the same
+    sums in the same order with three numpy calls instead of three per term: the same bits, less
+    call overhead; for many frames its intermediate partial sums cost more than the loop.
+    """
+    if rows.shape[1] <= FEW_FRAMES:
+        return np.add.accumulate(rows[index] * weight[:, :, None], axis=1)[:, -1]
+    total = rows[index[:, 0]] * weight[:, :1]
+    for j in range(1, index.shape[1]):
+        total = total + rows[index[:, j]] * weight[:, j : j + 1]
+    return total
 
 
 DB_PER_NEPER = 10 / 2.302585092994046  # 10 / ln 10: a power's natural log times this is its level in dB

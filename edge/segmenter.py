@@ -18,7 +18,7 @@ import numpy as np
 
 from edge import reproducible
 from edge.config import FrontendConfig
-from edge.frontend import MOST_FRAMES, StreamingFrontend, fixed_order_sum
+from edge.frontend import MOST_FRAMES, StreamingFrontend
 from edge.settings import SegmenterSettings
 
 SILENCE_DB = -120.0  # level given to digital silence, so log10(0) never appears
@@ -51,8 +51,8 @@ def block_levels(blocks: np.ndarray) -> np.ndarray:
     SAVEE's neutral clips sit at -28 dBFS of it) is no sound. Summed and logged the same way on
     every CPU, so the device cuts where x86 does."""
     width = blocks.shape[1]
-    alternating = blocks - (fixed_order_sum(blocks) / width)[:, None]
-    power = fixed_order_sum(alternating * alternating) / width
+    alternating = blocks - (reproducible.fixed_order_sum(blocks) / width)[:, None]
+    power = reproducible.fixed_order_sum(alternating * alternating) / width
     return np.where(power > 0, reproducible.DB_PER_NEPER * reproducible.log(np.maximum(power, 1e-30)), SILENCE_DB)
 
 

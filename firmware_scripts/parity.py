@@ -25,8 +25,9 @@ import numpy as np
 from edge.audio import load_audio
 from edge.bundle import load_bundle, models_dirs
 from edge.errors import BundleError
+from edge.fingerprint import reference_signal
 from edge.frontend import compute_features
-from edge.model_input import prepare, reference_signal
+from edge.model_input import prepare
 from edge.runtime import RUNTIMES, Runtime, find_runtime, run_windows
 
 # tflite-runtime 2.14 (the last release, 2023) rounds some int8 ADDs one step differently on aarch64:

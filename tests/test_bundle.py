@@ -14,8 +14,8 @@ from conftest import read_speech, run_ser
 from edge.bundle import DEFAULT_MODEL, MANIFEST_FILE, choose_variant, load_bundle, read_manifest
 from edge.classifier import Classifier
 from edge.errors import BundleError
+from edge.fingerprint import fingerprint, reference_signal
 from edge.frontend import compute_features
-from edge.model_input import fingerprint, reference_signal
 
 
 def edit_manifest(bundle_dir, change) -> None:

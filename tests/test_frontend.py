@@ -10,8 +10,9 @@ import pytest
 from conftest import read_speech
 
 from edge.config import MAX_PITCH_FRAME_LENGTH, FrontendConfig
-from edge.frontend import StreamingFrontend, autocorrelation, compute_features, fixed_order_sum, mel_filterbank
-from edge.model_input import reference_signal
+from edge.fingerprint import reference_signal
+from edge.frontend import StreamingFrontend, autocorrelation, compute_features, mel_filterbank
+from edge.reproducible import fixed_order_sum
 
 PSF_LIKE = FrontendConfig(window="rectangular")  # python_speech_features.mfcc's defaults
 SHIPPED_LIKE = FrontendConfig(

@@ -12,8 +12,8 @@ import pytest
 from test_frontend import CONFIGS
 
 from edge import reproducible
+from edge.fingerprint import reference_signal
 from edge.frontend import compute_features
-from edge.model_input import reference_signal
 
 # sha256 of compute_features(reference_signal(16000), config).tobytes(), computed once on x86-64.
 # They change only if the frontend's arithmetic changes, which also changes what shipped models see.

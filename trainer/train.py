@@ -13,7 +13,8 @@ import numpy as np
 import tensorflow as tf
 
 from edge.bundle import MANIFEST_FILE, SCHEMA_VERSION, ModelBundle, parse_manifest, sha256_file
-from edge.model_input import Quantization, fingerprint
+from edge.fingerprint import REFERENCE_SIGNAL_NAME, fingerprint
+from edge.model_input import Quantization
 from edge.runtime import find_runtime, load_interpreter
 from trainer import fitting
 from trainer.corpus import Corpus
@@ -102,7 +103,7 @@ def export_bundle(trained: Fit, options: TrainOptions, labels: tuple[str, ...], 
         "input": input_section,
         "output": output_section,
         "fingerprint": {
-            "reference_signal": "ser-reference-v1",
+            "reference_signal": REFERENCE_SIGNAL_NAME,
             "sha256": fingerprint(options.frontend, trained.normalisation, options.windowing, input_quantization),
         },
         "command": options.command,
