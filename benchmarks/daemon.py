@@ -57,7 +57,7 @@ def continuous_speech(clips: list[Path], seconds: float, threshold_db: float) ->
 
 def run(clips: list[Path], seconds: float = 60.0) -> dict:
     sys.path.insert(0, str(REPO / "tests"))
-    from sound_server import VirtualMicrophone
+    from support.sound_server import VirtualMicrophone
 
     from edge.settings import SegmenterSettings
 

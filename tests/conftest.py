@@ -1,32 +1,13 @@
-"""Shared fixtures: the RAVDESS corpus (from SER_CORPUS_DIR), the shipped bundle, audio helpers."""
+"""Shared fixtures: the corpora (from SER_CORPUS_DIR), the shipped bundle, a smoke-trained bundle.
+Helpers that are not fixtures live in tests/support."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-
-from trainer.corpus import corpus_root  # noqa: F401 (the tests' corpus folder: SER_CORPUS_DIR, else ../shared/corpora)
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def unavailable(reason: str) -> None:
-    """Skip the test with ``reason`` on a developer's machine; under CI, where everything a test
-    needs is installed, fail with it instead: nothing may be skipped there."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI must provide it)")
-    pytest.skip(reason=reason)
-
-
-def require_root(why: str) -> None:
-    if os.geteuid() != 0:
-        unavailable(f"{why} needs root (CI runs as root)")
+from support.helpers import SMOKE_SPLIT, corpus_root, run_train, unavailable
 
 
 @pytest.fixture(scope="session")
@@ -60,14 +41,6 @@ def speech_files(ravdess_dir) -> list[Path]:
     ]
 
 
-def read_speech(path: Path) -> np.ndarray:
-    import soundfile
-
-    samples, rate = soundfile.read(path, dtype="float64")
-    assert rate == 16000
-    return samples
-
-
 @pytest.fixture(scope="session")
 def shipped_bundle():
     from edge.bundle import load_bundle
@@ -83,29 +56,6 @@ def bundle_copy(tmp_path) -> Path:
     target = tmp_path / "bundle"
     shutil.copytree(MODELS_DIR / DEFAULT_MODEL, target)
     return target
-
-
-def run_ser(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run the `ser` CLI in a fresh process, as a user would."""
-    return subprocess.run(
-        [sys.executable, "-m", "edge.cli", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        cwd=REPO,
-        timeout=300,
-    )
-
-
-def run_train(*args: str) -> subprocess.CompletedProcess:
-    """Run the `ser-train` CLI in a fresh process, on the corpus the tests use."""
-    env = {**os.environ, "SER_CORPUS_DIR": str(corpus_root())}
-    return subprocess.run(
-        [sys.executable, "-m", "trainer.cli", *args], capture_output=True, text=True, env=env, cwd=REPO, timeout=900
-    )
-
-
-SMOKE_SPLIT = ["--corpus", "ravdess", "--train-speakers", "1-3", "--validation-speakers", "4", "--test-speakers", "5,6"]
 
 
 @pytest.fixture(scope="session")
@@ -135,6 +85,6 @@ def smoke_run(ravdess_dir, tmp_path_factory):
 def no_daemon_outlives_its_test():
     """A failed daemon test must not leave `ser daemon` processes listening behind it."""
     yield
-    from service_process import ServiceProcess
+    from support.service_process import ServiceProcess
 
     ServiceProcess.kill_leftovers()

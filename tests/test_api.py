@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 import soundfile
-from conftest import REPO, read_speech
+from support.helpers import REPO, read_speech
 
 from edge.api import EmotionModel
 from edge.audio import load_audio, resample

@@ -15,9 +15,11 @@ import re
 import subprocess
 
 import pytest
-from conftest import REPO, corpus_root, require_root
-from service_process import ServiceProcess
-from sound_server import VirtualMicrophone, require_programs
+from support.helpers import REPO, corpus_root, require_root
+from support.service_process import ServiceProcess
+from support.sound_server import VirtualMicrophone, require_programs
+
+pytestmark = pytest.mark.integration
 
 CLIPS = 120
 ROOTFS = os.environ.get("SER_ARM64_ROOT", "/var/cache/edge-ser/arm64-bookworm")
@@ -60,7 +62,6 @@ def counts(report: str, what: str) -> list[tuple[int, int]]:
     return [(int(same), int(total)) for same, total in re.findall(rf"{what}: (\d+) / (\d+)", report)]
 
 
-@pytest.mark.slow
 def test_int8_inputs_and_outputs_are_identical_on_arm64_for_both_interpreters(parity_report):
     """Bit for bit on ai-edge-litert (the device's interpreter); tflite-runtime 2.14 rounds some int8
     ADDs differently on aarch64 (firmware_scripts/parity.py), so its outputs may differ by that
@@ -76,21 +77,18 @@ def test_int8_inputs_and_outputs_are_identical_on_arm64_for_both_interpreters(pa
     assert "int8 tensors and outputs differing: 0" in parity_report
 
 
-@pytest.mark.slow
 def test_audio_and_float_features_are_the_same_bits_on_arm64(parity_report):
     assert counts(parity_report, "resampled audio identical") == [(CLIPS + 4, CLIPS + 4)] * 2
     assert counts(parity_report, "float feature arrays identical") == [(2 * (CLIPS + 4), 2 * (CLIPS + 4))] * 2
     assert parity_report.count("(largest difference 0 ulp)") == 2
 
 
-@pytest.mark.slow
 def test_ser_info_verifies_and_ser_classify_agrees_inside_arm64(parity_report):
     for bundle in ("lstm-multilingual", "gru-multilingual"):
         assert re.search(rf"ser info --model {bundle}: same manifest; fingerprint: \w+\.\.\. verified on aarch64", parity_report)
         assert f"ser classify --variant int8 --model {bundle}: {CLIPS} results, identical" in parity_report
 
 
-@pytest.mark.slow
 def test_the_daemon_installed_in_arm64_hears_the_virtual_microphone(parity_report, tmp_path):
     require_programs("pulseaudio", "pacat", "paplay", "pactl")
     microphone = VirtualMicrophone(tmp_path / "pulse")

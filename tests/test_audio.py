@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile
 import soxr
-from conftest import read_speech
+from support.helpers import read_speech
 
 from edge.audio import load_audio, read_blocks, resample
 from edge.errors import AudioError

@@ -9,7 +9,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import read_speech, run_ser
+from support.helpers import read_speech, run_ser
 
 from edge.bundle import DEFAULT_MODEL, MANIFEST_FILE, choose_variant, load_bundle, read_manifest
 from edge.classifier import Classifier

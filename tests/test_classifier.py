@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 import soundfile
-from conftest import read_speech
+from support.helpers import read_speech
 
 import edge.classifier
 from edge.audio import load_audio

@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 import soundfile
-from conftest import REPO, run_ser
+from support.helpers import REPO, run_ser
 
 LABELS = {"neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised"}
 

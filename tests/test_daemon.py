@@ -15,9 +15,9 @@ import time
 import numpy as np
 import pytest
 import soundfile
-from conftest import REPO, run_ser
-from service_process import ServiceProcess
-from sound_server import VirtualMicrophone, require_programs
+from support.helpers import REPO, run_ser
+from support.service_process import ServiceProcess
+from support.sound_server import VirtualMicrophone, require_programs
 
 from edge.audio import load_audio
 from edge.classifier import Classifier
@@ -31,7 +31,7 @@ VALIDATION_CLIPS = [
     "Actor_14/03-01-05-02-01-02-14.flac",
     "Actor_16/03-01-02-01-02-01-16.flac",
 ]
-pytestmark = pytest.mark.usefixtures("ravdess_dir")
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ravdess_dir")]
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import SMOKE_SPLIT, run_train
+from support.helpers import SMOKE_SPLIT, run_train
 
 from trainer.gender import bootstrap_interval, gender_analysis, permutation_p_value
 
@@ -46,6 +46,7 @@ def experiments(smoke_run, corpus_dir):
     return bundle, runs
 
 
+@pytest.mark.integration  # trains or evaluates models in subprocesses
 def test_tuning_reports_every_configuration_tried_by_speaker_folds(experiments):
     bundle, runs = experiments
     report = json.loads((bundle / "tuning.json").read_text())
@@ -58,6 +59,7 @@ def test_tuning_reports_every_configuration_tried_by_speaker_folds(experiments):
     assert "2 configurations in" in runs["tune"].stdout
 
 
+@pytest.mark.integration  # trains or evaluates models in subprocesses
 def test_cross_validation_scores_every_corpus_by_speaker_folds(experiments):
     bundle, runs = experiments
     cv = json.loads((bundle / "cv.json").read_text())
@@ -75,6 +77,7 @@ def test_cross_validation_scores_every_corpus_by_speaker_folds(experiments):
     assert "2-fold CV UAR" in runs["cv"].stdout
 
 
+@pytest.mark.integration  # trains or evaluates models in subprocesses
 def test_leave_one_corpus_out_tests_each_corpus_on_a_model_that_never_heard_it(experiments):
     bundle, runs = experiments
     table = json.loads((bundle / "loco.json").read_text())["corpora"]
@@ -89,6 +92,7 @@ def test_leave_one_corpus_out_tests_each_corpus_on_a_model_that_never_heard_it(e
     assert runs["loco"].stdout.count("tested on it: UAR") == 5
 
 
+@pytest.mark.integration  # trains or evaluates models in subprocesses
 def test_gender_experiment_trains_on_each_gender_and_tests_on_each(experiments):
     bundle, _ = experiments
     rows = json.loads((bundle / "gender_experiment.json").read_text())["rows"]
@@ -99,6 +103,7 @@ def test_gender_experiment_trains_on_each_gender_and_tests_on_each(experiments):
     assert [r["clips"] for r in rows[:3]] == [60, 60, 120]
 
 
+@pytest.mark.integration  # trains or evaluates models in subprocesses
 def test_report_is_one_self_contained_html_file_with_every_section(experiments):
     bundle, _ = experiments
     page = (bundle / "report.html").read_text()

@@ -7,22 +7,13 @@ import json
 
 import numpy as np
 import pytest
-from conftest import read_speech
+from support.configs import CONFIGS
+from support.helpers import read_speech
 
 from edge.config import MAX_PITCH_FRAME_LENGTH, FrontendConfig
 from edge.fingerprint import reference_signal
 from edge.frontend import StreamingFrontend, autocorrelation, compute_features, mel_filterbank
 from edge.reproducible import fixed_order_sum
-
-PSF_LIKE = FrontendConfig(window="rectangular")  # python_speech_features.mfcc's defaults
-SHIPPED_LIKE = FrontendConfig(
-    frame_length=512, frame_step=256, n_filters=40, n_cepstra=20, extras=("rms", "zcr", "pitch"), delta_order=1
-)
-CONFIGS = {
-    "psf-like": PSF_LIKE,
-    "shipped-like": SHIPPED_LIKE,
-    "hann-delta2-pitch": FrontendConfig(window="hann", extras=("pitch",), delta_order=2, delta_width=3, lifter=0),
-}
 
 
 def generated_signals() -> dict[str, np.ndarray]:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import textwrap
 
-from conftest import REPO
+from support.helpers import REPO
 
 FORBIDDEN = ["tensorflow", "keras", "tf_keras", "scipy", "librosa", "sklearn", "matplotlib", "trainer", "python_speech_features"]
 

@@ -10,13 +10,13 @@ import time
 
 import jinja2
 import pytest
-from broker import PASSWORD, USERNAME, Broker, Subscriber
-from conftest import REPO, run_ser
-from service_process import ServiceProcess
-from sound_server import VirtualMicrophone, require_programs
+from support.broker import PASSWORD, USERNAME, Broker, Subscriber
+from support.helpers import REPO, run_ser
+from support.service_process import ServiceProcess
+from support.sound_server import VirtualMicrophone, require_programs
 
 CLIPS = sorted((REPO / "examples").glob("*.flac"))[:2]
-pytestmark = pytest.mark.usefixtures("ravdess_dir")
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ravdess_dir")]
 
 
 @pytest.fixture

@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from support.helpers import REPO
+
+pytestmark = pytest.mark.integration
 
 EXAMPLE = REPO / "examples" / "03-01-05-02-01-01-18.flac"  # RAVDESS actor 18, angry
 

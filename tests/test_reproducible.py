@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 import pytest
-from test_frontend import CONFIGS
+from support.configs import CONFIGS
 
 from edge import reproducible
 from edge.fingerprint import reference_signal
@@ -33,6 +33,22 @@ def ulps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def test_features_of_the_reference_signal_have_pinned_bits(config_name):
     features = compute_features(reference_signal(16000), CONFIGS[config_name])
     assert hashlib.sha256(features.tobytes()).hexdigest() == PINNED_FEATURES[config_name]
+
+
+# The same features in numbers a person can read (micro_speech style): where the pinned bits move,
+# these show which feature moved and by how much. The shipped-like configuration on the reference
+# signal, whose pitch glides 110..290 Hz over 5 s (frame 40 is at 0.64 s, frame 200 at 3.2 s).
+READABLE_FEATURES = {  # frame: log energy, c1, c2, rms, zcr, pitch in Hz, delta of the log energy
+    40: (-0.117438038, -21.3586954, -8.13795295, 0.216842429, 0.0919765166, 133.333333, -0.178665728),
+    200: (-0.857060146, -38.3700297, -24.2820001, 0.0908467011, 0.238747554, 225.352113, -0.17138659),
+}
+
+
+def test_features_of_the_reference_signal_read_as_expected():
+    features = compute_features(reference_signal(16000), CONFIGS["shipped-like"])
+    for frame, expected in READABLE_FEATURES.items():
+        np.testing.assert_allclose(features[frame, [0, 1, 2, 20, 21, 22, 23]], expected, rtol=1e-8, err_msg=f"frame {frame}")
+    assert features[40, 22] == 16000 / 120  # a pitch is a whole lag: 120 samples
 
 
 @pytest.mark.parametrize(("length", "n_fft"), [(4, 4), (400, 512), (512, 512), (512, 1024), (1100, 1024)])

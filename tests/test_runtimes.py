@@ -8,9 +8,11 @@ import os
 import subprocess
 
 import pytest
-from conftest import REPO, run_ser
+from support.helpers import REPO, run_ser
 
 from edge.bundle import MODELS_DIR
+
+pytestmark = pytest.mark.integration
 
 TFLITE_RUNTIME_VENV = REPO / ".cache" / "venv-tflite-runtime"
 SHIPPED = sorted(p.name for p in MODELS_DIR.iterdir() if (p / "manifest.json").is_file())

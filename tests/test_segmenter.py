@@ -7,7 +7,7 @@ import itertools
 
 import numpy as np
 import pytest
-from conftest import read_speech
+from support.helpers import read_speech
 
 from edge.bundle import load_bundle
 from edge.frontend import compute_features

@@ -11,13 +11,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import REPO, require_root, unavailable
-from sound_server import require_programs
-from user_manager import run_in_namespace
+from support.helpers import REPO, require_root, unavailable
+from support.sound_server import require_programs
+from support.user_manager import run_in_namespace
 
 FIRMWARE = REPO / "firmware_scripts"
 PREFIX, CONF_DIR, UNIT = Path("/opt/ser"), Path("/etc/ser"), Path("/etc/systemd/system/ser.service")
-pytestmark = pytest.mark.usefixtures("ravdess_dir")
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ravdess_dir")]
 
 
 def run(*command, env=None) -> subprocess.CompletedProcess:
@@ -123,7 +123,10 @@ def test_the_unit_becomes_active_on_ready_is_restarted_by_the_watchdog_and_stops
     require_root("a systemd user manager in a private mount namespace")
     require_programs("unshare", "systemctl", "/lib/systemd/systemd", "pulseaudio", "pacat", "pactl")
     result = run_in_namespace(
-        REPO / "tests" / "service_unit_scenario.py", str(outside_tmp / "manager"), str(outside_tmp / "pulse"), "watchdog"
+        REPO / "tests" / "support" / "service_unit_scenario.py",
+        str(outside_tmp / "manager"),
+        str(outside_tmp / "pulse"),
+        "watchdog",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     facts = json.loads(result.stdout)
@@ -148,7 +151,10 @@ def test_the_unit_starts_without_a_microphone_stays_up_and_listens_once_the_soun
     require_root("a systemd user manager in a private mount namespace")
     require_programs("unshare", "systemctl", "/lib/systemd/systemd", "pulseaudio", "pacat", "pactl", "paplay")
     result = run_in_namespace(
-        REPO / "tests" / "service_unit_scenario.py", str(outside_tmp / "manager"), str(outside_tmp / "pulse"), "no-microphone"
+        REPO / "tests" / "support" / "service_unit_scenario.py",
+        str(outside_tmp / "manager"),
+        str(outside_tmp / "pulse"),
+        "no-microphone",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     facts = json.loads(result.stdout)

@@ -29,7 +29,7 @@ def test_an_empty_file_gives_the_defaults(tmp_path):
 
 
 def test_the_shipped_example_config_parses(tmp_path):
-    from conftest import REPO
+    from support.helpers import REPO
 
     settings = load_settings(REPO / EXAMPLE)
     assert settings.mqtt.host is None and settings.capture.device is None

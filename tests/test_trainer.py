@@ -8,13 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SMOKE_SPLIT, run_ser, run_train
+from support.helpers import SMOKE_SPLIT, run_ser, run_train
 
 from edge.bundle import DEFAULT_MODEL
 from trainer.corpus import CANONICAL_LABELS, parse_ravdess_name, read_ravdess
 from trainer.dataset import SpeakerSplit
 
 
+@pytest.mark.integration  # trains or evaluates models in subprocesses
 def test_smoke_training_prints_and_records_float_and_int8_test_metrics(smoke_run):
     out, result = smoke_run
     manifest = json.loads((out / "manifest.json").read_text())
@@ -30,6 +31,7 @@ def test_smoke_training_prints_and_records_float_and_int8_test_metrics(smoke_run
     assert (out / "MODEL_CARD.md").read_text().count(f"{100 * metrics['int8']['uar']:.1f}%") >= 1
 
 
+@pytest.mark.integration  # trains or evaluates models in subprocesses
 def test_exported_models_end_in_logits_and_the_device_applies_the_softmax(smoke_run):
     """TFLite's int8 softmax rounds differently on aarch64, so the models stop before it."""
     from ai_edge_litert.interpreter import Interpreter
@@ -99,6 +101,7 @@ def test_export_computes_the_trained_function_with_one_row_per_fully_connected_o
     assert len({tuple(weights_and_bias) for weights_and_bias in per_frame}) == 1  # one copy of the weights, not 6
 
 
+@pytest.mark.integration  # trains or evaluates models in subprocesses
 def test_smoke_bundle_runs_on_the_device_path(smoke_run, speech_files):
     out, _ = smoke_run
     result = run_ser("classify", "--json", "--model", str(out), *map(str, speech_files[:2]))
@@ -116,6 +119,7 @@ def device_accuracy(bundle: Path | None, folders: list[Path], variant: str = "in
     return len(records), round(float(np.mean(correct)), 4)
 
 
+@pytest.mark.integration  # trains or evaluates models in subprocesses
 def test_recorded_int8_metrics_are_what_the_device_computes(smoke_run, ravdess_dir):
     """Re-classify the test actors through `ser classify`: the manifest's int8 accuracy is reproduced."""
     out, _ = smoke_run
@@ -124,6 +128,7 @@ def test_recorded_int8_metrics_are_what_the_device_computes(smoke_run, ravdess_d
     assert (clips, accuracy) == (120, manifest["metrics"]["int8"]["accuracy"])
 
 
+@pytest.mark.integration  # trains or evaluates models in subprocesses
 @pytest.mark.parametrize("variant", ["int8", "float32"])
 def test_shipped_model_figures_are_what_the_device_computes(shipped_bundle, ravdess_dir, variant):
     document = shipped_bundle.manifest.document
@@ -133,6 +138,7 @@ def test_shipped_model_figures_are_what_the_device_computes(shipped_bundle, ravd
     assert (clips, accuracy) == (document["metrics"][variant]["clips"], document["metrics"][variant]["accuracy"])
 
 
+@pytest.mark.integration  # trains or evaluates models in subprocesses
 def test_the_int8_gate_fails_loudly_and_writes_no_bundle(ravdess_dir, tmp_path):
     out = tmp_path / "gated"
     # A negative allowance means "int8 must beat float by 101 points", which no model can.
@@ -163,6 +169,7 @@ def test_no_speaker_is_in_two_splits(ravdess_dir):
         SpeakerSplit(("01", "02"), ("02",), ("03",))
 
 
+@pytest.mark.integration  # trains or evaluates models in subprocesses
 def test_gate_compares_the_shipped_bundle_on_its_test_speakers(ravdess_dir):
     result = run_train("gate", "--json")
     assert result.returncode == 0, result.stderr
@@ -174,6 +181,7 @@ def test_gate_compares_the_shipped_bundle_on_its_test_speakers(ravdess_dir):
     )
 
 
+@pytest.mark.integration  # trains or evaluates models in subprocesses
 def test_gate_exits_nonzero_when_int8_loses_more_than_allowed(ravdess_dir):
     result = run_train("gate", "--corpus", "ravdess", "--speakers", "19", "--max-uar-drop", "-101")
     assert result.returncode == 1 and "Traceback" not in result.stderr

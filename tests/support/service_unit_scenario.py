@@ -18,11 +18,11 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from sound_server import VirtualMicrophone
-from user_manager import UserManager
+sys.path.insert(0, str(Path(__file__).parents[1]))  # run as a script: tests/, for the support package
+from support.sound_server import VirtualMicrophone
+from support.user_manager import UserManager
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # Lines the copy run by a user manager leaves out, and why; the real unit keeps them all and is
 # checked by systemd-analyze (test_service_unit.py). Everything else of its sandbox is applied here.
 SYSTEM_ONLY = (

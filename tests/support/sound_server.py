@@ -27,7 +27,7 @@ def require_programs(*names: str) -> None:
     missing = [name for name in names if shutil.which(name) is None]
     if missing:
         # Imported here so that the benchmarks can use this module without pytest installed.
-        from conftest import unavailable
+        from support.helpers import unavailable
 
         unavailable(f"needs {', '.join(missing)} (installed by script/system-packages)")
 

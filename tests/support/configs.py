@@ -1,0 +1,15 @@
+"""Frontend configurations the frontend and reproducibility tests check, by name."""
+
+from __future__ import annotations
+
+from edge.config import FrontendConfig
+
+PSF_LIKE = FrontendConfig(window="rectangular")  # python_speech_features.mfcc's defaults
+SHIPPED_LIKE = FrontendConfig(
+    frame_length=512, frame_step=256, n_filters=40, n_cepstra=20, extras=("rms", "zcr", "pitch"), delta_order=1
+)
+CONFIGS = {
+    "psf-like": PSF_LIKE,
+    "shipped-like": SHIPPED_LIKE,
+    "hann-delta2-pitch": FrontendConfig(window="hann", extras=("pitch",), delta_order=2, delta_width=3, lifter=0),
+}
