@@ -21,7 +21,7 @@ from edge.classifier import Classifier
 from edge.errors import SerError
 from edge.events import UNCERTAIN, EmotionEvent, EventFilter, EventStamper, StatusEvent
 from edge.homeassistant import discovery_configs
-from edge.microphone import Microphone, MicrophoneError, require_pyaudio
+from edge.microphone import Backoff, Microphone, MicrophoneError, require_pyaudio
 from edge.pipe import EndOfInput, PipeInput
 from edge.settings import CaptureSettings, DaemonSettings, SettingsError
 from edge.systemd import ServiceNotifier
@@ -77,11 +77,12 @@ class EmotionService:
         self._reload_settings = reload_settings or (lambda: self.settings)
         self._stop = threading.Event()
         self._reload = threading.Event()
+        self.classifier: Classifier | None = None  # loaded by run(), replaced by a reload
+        self.stream: EmotionStream | None = None  # audio in, events out, for that classifier
         self._mqtt = None
         self._input: Microphone | PipeInput | None = None
         self._input_lost = False  # lost (or never opened) and said so: the next open is "back"
-        self._retry_at = 0.0  # monotonic time of the next attempt to open the microphone
-        self._retry_delay = settings.capture.retry_min_seconds
+        self._reopen = Backoff(settings.capture.retry_min_seconds, settings.capture.retry_max_seconds)
         self._stamper = EventStamper(settings.device_id, settings.topic_prefix)
         self._filter = EventFilter(settings.events)
         self.paused = False
@@ -236,7 +237,7 @@ class EmotionService:
         except MicrophoneError as error:
             self._input.close()
             self._lose_microphone(str(error))
-            self._retry_at, self._retry_delay = 0.0, self.settings.capture.retry_min_seconds  # reopen at once
+            self._reopen.reset()  # try again at once
             return
         if self.paused:
             return  # dropped before the segmenter: no features, no events
@@ -273,9 +274,8 @@ class EmotionService:
             log.warning("listening command %r ignored: send ON or OFF", text)
 
     def _try_microphone(self) -> None:
-        """Open the microphone if its next attempt is due, else wait (at most READ_TIMEOUT); after a
-        failed attempt, the next waits twice as long, up to ``retry_max_seconds``."""
-        wait = self._retry_at - time.monotonic()
+        """Open the microphone if its next attempt is due (``Backoff``), else wait (at most READ_TIMEOUT)."""
+        wait = self._reopen.wait_seconds()
         if wait > 0:
             self._stop.wait(min(READ_TIMEOUT, wait))
             return
@@ -283,12 +283,10 @@ class EmotionService:
             device = self._input.open()
         except MicrophoneError as error:
             self._lose_microphone(str(error))
-            log.info("retrying the microphone in %.1f s", self._retry_delay)
-            self._retry_at = time.monotonic() + self._retry_delay
-            self._retry_delay = min(self._retry_delay * 2, self.settings.capture.retry_max_seconds)
+            log.info("retrying the microphone in %.1f s", self._reopen.failed())
             return
         self.stream.reset()
-        self._retry_delay = self.settings.capture.retry_min_seconds
+        self._reopen.reset()
         detail = f"{device.name} (index {device.index}), {self._input.rate} Hz" if device.index >= 0 else device.name
         self.status("microphone_back" if self._input_lost else "microphone_open", detail)
         self._input_lost = False
@@ -324,5 +322,5 @@ class EmotionService:
         if settings.capture != old.capture or self._input.target_rate != classifier.manifest.frontend.sample_rate:
             self._input.close()
             self._input = audio_input(settings.capture, classifier.manifest.frontend.sample_rate)
-            self._retry_at, self._retry_delay = 0.0, settings.capture.retry_min_seconds  # opened by the loop
+            self._reopen = Backoff(settings.capture.retry_min_seconds, settings.capture.retry_max_seconds)  # opened by the loop
         self.notifier.ready(f"listening with {classifier.manifest.name}")

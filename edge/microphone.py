@@ -131,6 +131,34 @@ def choose_device(devices: list[InputDevice], wanted: str | int | None) -> Input
     return matches[0]
 
 
+class Backoff:
+    """When to try to open a device again: at once at first; after each failure twice as long as
+    after the one before, from ``first_seconds`` up to ``longest_seconds``; at once again after a
+    success or ``reset``."""
+
+    def __init__(self, first_seconds: float, longest_seconds: float):
+        self.first_seconds = first_seconds
+        self.longest_seconds = longest_seconds
+        self.reset()
+
+    def reset(self) -> None:
+        """The next attempt is due now, and a failure waits ``first_seconds``."""
+        self._due = 0.0  # monotonic time of the next attempt
+        self._delay = self.first_seconds
+
+    def wait_seconds(self) -> float:
+        """Seconds until the next attempt is due (0 if it is)."""
+        return max(0.0, self._due - time.monotonic())
+
+    def failed(self) -> float:
+        """An attempt failed: the next is due after the current delay, which then doubles. Returns
+        the seconds until the next attempt."""
+        delay = self._delay
+        self._due = time.monotonic() + delay
+        self._delay = min(delay * 2, self.longest_seconds)
+        return delay
+
+
 class Microphone:
     """An open input stream; ``read`` returns mono float64 samples at ``target_rate``."""
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from edge.audio import pcm16_to_float
-from edge.microphone import InputDevice, Microphone, MicrophoneError, choose_device
+from edge.microphone import Backoff, InputDevice, Microphone, MicrophoneError, choose_device
 from edge.settings import CaptureSettings, MqttSettings
 
 DEVICES = [
@@ -57,3 +57,16 @@ def test_mqtt_keeps_at_most_queue_size_events_while_the_broker_is_away():
         publisher.publish("ser/x/emotion", {"sequence": sequence})
     assert publisher.dropped == 2
     assert [message[1] for message in publisher._pending] == [b'{"sequence":3}', b'{"sequence":4}', b'{"sequence":5}']
+
+
+def test_reopening_backs_off_doubling_to_a_ceiling_and_starts_over_after_a_success(monkeypatch):
+    now = [100.0]
+    monkeypatch.setattr("edge.microphone.time.monotonic", lambda: now[0])
+    backoff = Backoff(first_seconds=0.5, longest_seconds=3.0)
+    assert backoff.wait_seconds() == 0  # the first attempt is at once
+    assert [backoff.failed() for _ in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+    assert backoff.wait_seconds() == 3.0
+    now[0] += 2.0
+    assert backoff.wait_seconds() == 1.0
+    backoff.reset()  # opened (or lost after a success): the next attempt is at once, the next wait short
+    assert backoff.wait_seconds() == 0 and backoff.failed() == 0.5
