@@ -1,9 +1,9 @@
-"""Model bundles: a folder with model.tflite, manifest.json and a model card.
+"""Model bundles: a folder with model.tflite, manifest.json (``edge.manifest``) and a model card.
 
-The manifest carries everything the device needs to reproduce the trainer's input exactly
-(frontend config, normalisation, windowing, quantization), the labels, where the model came
-from and how good it is. ``load_bundle`` validates all of it and checks the fingerprint before
-anything runs, so a bundle whose frontend the device does not reproduce is refused.
+Here bundles are found (by name or folder), their files verified (plain files inside the folder,
+with the manifest's sha256) and loaded: ``load_bundle`` validates the manifest and checks the
+fingerprint before anything runs, so a bundle whose frontend the device does not reproduce is
+refused.
 """
 
 from __future__ import annotations
@@ -16,14 +16,10 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.config import FrontendConfig, Normalisation, WindowingConfig
 from edge.errors import BundleError
-from edge.fingerprint import fingerprint
+from edge.manifest import MANIFEST_FILE, Manifest, parse_manifest
 from edge.model_input import Quantization
 from edge.runtime import Runtime, find_runtime, load_interpreter
-
-SCHEMA_VERSION = 1
-MANIFEST_FILE = "manifest.json"
 
 
 def _shipped_models_dir() -> Path:
@@ -35,71 +31,6 @@ def _shipped_models_dir() -> Path:
 MODELS_DIR = _shipped_models_dir()
 MODELS_DIR_VARIABLE = "SER_MODELS_DIR"  # where an installed device keeps its bundles (firmware_scripts/install.sh)
 DEFAULT_MODEL = "lstm-multilingual"
-REQUIRED_SECTIONS = {
-    "name": str,
-    "labels": list,
-    "model": dict,
-    "frontend": dict,
-    "normalisation": dict,
-    "windowing": dict,
-    "input": dict,
-    "output": dict,
-    "training": dict,
-    "metrics": dict,
-    "fingerprint": dict,
-    "command": str,
-}
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """The parsed, validated manifest of a bundle."""
-
-    name: str
-    """Bundle name, e.g. lstm-multilingual."""
-    labels: tuple[str, ...]
-    """Class labels in the order of the model's outputs."""
-    frontend: FrontendConfig
-    """Exactly how the features were computed in training."""
-    normalisation: Normalisation
-    """Feature statistics of the training speakers."""
-    windowing: WindowingConfig
-    """How clips become fixed-length inputs and how window scores are pooled."""
-    input_quantization: Quantization
-    """int8 quantization of the model input."""
-    output_quantization: Quantization
-    """int8 quantization of the model output."""
-    model_file: str
-    """File name of the TFLite model inside the bundle."""
-    model_sha256: str
-    """sha256 of the TFLite model file."""
-    float32_file: str | None
-    """File name of the float32 TFLite model, if the bundle has one the device may run."""
-    float32_sha256: str | None
-    """Its sha256."""
-    float32_as_accurate: bool
-    """Whether the float32 model scored as well as the int8 model on the test speakers, within
-    ``AS_ACCURATE_POINTS`` of its accuracy and UAR."""
-    fingerprint: str
-    """sha256 of the int8 input the reference signal becomes (see edge.fingerprint)."""
-    document: dict
-    """The whole manifest as written, for display."""
-
-    def model_files(self) -> dict[str, tuple[str, str]]:
-        """Every model file the manifest names, by variant: (file name, sha256)."""
-        files = {"int8": (self.model_file, self.model_sha256)}
-        if self.float32_file is not None:
-            files["float32"] = (self.float32_file, self.float32_sha256)
-        return files
-
-    def expected_fingerprint(self) -> str:
-        """The fingerprint this machine's frontend gives for this manifest's configuration."""
-        return fingerprint(self.frontend, self.normalisation, self.windowing, self.input_quantization)
-
-
-def is_plain_file_name(name: object) -> bool:
-    """Whether ``name`` names a file directly inside a folder: no separator, not . or .., not empty."""
-    return isinstance(name, str) and name not in ("", ".", "..") and not any(c in name for c in "/\\\0")
 
 
 def bundle_file(bundle_dir: Path, name: str) -> Path:
@@ -127,71 +58,6 @@ def verified_model_file(bundle_dir: Path, name: str, sha256: str) -> Path:
     if actual != sha256:
         raise BundleError(f"{path}: sha256 {actual} does not match the manifest's {sha256}")
     return path
-
-
-def _parse_quantization(section: dict, what: str) -> Quantization:
-    if section.get("dtype") != "int8":
-        raise ValueError(f"{what}.dtype must be int8")
-    scale, zero_point = section.get("scale"), section.get("zero_point")
-    if not isinstance(scale, (int, float)) or scale <= 0 or not isinstance(zero_point, int):
-        raise ValueError(f"{what} needs a positive scale and an integer zero_point")
-    return Quantization(float(scale), zero_point)
-
-
-def parse_manifest(document: dict) -> Manifest:
-    """Validate a manifest document; raises ValueError naming the first problem found."""
-    if not isinstance(document, dict):
-        raise ValueError("the manifest must be a JSON object")
-    if document.get("schema_version") != SCHEMA_VERSION:
-        raise ValueError(f"schema_version must be {SCHEMA_VERSION}, got {document.get('schema_version')!r}")
-    for key, kind in REQUIRED_SECTIONS.items():
-        if not isinstance(document.get(key), kind):
-            raise ValueError(f"missing or malformed field {key!r} (expected {kind.__name__})")
-    labels = document["labels"]
-    if not labels or len(set(labels)) != len(labels) or not all(isinstance(x, str) and x for x in labels):
-        raise ValueError("labels must be distinct non-empty strings")
-    frontend = FrontendConfig.from_dict(document["frontend"])
-    normalisation = Normalisation.from_dict(document["normalisation"])
-    windowing = WindowingConfig.from_dict(document["windowing"])
-    if windowing.trim_db > 0 and not frontend.append_energy:
-        raise ValueError("windowing.trim_db needs frontend.append_energy (feature 0 is the log energy)")
-    if len(normalisation.mean) != frontend.n_features:
-        raise ValueError(f"normalisation has {len(normalisation.mean)} features, the frontend {frontend.n_features}")
-    expected_shapes = {"input": [1, windowing.window_frames, frontend.n_features], "output": [1, len(labels)]}
-    for section, shape in expected_shapes.items():
-        if document[section].get("shape") != shape:
-            raise ValueError(f"{section}.shape must be {shape}, got {document[section].get('shape')}")
-    if document["output"].get("activation") != "softmax":
-        raise ValueError("output.activation must be softmax: the model ends at its logits, the device applies the softmax")
-    model, fingerprint_section = document["model"], document["fingerprint"]
-    if not isinstance(model.get("file"), str) or not isinstance(model.get("sha256"), str):
-        raise ValueError("model needs file and sha256")
-    for key in ("file", "float32_file"):
-        if key in model and not is_plain_file_name(model[key]):
-            raise ValueError(f"model.{key} must be a plain file name inside the bundle folder, got {model[key]!r}")
-    if not isinstance(fingerprint_section.get("sha256"), str):
-        raise ValueError("fingerprint needs sha256")
-    metrics = document.get("metrics") or {}
-    scores = [metrics.get(v) or {} for v in ("float32", "int8")]
-    as_accurate = all(isinstance(s.get(k), (int, float)) for s in scores for k in AS_ACCURATE_POINTS) and all(
-        scores[0][k] >= scores[1][k] - AS_ACCURATE_POINTS[k] / 100 for k in AS_ACCURATE_POINTS
-    )
-    return Manifest(
-        name=document["name"],
-        labels=tuple(labels),
-        frontend=frontend,
-        normalisation=normalisation,
-        windowing=windowing,
-        input_quantization=_parse_quantization(document["input"], "input"),
-        output_quantization=_parse_quantization(document["output"], "output"),
-        model_file=model["file"],
-        model_sha256=model["sha256"],
-        float32_file=model.get("float32_file") if isinstance(model.get("float32_sha256"), str) else None,
-        float32_sha256=model.get("float32_sha256") if isinstance(model.get("float32_file"), str) else None,
-        float32_as_accurate=as_accurate,
-        fingerprint=fingerprint_section["sha256"],
-        document=document,
-    )
 
 
 def models_dirs() -> list[Path]:
@@ -251,11 +117,6 @@ VARIANTS = ("int8", "float32")
 # LSTM kernel takes 4-6 ms per window against 0.6-0.9 ms in float32. On the Pi's ARM cores the
 # int8 model is the one built for the device; it stays the default there until measured on one.
 FASTER_VARIANT = {"x86_64": "float32", "AMD64": "float32"}
-AS_ACCURATE_POINTS = {"uar": 1.5, "accuracy": 3.0}
-"""Percentage points on the test speakers by which one variant of a model may score below the
-other and still count as as accurate: the trainer's gate lets int8 lose this much against float32,
-and the device runs float32 where it is faster unless it lost more than this against int8 (one
-clip of 240 is 0.4 points: a stricter rule would choose by noise)."""
 
 
 def choose_variant(manifest: Manifest, requested: str | None, machine: str) -> str:

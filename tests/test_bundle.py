@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 from support.helpers import read_speech, run_ser
 
-from edge.bundle import DEFAULT_MODEL, MANIFEST_FILE, choose_variant, load_bundle, read_manifest
+from edge.bundle import DEFAULT_MODEL, choose_variant, load_bundle, read_manifest
 from edge.classifier import Classifier
 from edge.errors import BundleError
 from edge.fingerprint import fingerprint, reference_signal
 from edge.frontend import compute_features
+from edge.manifest import MANIFEST_FILE, build_manifest
 
 
 def edit_manifest(bundle_dir, change) -> None:
@@ -241,3 +242,24 @@ def test_ser_info_verifies_every_model_file_not_only_the_one_that_runs(bundle_co
     assert result.returncode == 1 and "model_float32.tflite: sha256" in result.stderr
     good = run_ser("info")
     assert good.returncode == 0 and "model files: model.tflite, model_float32.tflite (sha256 verified)" in good.stderr
+
+
+def test_the_manifest_writes_what_it_read_and_builds_what_the_trainer_wrote(shipped_bundle, tmp_path):
+    manifest, document = shipped_bundle.manifest, shipped_bundle.manifest.document
+    assert manifest.write(tmp_path).read_bytes() == (shipped_bundle.path / MANIFEST_FILE).read_bytes()
+    built = build_manifest(
+        name=manifest.name,
+        labels=manifest.labels,
+        model=document["model"],
+        frontend=manifest.frontend,
+        normalisation=manifest.normalisation,
+        windowing=manifest.windowing,
+        input_shape=document["input"]["shape"],
+        input_quantization=manifest.input_quantization,
+        output_shape=document["output"]["shape"],
+        output_quantization=manifest.output_quantization,
+        command=document["command"],
+        training=document["training"],
+        metrics=document["metrics"],
+    )
+    assert built.document == document  # every section, the fingerprint computed again included

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge.bundle import AS_ACCURATE_POINTS, ModelBundle
+from edge.bundle import ModelBundle
 from edge.classifier import Classifier, pool
+from edge.manifest import AS_ACCURATE_POINTS
 from edge.runtime import load_interpreter
 from trainer.evaluate import classification_metrics
 

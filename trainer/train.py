@@ -3,7 +3,6 @@ evaluation on the test speakers → model bundle."""
 
 from __future__ import annotations
 
-import json
 import platform
 import time
 from dataclasses import asdict
@@ -12,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from edge.bundle import MANIFEST_FILE, SCHEMA_VERSION, ModelBundle, parse_manifest, sha256_file
-from edge.fingerprint import REFERENCE_SIGNAL_NAME, fingerprint
+from edge.bundle import ModelBundle, sha256_file
+from edge.manifest import Manifest, build_manifest
 from edge.model_input import Quantization
 from edge.runtime import find_runtime, load_interpreter
 from trainer import fitting
@@ -62,15 +61,10 @@ def fit(options: TrainOptions, train: ClipSet, labels: tuple[str, ...], held_out
     )
 
 
-def _tensor_section(detail: dict) -> dict:
-    scale, zero_point = detail["quantization"]
-    return {"shape": [int(n) for n in detail["shape"]], "dtype": "int8", "scale": float(scale), "zero_point": int(zero_point)}
-
-
-def export_bundle(trained: Fit, options: TrainOptions, labels: tuple[str, ...], out_dir: Path) -> tuple[dict, ModelBundle]:
+def export_bundle(trained: Fit, options: TrainOptions, labels: tuple[str, ...], out_dir: Path) -> tuple[Manifest, ModelBundle]:
     """Write the float32 and full-int8 model files of a trained model into ``out_dir`` and return
-    the manifest document without its training and metrics sections, and the int8 bundle as the
-    device loads it (for evaluation through the device's own classifier)."""
+    the manifest without its training and metrics sections, and the int8 bundle as the device
+    loads it (for evaluation through the device's own classifier)."""
     rng = np.random.default_rng(options.seed)
     calibration = trained.train_windows[rng.permutation(len(trained.train_windows))[: options.calibration_windows]]
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -81,14 +75,10 @@ def export_bundle(trained: Fit, options: TrainOptions, labels: tuple[str, ...], 
     runtime = find_runtime()
     interpreter = load_interpreter(runtime, int8_path)
     (input_detail,), (output_detail,) = interpreter.get_input_details(), interpreter.get_output_details()
-    input_section, output_section = _tensor_section(input_detail), _tensor_section(output_detail)
-    output_section["activation"] = "softmax"  # export_tflite leaves it to the device
-    input_quantization = Quantization(input_section["scale"], input_section["zero_point"])
-    document = {
-        "schema_version": SCHEMA_VERSION,
-        "name": options.name,
-        "labels": list(labels),
-        "model": {
+    manifest = build_manifest(
+        name=options.name,
+        labels=labels,
+        model={
             "file": MODEL_FILE,
             "sha256": sha256_file(int8_path),
             "size_bytes": int8_path.stat().st_size,
@@ -97,20 +87,16 @@ def export_bundle(trained: Fit, options: TrainOptions, labels: tuple[str, ...], 
             "architecture": asdict(options.model),
             "parameters": int(trained.model.count_params()),
         },
-        "frontend": options.frontend.to_dict(),
-        "normalisation": trained.normalisation.to_dict(),
-        "windowing": options.windowing.to_dict(),
-        "input": input_section,
-        "output": output_section,
-        "fingerprint": {
-            "reference_signal": REFERENCE_SIGNAL_NAME,
-            "sha256": fingerprint(options.frontend, trained.normalisation, options.windowing, input_quantization),
-        },
-        "command": options.command,
-        "training": {},
-        "metrics": {},
-    }
-    return document, ModelBundle(out_dir, parse_manifest(document), runtime, interpreter)
+        frontend=options.frontend,
+        normalisation=trained.normalisation,
+        windowing=options.windowing,
+        input_shape=input_detail["shape"],
+        input_quantization=Quantization(*input_detail["quantization"]),
+        output_shape=output_detail["shape"],
+        output_quantization=Quantization(*output_detail["quantization"]),
+        command=options.command,
+    )
+    return manifest, ModelBundle(out_dir, manifest, runtime, interpreter)
 
 
 def train_bundle(options: TrainOptions, corpus: Corpus, out_dir: Path) -> dict:
@@ -136,15 +122,14 @@ def train_bundle(options: TrainOptions, corpus: Corpus, out_dir: Path) -> dict:
         for part, items in parts.items()
     }
     trained = fit(options, clips["train"], labels, clips["validation"] if parts["validation"] else None)
-    document, bundle = export_bundle(trained, options, labels, out_dir)
+    manifest, bundle = export_bundle(trained, options, labels, out_dir)
     metrics, comparison = test_metrics(bundle, clips["test"], parts["test"], options.seed)
     failures = gate_failures(comparison, options.gate)
     if failures:
         for name in (MODEL_FILE, FLOAT_MODEL_FILE):
             (out_dir / name).unlink()
         raise QuantizationGateError("; ".join(failures) + "; no bundle written")
-    document["metrics"] = metrics
-    document["training"] = {
+    training = {
         "corpus": corpus.name,
         "corpora": sorted({u.corpus for u in corpus.utterances}),
         "label_map": corpus.label_map,
@@ -166,9 +151,10 @@ def train_bundle(options: TrainOptions, corpus: Corpus, out_dir: Path) -> dict:
         "software": {"tensorflow": tf.__version__, "python": platform.python_version(), "runtime": str(bundle.runtime)},
         "seconds": round(time.monotonic() - started, 1),
     }
-    (out_dir / MANIFEST_FILE).write_text(json.dumps(document, indent=2) + "\n")
-    write_model_card(document, out_dir)
-    return document
+    manifest = manifest.with_sections(training=training, metrics=metrics)
+    manifest.write(out_dir)
+    write_model_card(manifest.document, out_dir)
+    return manifest.document
 
 
 def test_metrics(bundle: ModelBundle, clips: ClipSet, utterances: list, seed: int) -> tuple[dict, dict]:
