@@ -338,6 +338,7 @@ def gate(model, corpus_kinds, corpus_path, speakers, max_uar_drop, max_accuracy_
 jobs_option = click.option(
     "--jobs", default=1, show_default=True, help="Models trained at once, each in its own process (about a core each)."
 )
+folds_option = click.option("--folds", default=4, show_default=True, help="Speaker-grouped folds over the development speakers.")
 
 
 def development_clips(corpus_kinds, corpus_path, speakers, recipe, with_test: bool = False):
@@ -345,17 +346,17 @@ def development_clips(corpus_kinds, corpus_path, speakers, recipe, with_test: bo
     validation: everything but the test speakers), with augmented copies; with ``with_test`` also
     the test speakers' clips, without copies."""
     from trainer.dataset import load_clips
-    from trainer.train import _progress
+    from trainer.progress import counter
 
     corpus = load_corpus(corpus_kinds, corpus_path)
     split = resolve_split(corpus, *speakers, recipe.seed)
     development = set(split.train) | set(split.validation)
     what = f"features (with {recipe.augment.copies} augmented copies)" if recipe.augment.copies else "features"
     clips = load_clips(
-        [u for u in corpus.utterances if u.speaker in development], recipe.frontend, recipe.augment, recipe.seed, _progress(what)
+        [u for u in corpus.utterances if u.speaker in development], recipe.frontend, recipe.augment, recipe.seed, counter(what)
     )
     test = (
-        load_clips(split.of(corpus.utterances, "test"), recipe.frontend, None, recipe.seed, _progress("features test"))
+        load_clips(split.of(corpus.utterances, "test"), recipe.frontend, None, recipe.seed, counter("features test"))
         if with_test
         else None
     )
@@ -371,7 +372,7 @@ def write_json(path: Path, corpus, document: dict) -> None:
 @click.argument("out_json", type=click.Path(dir_okay=False, path_type=Path))
 @corpus_options
 @split_options
-@click.option("--folds", default=4, show_default=True, help="Speaker-grouped folds over the development speakers.")
+@folds_option
 @jobs_option
 @recipe_options
 def cv(out_json, corpus_kinds, corpus_path, train_speakers, validation_speakers, test_speakers, folds, jobs, recipe):
@@ -414,7 +415,7 @@ def loco(out_json, corpus_kinds, corpus_path, train_speakers, validation_speaker
 @click.argument("out_json", type=click.Path(dir_okay=False, path_type=Path))
 @corpus_options
 @split_options
-@click.option("--folds", default=4, show_default=True, help="Speaker-grouped folds over the development speakers.")
+@folds_option
 @click.option("--budget-minutes", default=30.0, show_default=True, help="Stop starting new configurations after this.")
 @click.option("--max-configs", default=None, type=int, help="Try at most this many configurations.")
 @recipe_options

@@ -25,8 +25,9 @@ from trainer.corpus import Utterance
 from trainer.dataset import ClipSet, load_clips, speaker_folds
 from trainer.evaluate import accuracy, uar
 from trainer.gate import device_probabilities
+from trainer.progress import say
 from trainer.recipe import ModelConfig, TrainOptions
-from trainer.train import _log, export_bundle, fit
+from trainer.train import export_bundle, fit
 
 SEARCH_SPACE = {"units": (32, 64, 96), "learning_rate": (1e-3, 3e-3), "dropout": (0.2, 0.4)}
 
@@ -38,7 +39,7 @@ def train_and_score(
     Returns the predictions with each clip's corpus and gender, and the per-epoch held-out UAR of
     the Keras model (for choosing the epoch count)."""
     began = time.monotonic()
-    trained = fit(options, train, labels, held if record_epochs else None, log=lambda message: _log(f"{what}: {message}"))
+    trained = fit(options, train, labels, held if record_epochs else None, log=lambda message: say(f"{what}: {message}"))
     with tempfile.TemporaryDirectory() as scratch:
         _, bundle = export_bundle(trained, dataclasses.replace(options, name="experiment"), labels, Path(scratch))
         predicted = device_probabilities(bundle, held.features).argmax(axis=1)
@@ -52,7 +53,7 @@ def train_and_score(
         "epoch_uar": [round(v, 4) for v in trained.history.get("held_out_uar", [])],
         "seconds": round(time.monotonic() - began, 1),
     }
-    _log(f"{what}: int8 UAR {uar(truth, predicted, len(labels)):.2%} on {len(truth)} clips ({result['seconds']:.0f} s)")
+    say(f"{what}: int8 UAR {uar(truth, predicted, len(labels)):.2%} on {len(truth)} clips ({result['seconds']:.0f} s)")
     return result
 
 
@@ -264,7 +265,7 @@ def tune(
                 "seconds": round(time.monotonic() - began, 1),
             }
         )
-        _log(f"tune {number}/{len(candidates)}: {config} → CV UAR {result['uar']['mean']:.2%}")
+        say(f"tune {number}/{len(candidates)}: {config} → CV UAR {result['uar']['mean']:.2%}")
     return {
         "folds": k,
         "held_out": held_out,

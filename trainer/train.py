@@ -23,6 +23,7 @@ from trainer.gate import compare_float_int8, gate_failures, summary_line
 from trainer.gender import gender_analysis
 from trainer.model import export_tflite
 from trainer.model_card import write_model_card
+from trainer.progress import counter, say
 from trainer.recipe import TrainOptions
 
 MODEL_FILE, FLOAT_MODEL_FILE = "model.tflite", "model_float32.tflite"
@@ -32,19 +33,7 @@ class QuantizationGateError(RuntimeError):
     """The int8 model lost more accuracy against the float model than allowed."""
 
 
-def _log(message: str) -> None:
-    print(f"[ser-train] {message}", flush=True)
-
-
-def _progress(what: str):
-    def report(done: int, total: int) -> None:
-        if done == total or done % 100 == 0:
-            _log(f"{what}: {done}/{total}")
-
-    return report
-
-
-def fit(options: TrainOptions, train: ClipSet, labels: tuple[str, ...], held_out: ClipSet | None = None, log=_log) -> Fit:
+def fit(options: TrainOptions, train: ClipSet, labels: tuple[str, ...], held_out: ClipSet | None = None, log=say) -> Fit:
     """``trainer.fitting.fit`` with the options' model, windowing, schedule and regularisers."""
     return fitting.fit(
         options.model,
@@ -108,7 +97,7 @@ def train_bundle(options: TrainOptions, corpus: Corpus, out_dir: Path) -> dict:
     labels = corpus.labels
     parts = {part: options.split.of(corpus.utterances, part) for part in ("train", "validation", "test")}
     for part, items in parts.items():
-        _log(f"{part}: {len(items)} clips from {len(getattr(options.split, part))} speakers")
+        say(f"{part}: {len(items)} clips from {len(getattr(options.split, part))} speakers")
         if not items and part != "validation":  # validation speakers only watch the training
             raise ValueError(f"the {part} split has no utterances")
     clips = {
@@ -117,7 +106,7 @@ def train_bundle(options: TrainOptions, corpus: Corpus, out_dir: Path) -> dict:
             options.frontend,
             options.augment if part == "train" else None,
             options.seed,
-            _progress(f"features {part}" + (" (with augmented copies)" if part == "train" and options.augment.copies else "")),
+            counter(f"features {part}" + (" (with augmented copies)" if part == "train" and options.augment.copies else "")),
         )
         for part, items in parts.items()
     }
@@ -172,5 +161,5 @@ def test_metrics(bundle: ModelBundle, clips: ClipSet, utterances: list, seed: in
         "int8_float32_agreement": comparison["argmax_agreement"],
         "max_probability_difference": comparison["max_probability_difference"],
     }
-    _log(f"test speakers, {summary_line(comparison)}")
+    say(f"test speakers, {summary_line(comparison)}")
     return metrics, comparison
