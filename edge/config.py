@@ -18,6 +18,15 @@ WINDOW_FUNCTIONS = ("rectangular", "hamming", "hann")
 POOLING_METHODS = ("mean",)
 
 
+def check(what: str, rules) -> None:
+    """The one way configuration and settings are validated: ``rules`` are (broken, key, reason)
+    triples; if any is broken, one ValueError names ``what`` (a section, or a file and a section)
+    and every broken key with its reason: "frontend config: n_fft must be a power of two"."""
+    broken = [f"{key} {reason}" for failed, key, reason in rules if failed]
+    if broken:
+        raise ValueError(f"{what}: " + "; ".join(broken))
+
+
 def checked_fields(cls, data: dict, what: str, noun: str = "field") -> dict:
     """The values of ``data`` for dataclass ``cls``, from JSON or TOML: unknown keys and values of
     the wrong type are refused with a ValueError naming ``what`` and the key. Integers are taken
@@ -86,34 +95,50 @@ class FrontendConfig:
     """Frames on each side used by the delta regression."""
 
     def __post_init__(self) -> None:
-        problems = []
-        if self.sample_rate <= 0:
-            problems.append("sample_rate must be positive")
-        if not 0 < self.frame_step <= self.frame_length <= self.n_fft:
-            problems.append("need 0 < frame_step <= frame_length <= n_fft")
-        if self.n_fft < 2 or self.n_fft & (self.n_fft - 1):
-            problems.append("n_fft must be a power of two")
-        if self.window not in WINDOW_FUNCTIONS:
-            problems.append(f"window must be one of {WINDOW_FUNCTIONS}")
-        if not 0 <= self.low_freq < self.high_freq <= self.sample_rate / 2:
-            problems.append("need 0 <= low_freq < high_freq <= sample_rate / 2")
-        if self.n_filters < 1 or not 1 <= self.n_cepstra <= self.n_filters:
-            problems.append("need 1 <= n_cepstra <= n_filters")
-        if self.lifter < 0 or not 0 <= self.preemphasis < 1:
-            problems.append("need lifter >= 0 and 0 <= preemphasis < 1")
-        unknown = [e for e in self.extras if e not in EXTRA_FEATURES]
-        if unknown or len(set(self.extras)) != len(self.extras):
-            problems.append(f"extras must be distinct names from {EXTRA_FEATURES}")
-        if not 0 < self.pitch_min_hz < self.pitch_max_hz:
-            problems.append("need 0 < pitch_min_hz < pitch_max_hz")
-        if "pitch" in self.extras and self.sample_rate / self.pitch_min_hz >= self.frame_length:
-            problems.append("pitch_min_hz is too low for one period to fit in a frame")
-        if "pitch" in self.extras and self.frame_length > MAX_PITCH_FRAME_LENGTH:
-            problems.append(f"pitch needs frame_length <= {MAX_PITCH_FRAME_LENGTH} (its exact autocorrelation's bound)")
-        if self.delta_order not in (0, 1, 2) or self.delta_width < 1:
-            problems.append("need delta_order in 0..2 and delta_width >= 1")
-        if problems:
-            raise ValueError("invalid frontend config: " + "; ".join(problems))
+        pitch = "pitch" in self.extras
+        check(
+            "frontend config",
+            [
+                (self.sample_rate <= 0, "sample_rate", "must be positive"),
+                (
+                    not 0 < self.frame_step <= self.frame_length <= self.n_fft,
+                    "frame_step",
+                    "needs 0 < frame_step <= frame_length <= n_fft",
+                ),
+                (self.n_fft < 2 or self.n_fft & (self.n_fft - 1), "n_fft", "must be a power of two"),
+                (self.window not in WINDOW_FUNCTIONS, "window", f"must be one of {WINDOW_FUNCTIONS}"),
+                (
+                    not 0 <= self.low_freq < self.high_freq <= self.sample_rate / 2,
+                    "low_freq",
+                    "needs 0 <= low_freq < high_freq <= sample_rate / 2",
+                ),
+                (
+                    self.n_filters < 1 or not 1 <= self.n_cepstra <= self.n_filters,
+                    "n_cepstra",
+                    "needs 1 <= n_cepstra <= n_filters",
+                ),
+                (self.lifter < 0, "lifter", "must be >= 0"),
+                (not 0 <= self.preemphasis < 1, "preemphasis", "needs 0 <= preemphasis < 1"),
+                (
+                    any(e not in EXTRA_FEATURES for e in self.extras) or len(set(self.extras)) != len(self.extras),
+                    "extras",
+                    f"must be distinct names from {EXTRA_FEATURES}",
+                ),
+                (not 0 < self.pitch_min_hz < self.pitch_max_hz, "pitch_min_hz", "needs 0 < pitch_min_hz < pitch_max_hz"),
+                (
+                    pitch and self.sample_rate / self.pitch_min_hz >= self.frame_length,
+                    "pitch_min_hz",
+                    "is too low for one period to fit in a frame",
+                ),
+                (
+                    pitch and self.frame_length > MAX_PITCH_FRAME_LENGTH,
+                    "frame_length",
+                    f"must be <= {MAX_PITCH_FRAME_LENGTH} for pitch (its exact autocorrelation's bound)",
+                ),
+                (self.delta_order not in (0, 1, 2), "delta_order", "must be 0, 1 or 2"),
+                (self.delta_width < 1, "delta_width", "must be at least 1"),
+            ],
+        )
 
     @property
     def n_static(self) -> int:
@@ -157,14 +182,15 @@ class WindowingConfig:
     is more than this many dB below the clip's loudest frame; 0 keeps every frame."""
 
     def __post_init__(self) -> None:
-        if self.trim_db < 0:
-            raise ValueError("invalid windowing: trim_db must be >= 0")
-        if not 0 < self.hop_frames <= self.window_frames:
-            raise ValueError("invalid windowing: need 0 < hop_frames <= window_frames")
-        if not 0 < self.min_frames <= self.window_frames:
-            raise ValueError("invalid windowing: need 0 < min_frames <= window_frames")
-        if self.pooling not in POOLING_METHODS:
-            raise ValueError(f"invalid windowing: pooling must be one of {POOLING_METHODS}")
+        check(
+            "windowing config",
+            [
+                (self.trim_db < 0, "trim_db", "must be >= 0"),
+                (not 0 < self.hop_frames <= self.window_frames, "hop_frames", "needs 0 < hop_frames <= window_frames"),
+                (not 0 < self.min_frames <= self.window_frames, "min_frames", "needs 0 < min_frames <= window_frames"),
+                (self.pooling not in POOLING_METHODS, "pooling", f"must be one of {POOLING_METHODS}"),
+            ],
+        )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -187,22 +213,23 @@ class Normalisation:
     mean and std above are then statistics of such mean-free frames."""
 
     def __post_init__(self) -> None:
-        if len(self.mean) != len(self.std) or not self.mean:
-            raise ValueError("invalid normalisation: mean and std need the same, non-zero length")
-        if not all(s > 0 for s in self.std):
-            raise ValueError("invalid normalisation: every std must be positive")
+        numbers = all(isinstance(v, float) for v in (*self.mean, *self.std))
+        check(
+            "normalisation",
+            [
+                (not numbers, "mean", "and std must be lists of numbers"),
+                (len(self.mean) != len(self.std) or not self.mean, "std", "needs as many values as mean, at least one"),
+                (numbers and not all(s > 0 for s in self.std), "std", "must be positive everywhere"),
+            ],
+        )
 
     def to_dict(self) -> dict:
         return {"mean": list(self.mean), "std": list(self.std), "subtract_clip_mean": self.subtract_clip_mean}
 
     @classmethod
     def from_dict(cls, data: dict) -> Normalisation:
-        if not isinstance(data, dict) or set(data) != {"mean", "std", "subtract_clip_mean"}:
-            raise ValueError("invalid normalisation: expected an object with mean, std and subtract_clip_mean")
-        if not isinstance(data["subtract_clip_mean"], bool):
-            raise ValueError("invalid normalisation: subtract_clip_mean must be true or false")
-        try:
-            mean, std = tuple(float(v) for v in data["mean"]), tuple(float(v) for v in data["std"])
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"invalid normalisation: {error}") from None
-        return cls(mean, std, data["subtract_clip_mean"])
+        values = checked_fields(cls, data, "normalisation")
+        check("normalisation", [(key not in values, key, "is missing") for key in ("mean", "std", "subtract_clip_mean")])
+        # JSON writes 1.0 as 1: whole numbers are taken as floats, anything else is left for the checks.
+        as_floats = {key: tuple(float(v) if type(v) is int else v for v in values[key]) for key in ("mean", "std")}
+        return cls(**{**values, **as_floats})

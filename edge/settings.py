@@ -29,7 +29,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge.config import checked_fields
+from edge.config import check, checked_fields
 from edge.errors import SerError
 
 
@@ -213,35 +213,42 @@ def load_settings(path: str | Path | None) -> DaemonSettings:
 
 
 def check_settings(settings: DaemonSettings, where: str) -> None:
-    """Reject values that parse but make no sense, naming them."""
-    segmenter, capture, mqtt = settings.segmenter, settings.capture, settings.mqtt
-    problems = [
-        (segmenter.min_seconds > segmenter.max_seconds, "segmenter min_seconds is above max_seconds"),
-        (segmenter.max_seconds <= 0 or segmenter.hangover_seconds <= 0, "segmenter lengths must be positive"),
-        (segmenter.preroll_seconds < 0, "segmenter preroll_seconds must not be negative"),
-        (capture.channels < 1, "capture channels must be at least 1"),
-        (capture.input not in ("microphone", "-"), "capture input must be microphone or - (standard input)"),
-        (capture.format not in PCM_FORMATS, f"capture format must be one of {', '.join(PCM_FORMATS)}"),
-        (capture.sample_rate is not None and capture.sample_rate < 1, "capture sample_rate must be positive"),
+    """Reject values that parse but make no sense, naming them (``edge.config.check``)."""
+    segmenter, capture, mqtt, events = settings.segmenter, settings.capture, settings.mqtt, settings.events
+    rules = [
+        (segmenter.min_seconds > segmenter.max_seconds, "segmenter min_seconds", "is above max_seconds"),
+        (segmenter.max_seconds <= 0 or segmenter.hangover_seconds <= 0, "segmenter lengths", "must be positive"),
+        (segmenter.preroll_seconds < 0, "segmenter preroll_seconds", "must not be negative"),
+        (capture.channels < 1, "capture channels", "must be at least 1"),
+        (capture.input not in ("microphone", "-"), "capture input", "must be microphone or - (standard input)"),
+        (capture.format not in PCM_FORMATS, "capture format", f"must be one of {', '.join(PCM_FORMATS)}"),
+        (capture.sample_rate is not None and capture.sample_rate < 1, "capture sample_rate", "must be positive"),
         (
             capture.block_seconds <= 0 or capture.buffer_seconds < capture.block_seconds,
-            "capture buffer_seconds must hold at least one block",
+            "capture buffer_seconds",
+            "must hold at least one block",
         ),
-        (mqtt.qos not in (0, 1, 2), "mqtt qos must be 0, 1 or 2"),
-        (not 0 <= settings.events.min_confidence <= 1, "events min_confidence must be between 0 and 1"),
-        (settings.events.cooldown_seconds < 0, "events cooldown_seconds must not be negative"),
+        (mqtt.qos not in (0, 1, 2), "mqtt qos", "must be 0, 1 or 2"),
+        (not 0 <= events.min_confidence <= 1, "events min_confidence", "must be between 0 and 1"),
+        (events.cooldown_seconds < 0, "events cooldown_seconds", "must not be negative"),
         (
-            settings.events.labels is not None and not all(isinstance(x, str) and x for x in settings.events.labels),
-            "events labels must be a list of emotion names",
+            events.labels is not None and not all(isinstance(x, str) and x for x in events.labels),
+            "events labels",
+            "must be a list of emotion names",
         ),
-        (settings.variant not in (None, "int8", "float32"), "variant must be int8 or float32"),
-        (mqtt.queue_size < 1, "mqtt queue_size must be at least 1"),
-        (mqtt.levels_seconds < 0, "mqtt levels_seconds must not be negative"),
-        (not settings.device_id or any(c in settings.device_id for c in "/+#"), "device_id must be non-empty and free of / + #"),
+        (settings.variant not in (None, "int8", "float32"), "variant", "must be int8 or float32"),
+        (mqtt.queue_size < 1, "mqtt queue_size", "must be at least 1"),
+        (mqtt.levels_seconds < 0, "mqtt levels_seconds", "must not be negative"),
+        (
+            not settings.device_id or any(c in settings.device_id for c in "/+#"),
+            "device_id",
+            "must be non-empty and free of / + #",
+        ),
     ]
-    for failed, message in problems:
-        if failed:
-            raise SettingsError(f"{where}: {message}")
+    try:
+        check(where, rules)
+    except ValueError as error:
+        raise SettingsError(str(error)) from None
 
 
 def read_credentials(path: str | Path) -> tuple[str, str]:

@@ -225,3 +225,12 @@ def test_unknown_and_mistyped_fields_are_rejected():
         FrontendConfig.from_dict({**FrontendConfig().to_dict(), "n_mels": 40})
     with pytest.raises(ValueError, match="n_filters"):
         FrontendConfig.from_dict({**FrontendConfig().to_dict(), "n_filters": "26"})
+
+
+def test_every_broken_setting_of_a_config_is_named_at_once():
+    with pytest.raises(ValueError) as error:
+        FrontendConfig.from_dict({**FrontendConfig().to_dict(), "n_fft": 600, "window": "kaiser", "delta_order": 3})
+    assert str(error.value).startswith("frontend config: ")
+    assert all(
+        key in str(error.value) for key in ("n_fft must be a power of two", "window must be one of", "delta_order must be")
+    )
