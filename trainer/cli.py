@@ -341,26 +341,15 @@ jobs_option = click.option(
 folds_option = click.option("--folds", default=4, show_default=True, help="Speaker-grouped folds over the development speakers.")
 
 
-def development_clips(corpus_kinds, corpus_path, speakers, recipe, with_test: bool = False):
-    """The corpus, its split, and the features of the development speakers (training and
-    validation: everything but the test speakers), with augmented copies; with ``with_test`` also
-    the test speakers' clips, without copies."""
-    from trainer.dataset import load_clips
-    from trainer.progress import counter
+def experiment_setup(corpus_kinds, corpus_path, speakers, recipe, with_test: bool = False):
+    """The corpus, the recipe with its split, and the clips an experiment runs on
+    (``trainer.experiments.development_clips``)."""
+    from trainer.experiments import development_clips
 
     corpus = load_corpus(corpus_kinds, corpus_path)
-    split = resolve_split(corpus, *speakers, recipe.seed)
-    development = set(split.train) | set(split.validation)
-    what = f"features (with {recipe.augment.copies} augmented copies)" if recipe.augment.copies else "features"
-    clips = load_clips(
-        [u for u in corpus.utterances if u.speaker in development], recipe.frontend, recipe.augment, recipe.seed, counter(what)
-    )
-    test = (
-        load_clips(split.of(corpus.utterances, "test"), recipe.frontend, None, recipe.seed, counter("features test"))
-        if with_test
-        else None
-    )
-    return corpus, dataclasses.replace(recipe, split=split), clips, test
+    recipe = dataclasses.replace(recipe, split=resolve_split(corpus, *speakers, recipe.seed))
+    clips, test = development_clips(corpus, recipe, with_test)
+    return corpus, recipe, clips, test
 
 
 def write_json(path: Path, corpus, document: dict) -> None:
@@ -381,7 +370,7 @@ def cv(out_json, corpus_kinds, corpus_path, train_speakers, validation_speakers,
     from trainer.experiments import cross_validate
 
     speakers = (train_speakers, validation_speakers, test_speakers)
-    corpus, recipe, clips, _ = development_clips(corpus_kinds, corpus_path, speakers, recipe)
+    corpus, recipe, clips, _ = experiment_setup(corpus_kinds, corpus_path, speakers, recipe)
     result = cross_validate(recipe, clips, corpus.labels, folds, jobs)
     write_json(out_json, corpus, result)
     click.echo(
@@ -403,7 +392,7 @@ def loco(out_json, corpus_kinds, corpus_path, train_speakers, validation_speaker
     from trainer.experiments import leave_one_corpus_out
 
     speakers = (train_speakers, validation_speakers, test_speakers)
-    corpus, recipe, clips, _ = development_clips(corpus_kinds, corpus_path, speakers, recipe)
+    corpus, recipe, clips, _ = experiment_setup(corpus_kinds, corpus_path, speakers, recipe)
     table = leave_one_corpus_out(recipe, clips, corpus.labels, jobs)
     write_json(out_json, corpus, {"corpora": table})
     for name, row in table.items():
@@ -436,7 +425,7 @@ def tune(
     from trainer.experiments import tune as search
 
     speakers = (train_speakers, validation_speakers, test_speakers)
-    corpus, recipe, clips, _ = development_clips(corpus_kinds, corpus_path, speakers, recipe)
+    corpus, recipe, clips, _ = experiment_setup(corpus_kinds, corpus_path, speakers, recipe)
     result = search(recipe, clips, corpus.labels, folds, 60 * budget_minutes, max_configs)
     write_json(out_json, corpus, result)
     for row in result["tried"]:
@@ -472,7 +461,7 @@ def gender(out_json, corpus_kinds, corpus_path, train_speakers, validation_speak
     from trainer.experiments import gender_experiment
 
     speakers = (train_speakers, validation_speakers, test_speakers)
-    corpus, recipe, clips, test = development_clips(corpus_kinds, corpus_path, speakers, recipe, with_test=True)
+    corpus, recipe, clips, test = experiment_setup(corpus_kinds, corpus_path, speakers, recipe, with_test=True)
     try:
         both = load_bundle(both_model, variant="int8") if both_model else None
     except SerError as error:

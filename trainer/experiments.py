@@ -21,15 +21,29 @@ from pathlib import Path
 
 import numpy as np
 
-from trainer.corpus import Utterance
+from trainer.corpus import Corpus, Utterance
 from trainer.dataset import ClipSet, load_clips, speaker_folds
 from trainer.evaluate import accuracy, uar
 from trainer.gate import device_probabilities
-from trainer.progress import say
+from trainer.progress import counter, say
 from trainer.recipe import ModelConfig, TrainOptions
 from trainer.train import export_bundle, fit
 
 SEARCH_SPACE = {"units": (32, 64, 96), "learning_rate": (1e-3, 3e-3), "dropout": (0.2, 0.4)}
+
+
+def development_clips(corpus: Corpus, recipe: TrainOptions, with_test: bool = False) -> tuple[ClipSet, ClipSet | None]:
+    """The features of the development speakers (the recipe split's training and validation
+    speakers: everything but the test speakers), with augmented copies; with ``with_test`` also the
+    test speakers' clips, without copies."""
+    split = recipe.split
+    development = set(split.train) | set(split.validation)
+    what = f"features (with {recipe.augment.copies} augmented copies)" if recipe.augment.copies else "features"
+    utterances = [u for u in corpus.utterances if u.speaker in development]
+    clips = load_clips(utterances, recipe.frontend, recipe.augment, recipe.seed, counter(what))
+    if not with_test:
+        return clips, None
+    return clips, load_clips(split.of(corpus.utterances, "test"), recipe.frontend, None, recipe.seed, counter("features test"))
 
 
 def train_and_score(
