@@ -1,7 +1,7 @@
 """The daemon listening to continuous speech through the virtual microphone: CPU per second of
 audio, peak RSS, and the delay from the end of each utterance's speech to its event.
 
-Reuses the test suite's PulseAudio null-sink microphone (tests/sound_server.py).
+Reuses the test suite's PulseAudio null-sink microphone (tests/support/sound_server.py).
 """
 
 from __future__ import annotations
