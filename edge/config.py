@@ -126,7 +126,7 @@ class FrontendConfig:
                 ),
                 (not 0 < self.pitch_min_hz < self.pitch_max_hz, "pitch_min_hz", "needs 0 < pitch_min_hz < pitch_max_hz"),
                 (
-                    pitch and self.sample_rate / self.pitch_min_hz >= self.frame_length,
+                    pitch and self.pitch_min_hz > 0 and self.sample_rate / self.pitch_min_hz >= self.frame_length,
                     "pitch_min_hz",
                     "is too low for one period to fit in a frame",
                 ),

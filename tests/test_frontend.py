@@ -213,6 +213,7 @@ def test_config_round_trips_through_json():
         ({"extras": ["rms", "rms"]}, "extras"),
         ({"delta_order": 3}, "delta_order"),
         ({"n_cepstra": 30}, "n_cepstra"),
+        ({"extras": ["pitch"], "pitch_min_hz": 0.0}, "pitch_min_hz"),  # named, not a division by zero
     ],
 )
 def test_invalid_configs_are_rejected_with_the_reason(change, message):
