@@ -412,7 +412,7 @@ def daemon(config_file, model, runtime, variant, forget, **overrides):
     _configure_logging(overrides)
     load_settings = _settings_loader(config_file, model, runtime, variant, overrides)
     if forget:
-        from edge.daemon import forget as forget_device
+        from edge.mqtt_device import forget as forget_device
 
         try:
             settings = load_settings()

@@ -12,7 +12,6 @@ import dataclasses
 import json
 import math
 import sys
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -105,32 +104,32 @@ class EventFilter:
         return event
 
 
+def device_topic(topic_prefix: str, device_id: str, kind: str) -> str:
+    """``<prefix>/<device_id>/<kind>``: where the device's ``kind`` of message goes."""
+    return f"{topic_prefix}/{device_id}/{kind}"
+
+
 @dataclass
 class EventStamper:
-    """Adds what every payload carries: schema, type, device, sequence number and time."""
+    """Adds what every payload carries: schema, type, device, sequence number and time. One thread
+    (the service's loop) stamps every event."""
 
     device_id: str
     topic_prefix: str = "ser"
     _sequence: int = field(default=0, init=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
-
-    def topic(self, kind: str) -> str:
-        return f"{self.topic_prefix}/{self.device_id}/{kind}"
 
     def stamp(self, event: EmotionEvent | StatusEvent) -> tuple[str, dict]:
         """(topic, payload) with the next sequence number; sequence numbers count from 1 per run."""
-        with self._lock:
-            self._sequence += 1
-            sequence = self._sequence
+        self._sequence += 1
         payload = {
             "schema": SCHEMA_VERSION,
             "type": event.kind,
             "device_id": self.device_id,
-            "sequence": sequence,
+            "sequence": self._sequence,
             "time": round(time.time(), 3),
             **_rounded(asdict(event)),
         }
-        return self.topic(event.kind), payload
+        return device_topic(self.topic_prefix, self.device_id, event.kind), payload
 
 
 def _rounded(values: dict) -> dict:

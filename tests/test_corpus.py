@@ -12,7 +12,7 @@ import pytest
 import soundfile
 
 from trainer.corpus import CANONICAL_LABELS, SHEMO_LABEL_MAP, parse_shemo_name, read_corpus, read_csv_corpus, read_shemo
-from trainer.dataset import balanced_split, speaker_folds
+from trainer.dataset import balanced_split, choose_split, speaker_folds
 
 
 def write_tone(path: Path, seconds: float = 0.6) -> None:
@@ -165,6 +165,22 @@ def test_corpora_read_together_keep_speakers_apart_and_find_the_test_actors(corp
     assert default_test_speakers(combined) == ("ravdess/17", "ravdess/18", "ravdess/19", "ravdess/20")
     assert default_test_speakers(read_corpora(["ravdess"])) == ("17", "18", "19", "20")
     assert default_test_speakers(read_corpora(["emodb"])) == ()
+
+
+def test_a_split_takes_the_speakers_given_else_the_corpus_defaults_else_a_balanced_draw(corpus_dir, shemo_dir):
+    from trainer.corpus import read_corpora
+
+    corpus_dir("ravdess")  # present, or skipped with the reason
+    ravdess = read_corpora(["ravdess"])
+    default = choose_split(ravdess)
+    assert default.test == ("17", "18", "19", "20") and default.validation == ()
+    assert default.train == tuple(f"{actor:02d}" for actor in range(1, 17))
+    given = choose_split(ravdess, validation=("15", "16"), test=("19", "20"))
+    assert given.train == (*(f"{actor:02d}" for actor in range(1, 15)), "17", "18") and given.validation == ("15", "16")
+    shemo = read_shemo(shemo_dir)  # no default test speakers: the balanced draw
+    assert choose_split(shemo, seed=3) == balanced_split(shemo.utterances, seed=3)
+    with pytest.raises(ValueError, match="more than one split"):
+        choose_split(ravdess, train=("01", "17"), test=("17",))
 
 
 def test_speaker_lists_expand_ranges_also_after_a_corpus_prefix():

@@ -10,9 +10,12 @@ from pathlib import Path
 
 import click
 
+from trainer.corpus import SHIPPED_CORPORA
 from trainer.gate import GateLimits
+from trainer.recipe import ExperimentDefaults
 
 GATE = GateLimits()
+EXPERIMENTS = ExperimentDefaults()
 
 
 def _speakers(value: str) -> tuple[str, ...]:
@@ -42,9 +45,6 @@ class SpeakerList(click.ParamType):
             self.fail(f"{value!r} is not a list of speakers like 1-12, 13,15 or F03,M07", param, ctx)
 
 
-SHIPPED_CORPORA = "ravdess,emodb,savee,casia,emotiontts"
-
-
 class CorpusList(click.ParamType):
     name = "corpora"
 
@@ -72,7 +72,7 @@ def corpus_options(command):
         "--corpus",
         "corpus_kinds",
         type=CorpusList(),
-        default=SHIPPED_CORPORA,
+        default=",".join(SHIPPED_CORPORA),
         show_default=True,
         help="Corpora to read, separated by commas; with several, speaker ids become corpus/speaker.",
     )(command)
@@ -111,20 +111,12 @@ def split_options(command):
     return command
 
 
-def resolve_split(corpus, train_speakers, validation_speakers, test_speakers, seed: int):
-    """The speakers given; or the corpus's default test speakers (RAVDESS 17-20) with every other
-    speaker training; or, without defaults, a split balanced for emotion and gender."""
-    from trainer.corpus import default_test_speakers
-    from trainer.dataset import SpeakerSplit, balanced_split
+def split_of(corpus, speakers, seed: int):
+    """``trainer.dataset.choose_split`` of the --train/--validation/--test-speakers given."""
+    from trainer.dataset import choose_split
 
-    test_speakers = test_speakers or default_test_speakers(corpus)
-    validation_speakers = validation_speakers or ()
     try:
-        if test_speakers:
-            held_out = set(validation_speakers) | set(test_speakers)
-            train_speakers = train_speakers or tuple(sorted({u.speaker for u in corpus.utterances} - held_out))
-            return SpeakerSplit(train_speakers, validation_speakers, test_speakers)
-        return balanced_split(corpus.utterances, seed=seed)
+        return choose_split(corpus, *speakers, seed=seed)
     except ValueError as error:
         raise click.ClickException(str(error)) from None
 
@@ -227,6 +219,25 @@ def recipe_options(command):
     return gathered
 
 
+def gate_options(command):
+    """--max-uar-drop and --max-accuracy-drop, gathered into one ``limits`` argument (GateLimits)."""
+    from functools import wraps
+
+    @wraps(command)
+    def gathered(max_uar_drop, max_accuracy_drop, **kwargs):
+        return command(limits=GateLimits(max_uar_drop, max_accuracy_drop), **kwargs)
+
+    gathered = click.option(
+        "--max-accuracy-drop",
+        default=GATE.max_accuracy_drop,
+        show_default=True,
+        help="Fail if int8 accuracy is this many points below float32.",
+    )(gathered)
+    return click.option(
+        "--max-uar-drop", default=GATE.max_uar_drop, show_default=True, help="Fail if int8 UAR is this many points below float32."
+    )(gathered)
+
+
 def command_line() -> str:
     return shlex.join(["ser-train", *sys.argv[1:]])
 
@@ -242,18 +253,7 @@ def main():
 @split_options
 @click.option("--name", default=None, help="Bundle name (default: the output folder's name).")
 @recipe_options
-@click.option(
-    "--max-uar-drop",
-    default=GATE.max_uar_drop,
-    show_default=True,
-    help="Fail if int8 test UAR is this many points below float32.",
-)
-@click.option(
-    "--max-accuracy-drop",
-    default=GATE.max_accuracy_drop,
-    show_default=True,
-    help="Fail if int8 test accuracy is this many points below float32.",
-)
+@gate_options
 def train(
     out_dir,
     corpus_kinds,
@@ -263,19 +263,15 @@ def train(
     test_speakers,
     name,
     recipe,
-    max_uar_drop,
-    max_accuracy_drop,
+    limits,
 ):
     """Train a model (by default on all five corpora, tested on RAVDESS actors 17-20, 7 classes,
     split by speaker) and write a full-int8 bundle to OUT_DIR."""
-    from trainer.gate import GateLimits
     from trainer.train import QuantizationGateError, train_bundle
 
     corpus = load_corpus(corpus_kinds, corpus_path)
-    split = resolve_split(corpus, train_speakers, validation_speakers, test_speakers, recipe.seed)
-    options = dataclasses.replace(
-        recipe, name=name or out_dir.name, split=split, gate=GateLimits(max_uar_drop, max_accuracy_drop)
-    )
+    split = split_of(corpus, (train_speakers, validation_speakers, test_speakers), recipe.seed)
+    options = dataclasses.replace(recipe, name=name or out_dir.name, split=split, gate=limits)
     try:
         manifest = train_bundle(options, corpus, out_dir)
     except (QuantizationGateError, ValueError) as error:
@@ -295,38 +291,32 @@ def train(
     default=None,
     help="Only these speakers (default: the bundle's test speakers if it was trained on these corpora, else all).",
 )
-@click.option("--max-uar-drop", default=GATE.max_uar_drop, show_default=True)
-@click.option("--max-accuracy-drop", default=GATE.max_accuracy_drop, show_default=True)
+@gate_options
 @click.option("--json", "as_json", is_flag=True, help="Print the whole comparison as JSON.")
-def gate(model, corpus_kinds, corpus_path, speakers, max_uar_drop, max_accuracy_drop, as_json):
+def gate(model, corpus_kinds, corpus_path, speakers, limits, as_json):
     """Compare a bundle's float32 and int8 models, both through the device's classifier, on
     labelled speech; exit 1 if int8 loses too much."""
     from edge.bundle import load_bundle
     from edge.errors import SerError
     from trainer.dataset import load_clips
-    from trainer.gate import GateLimits, compare_float_int8, gate_failures, summary_line
+    from trainer.gate import compare_float_int8, gate_failures, gate_utterances, summary_line
 
     try:
         bundle = load_bundle(model, variant="int8")  # the gate compares the int8 model with the float32 file
     except SerError as error:
         raise click.ClickException(str(error)) from None
     corpus = load_corpus(corpus_kinds, corpus_path)
-    training = bundle.manifest.document["training"]
-    if speakers is None and training.get("corpus") == corpus.name:
-        speakers = tuple(training["speakers"]["test"])
-    labels = bundle.manifest.labels
-    chosen = [u for u in corpus.utterances if (speakers is None or u.speaker in speakers) and u.label in labels]
+    chosen, skipped = gate_utterances(bundle.manifest, corpus, speakers)
     if not chosen:
         raise click.ClickException("no utterances with the bundle's labels among the chosen speakers")
-    skipped = sum(1 for u in corpus.utterances if u.label not in labels)
     if skipped:
         click.echo(f"skipping {skipped} clips whose labels the model does not have", err=True)
     clips = load_clips(chosen, bundle.manifest.frontend)
     try:
-        comparison = compare_float_int8(bundle, clips.features, clips.targets(labels))
+        comparison = compare_float_int8(bundle, clips.features, clips.targets(bundle.manifest.labels))
     except ValueError as error:
         raise click.ClickException(str(error)) from None
-    failures = gate_failures(comparison, GateLimits(max_uar_drop, max_accuracy_drop))
+    failures = gate_failures(comparison, limits)
     if as_json:
         click.echo(json.dumps({**comparison, "failures": failures}, indent=2))
     click.echo(f"{bundle.manifest.name} on {corpus.name}, {summary_line(comparison)}", err=as_json)
@@ -338,18 +328,19 @@ def gate(model, corpus_kinds, corpus_path, speakers, max_uar_drop, max_accuracy_
 jobs_option = click.option(
     "--jobs", default=1, show_default=True, help="Models trained at once, each in its own process (about a core each)."
 )
-folds_option = click.option("--folds", default=4, show_default=True, help="Speaker-grouped folds over the development speakers.")
+folds_option = click.option(
+    "--folds", default=EXPERIMENTS.folds, show_default=True, help="Speaker-grouped folds over the development speakers."
+)
 
 
-def experiment_setup(corpus_kinds, corpus_path, speakers, recipe, with_test: bool = False):
-    """The corpus, the recipe with its split, and the clips an experiment runs on
-    (``trainer.experiments.development_clips``)."""
-    from trainer.experiments import development_clips
+def experiment(corpus, speakers, recipe, with_test: bool = False):
+    """``trainer.experiments.prepare_experiment``, its split's problems as one line."""
+    from trainer.experiments import prepare_experiment
 
-    corpus = load_corpus(corpus_kinds, corpus_path)
-    recipe = dataclasses.replace(recipe, split=resolve_split(corpus, *speakers, recipe.seed))
-    clips, test = development_clips(corpus, recipe, with_test)
-    return corpus, recipe, clips, test
+    try:
+        return prepare_experiment(corpus, recipe, speakers, with_test)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
 
 
 def write_json(path: Path, corpus, document: dict) -> None:
@@ -369,9 +360,9 @@ def cv(out_json, corpus_kinds, corpus_path, train_speakers, validation_speakers,
     int8 UAR per corpus and gender (mean and spread over folds) and the UAR after each epoch."""
     from trainer.experiments import cross_validate
 
-    speakers = (train_speakers, validation_speakers, test_speakers)
-    corpus, recipe, clips, _ = experiment_setup(corpus_kinds, corpus_path, speakers, recipe)
-    result = cross_validate(recipe, clips, corpus.labels, folds, jobs)
+    corpus = load_corpus(corpus_kinds, corpus_path)
+    chosen = experiment(corpus, (train_speakers, validation_speakers, test_speakers), recipe)
+    result = cross_validate(chosen.recipe, chosen.clips, corpus.labels, folds, jobs)
     write_json(out_json, corpus, result)
     click.echo(
         f"{folds}-fold CV UAR {result['uar']['mean']:.2%} ± {result['uar']['std']:.2%}; "
@@ -391,9 +382,9 @@ def loco(out_json, corpus_kinds, corpus_path, train_speakers, validation_speaker
     and test on its own (int8, the device's classifier)."""
     from trainer.experiments import leave_one_corpus_out
 
-    speakers = (train_speakers, validation_speakers, test_speakers)
-    corpus, recipe, clips, _ = experiment_setup(corpus_kinds, corpus_path, speakers, recipe)
-    table = leave_one_corpus_out(recipe, clips, corpus.labels, jobs)
+    corpus = load_corpus(corpus_kinds, corpus_path)
+    chosen = experiment(corpus, (train_speakers, validation_speakers, test_speakers), recipe)
+    table = leave_one_corpus_out(chosen.recipe, chosen.clips, corpus.labels, jobs)
     write_json(out_json, corpus, {"corpora": table})
     for name, row in table.items():
         click.echo(f"without {name:10} tested on it: UAR {row['uar']:.2%} (chance {row['chance_uar']:.0%}), {row['clips']} clips")
@@ -405,7 +396,9 @@ def loco(out_json, corpus_kinds, corpus_path, train_speakers, validation_speaker
 @corpus_options
 @split_options
 @folds_option
-@click.option("--budget-minutes", default=30.0, show_default=True, help="Stop starting new configurations after this.")
+@click.option(
+    "--budget-minutes", default=EXPERIMENTS.search_minutes, show_default=True, help="Stop starting new configurations after this."
+)
 @click.option("--max-configs", default=None, type=int, help="Try at most this many configurations.")
 @recipe_options
 def tune(
@@ -424,9 +417,9 @@ def tune(
     development speakers (never the test speakers); write every result to OUT_JSON."""
     from trainer.experiments import tune as search
 
-    speakers = (train_speakers, validation_speakers, test_speakers)
-    corpus, recipe, clips, _ = experiment_setup(corpus_kinds, corpus_path, speakers, recipe)
-    result = search(recipe, clips, corpus.labels, folds, 60 * budget_minutes, max_configs)
+    corpus = load_corpus(corpus_kinds, corpus_path)
+    chosen = experiment(corpus, (train_speakers, validation_speakers, test_speakers), recipe)
+    result = search(chosen.recipe, chosen.clips, corpus.labels, folds, 60 * budget_minutes, max_configs)
     write_json(out_json, corpus, result)
     for row in result["tried"]:
         c = row["config"]
@@ -460,13 +453,13 @@ def gender(out_json, corpus_kinds, corpus_path, train_speakers, validation_speak
     from edge.errors import SerError
     from trainer.experiments import gender_experiment
 
-    speakers = (train_speakers, validation_speakers, test_speakers)
-    corpus, recipe, clips, test = experiment_setup(corpus_kinds, corpus_path, speakers, recipe, with_test=True)
     try:
         both = load_bundle(both_model, variant="int8") if both_model else None
     except SerError as error:
         raise click.ClickException(str(error)) from None
-    rows = gender_experiment(recipe, clips, test, corpus.labels, jobs, both)
+    corpus = load_corpus(corpus_kinds, corpus_path)
+    chosen = experiment(corpus, (train_speakers, validation_speakers, test_speakers), recipe, with_test=True)
+    rows = gender_experiment(chosen.recipe, chosen.clips, chosen.test, corpus.labels, jobs, both)
     write_json(out_json, corpus, {"rows": rows})
     click.echo(f"{'trained on':10} {'tested on':9} {'clips':>5} {'accuracy':>8} {'UAR':>7}")
     for r in rows:

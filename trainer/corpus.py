@@ -212,6 +212,8 @@ def read_emotiontts(root: Path) -> Corpus:
     return Corpus("emotiontts", tuple(parse_emotiontts_name(p) for p in _audio_files(root, "*/*")), EMOTIONTTS_LABEL_MAP)
 
 
+# The corpora the shipped models are trained on, as ``--corpus`` takes them.
+SHIPPED_CORPORA = ("ravdess", "emodb", "savee", "casia", "emotiontts")
 # The speakers whose clips are the reported test figures of the shipped models; no choice looks at them.
 DEFAULT_TEST_SPEAKERS = {"ravdess": ("17", "18", "19", "20")}
 

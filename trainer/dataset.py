@@ -17,7 +17,7 @@ from edge.audio import load_audio
 from edge.config import FrontendConfig, Normalisation, WindowingConfig
 from edge.frontend import compute_features
 from edge.model_input import clip_frames, prepare
-from trainer.corpus import Utterance
+from trainer.corpus import Corpus, Utterance, default_test_speakers
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,25 @@ def balanced_split(
         if score < best_score:
             best, best_score = groups, score
     return SpeakerSplit(*(tuple(sorted(g)) for g in best))
+
+
+def choose_split(
+    corpus: Corpus,
+    train: tuple[str, ...] | None = None,
+    validation: tuple[str, ...] | None = None,
+    test: tuple[str, ...] | None = None,
+    seed: int = 0,
+) -> SpeakerSplit:
+    """The speakers given; or the corpus's default test speakers (RAVDESS actors 17-20) with every
+    other speaker training; or, where the corpus has no defaults, a split balanced for emotion and
+    gender. Raises ValueError for a split that cannot be."""
+    test = test or default_test_speakers(corpus)
+    validation = validation or ()
+    if not test:
+        return balanced_split(corpus.utterances, seed=seed)
+    held_out = set(validation) | set(test)
+    train = train or tuple(sorted({u.speaker for u in corpus.utterances} - held_out))
+    return SpeakerSplit(train, validation, test)
 
 
 def speaker_folds(utterances, k: int, seed: int = 0) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from trainer.corpus import Corpus, Utterance
-from trainer.dataset import ClipSet, load_clips, speaker_folds
+from trainer.dataset import ClipSet, choose_split, load_clips, speaker_folds
 from trainer.evaluate import accuracy, uar
 from trainer.gate import device_probabilities
 from trainer.progress import counter, say
@@ -30,6 +30,25 @@ from trainer.recipe import ModelConfig, TrainOptions
 from trainer.train import export_bundle, fit
 
 SEARCH_SPACE = {"units": (32, 64, 96), "learning_rate": (1e-3, 3e-3), "dropout": (0.2, 0.4)}
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """What an experiment runs on: the recipe with its speaker split, the development speakers'
+    clips (with augmented copies) and, if asked for, the test speakers' clips."""
+
+    recipe: TrainOptions
+    clips: ClipSet
+    test: ClipSet | None
+
+
+def prepare_experiment(
+    corpus: Corpus, recipe: TrainOptions, speakers: tuple[tuple[str, ...] | None, ...], with_test: bool = False
+) -> Experiment:
+    """``recipe`` split by ``speakers`` (train, validation, test; ``trainer.dataset.choose_split``
+    fills in what is None) and the clips of its development speakers (and test speakers)."""
+    recipe = dataclasses.replace(recipe, split=choose_split(corpus, *speakers, seed=recipe.seed))
+    return Experiment(recipe, *development_clips(corpus, recipe, with_test))
 
 
 def development_clips(corpus: Corpus, recipe: TrainOptions, with_test: bool = False) -> tuple[ClipSet, ClipSet | None]:

@@ -12,8 +12,9 @@ import numpy as np
 
 from edge.bundle import ModelBundle
 from edge.classifier import Classifier, pool
-from edge.manifest import AS_ACCURATE_POINTS
+from edge.manifest import AS_ACCURATE_POINTS, Manifest
 from edge.runtime import load_interpreter
+from trainer.corpus import Corpus, Utterance
 from trainer.evaluate import classification_metrics
 
 
@@ -25,6 +26,17 @@ class GateLimits:
     """Largest allowed drop of unweighted average recall."""
     max_accuracy_drop: float = AS_ACCURATE_POINTS["accuracy"]
     """Largest allowed drop of accuracy."""
+
+
+def gate_utterances(manifest: Manifest, corpus: Corpus, speakers: tuple[str, ...] | None) -> tuple[list[Utterance], int]:
+    """The clips a gate compares on: those of ``speakers`` (by default the bundle's own test
+    speakers, if it was trained on this corpus; else every speaker) whose labels the model has, and
+    how many clips were left out for their labels."""
+    training = manifest.document["training"]
+    if speakers is None and training.get("corpus") == corpus.name:
+        speakers = tuple(training["speakers"]["test"])
+    chosen = [u for u in corpus.utterances if (speakers is None or u.speaker in speakers) and u.label in manifest.labels]
+    return chosen, sum(1 for u in corpus.utterances if u.label not in manifest.labels)
 
 
 def float32_twin(bundle: ModelBundle) -> ModelBundle:

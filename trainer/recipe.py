@@ -25,6 +25,16 @@ DEFAULT_FRONTEND = FrontendConfig(
 DEFAULT_WINDOWING = WindowingConfig(window_frames=192, hop_frames=96, min_frames=32)
 
 
+@dataclass(frozen=True)
+class ExperimentDefaults:
+    """How the experiments (``trainer.experiments``) measure, unless told otherwise."""
+
+    folds: int = 4
+    """Speaker-grouped folds over the development speakers, for cross-validation and the search."""
+    search_minutes: float = 30.0
+    """After this the search over model settings starts no new configuration."""
+
+
 DESIGNS = ("residual-attention", "plain")
 CELLS = ("lstm", "gru")
 
