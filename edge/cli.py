@@ -91,28 +91,23 @@ def _classify_in_worker(path: Path):
 
 def _results(classifier, files: list[Path], jobs: int):
     """Each file's Prediction or SerError, in the files' order; with ``jobs`` > 1 computed by that
-    many worker processes, each with the same bundle, runtime and variant as ``classifier``."""
+    many worker processes, each with the same bundle, runtime and variant as ``classifier``. If a
+    worker dies (a crash in a decoder or interpreter), one line instead of a traceback; the files
+    after the last one printed were not classified."""
     if jobs <= 1:
         yield from (_classify_or_error(classifier, path) for path in files)
         return
-    import multiprocessing
+    import multiprocessing  # only here: the pool's modules cost a one-file start 15 ms
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     bundle = classifier.bundle
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-    with ProcessPoolExecutor(
-        jobs, mp_context=context, initializer=_start_worker, initargs=(str(bundle.path), bundle.runtime.name, bundle.variant)
-    ) as pool:
-        yield from pool.map(_classify_in_worker, files)
-
-
-def _unless_a_worker_died(results):
-    """``results``, or one line instead of a traceback if a worker process died (a crash in a decoder
-    or interpreter); the files after the last one printed were not classified."""
-    from concurrent.futures.process import BrokenProcessPool
-
     try:
-        yield from results
+        with ProcessPoolExecutor(
+            jobs, mp_context=context, initializer=_start_worker, initargs=(str(bundle.path), bundle.runtime.name, bundle.variant)
+        ) as pool:
+            yield from pool.map(_classify_in_worker, files)
     except BrokenProcessPool:
         raise click.ClickException("a worker process died; run again with --jobs 1 to find the file that kills it") from None
 
@@ -149,7 +144,7 @@ def classify(paths, model, runtime, variant, as_json, jobs):
         click.echo(f"{'file':40} {'emotion':10} {'conf':>5}  " + " ".join(f"{label[:5]:>5}" for label in labels))
     failures = 0
     results = _results(classifier, files, min(jobs or os.cpu_count() or 1, len(files)))
-    for path, result in zip(files, _unless_a_worker_died(results)):
+    for path, result in zip(files, results):
         if isinstance(result, SerError):
             failures += 1
             if as_json:

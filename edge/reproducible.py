@@ -44,22 +44,7 @@ def _pi() -> Decimal:
         return +(16 * atan_inverse(5) - 4 * atan_inverse(239))
 
 
-def _decimal_cos(numerator: int, denominator: int) -> Decimal:
-    """cos(2 pi numerator / denominator) to ``_DIGITS`` digits, folded by exact symmetries into the
-    first eighth of a turn (a table of N angles then needs about N / 8 series, at start-up)."""
-    k, d, sign = numerator % denominator, denominator, 1
-    k = min(k, d - k)  # cos is even with period one turn: k / d in [0, 1/2]
-    if 4 * k > d:  # cos(pi - x) = -cos x
-        k, d, sign = d - 2 * k, 2 * d, -1
-    if 8 * k > d:  # cos(pi/2 - x) = sin x, exactly 0 at a quarter turn
-        k, d, odd = d - 4 * k, 4 * d, True
-    else:
-        odd = False
-    divisor = math.gcd(k, d)
-    return sign * _taylor(k // divisor, d // divisor, odd)
-
-
-@functools.lru_cache(maxsize=4096)  # tables share angles: the 512-point FFT's are among the 1024-point's
+@functools.lru_cache(maxsize=4096)
 def _taylor(numerator: int, denominator: int, odd: bool) -> Decimal:
     """sin (``odd``) or cos of 2 pi numerator / denominator, an angle of at most an eighth of a
     turn, to ``_DIGITS`` digits by its Taylor series."""
@@ -74,17 +59,49 @@ def _taylor(numerator: int, denominator: int, odd: bool) -> Decimal:
         return +total
 
 
+@functools.lru_cache(maxsize=16)
+def _first_eighth(denominator: int) -> tuple[np.ndarray, np.ndarray]:
+    """cos and sin of 2 pi j / (8 denominator) for j = 0 .. denominator (the first eighth of a
+    turn), correctly rounded to float64. Computed to ``_DIGITS`` digits: the smallest angle by its
+    series, the others by adding it, (c + is)(c1 + is1), a few multiplications each instead of a
+    series each (start-up time); ten guard digits cover the error that adds up over the steps
+    (below 10^-45 per step)."""
+    c1, s1 = _taylor(1, 8 * denominator, odd=False), _taylor(1, 8 * denominator, odd=True)
+    cos, sin = [Decimal(1)], [Decimal(0)]
+    with localcontext(prec=_DIGITS + 10):
+        for _ in range(denominator):
+            c, s = cos[-1], sin[-1]
+            cos.append(c * c1 - s * s1)
+            sin.append(s * c1 + c * s1)
+    tables = np.array([float(v) for v in cos]), np.array([float(v) for v in sin])
+    for table in tables:
+        table.flags.writeable = False
+    return tables
+
+
+def _cos_eighths(numerator: np.ndarray, denominator: int) -> np.ndarray:
+    """cos(2 pi numerator / (8 denominator)) for integer ``numerator``, folded by exact symmetries
+    into the first eighth of a turn (``_first_eighth``'s table)."""
+    turn = 8 * denominator
+    k = numerator % turn
+    k = np.minimum(k, turn - k)  # cos is even with period one turn: k / turn in [0, 1/2]
+    negate = 4 * k > turn  # cos(pi - x) = -cos x
+    k = np.where(negate, turn // 2 - k, k)
+    from_sin = 8 * k > turn  # cos(pi/2 - x) = sin x, exactly 0 at a quarter turn
+    cos, sin = _first_eighth(denominator)
+    value = np.where(from_sin, sin[np.where(from_sin, turn // 4 - k, 0)], cos[np.where(from_sin, 0, k)])
+    return np.where(negate, -value, value)
+
+
 def cos_turns(numerator, denominator: int) -> np.ndarray:
     """cos(2 pi numerator / denominator) for integer ``numerator`` (scalar or array), correctly
     rounded to float64: an angle given as an exact fraction of a full circle."""
-    numerator = np.asarray(numerator)
-    values = [float(_decimal_cos(int(n), denominator)) for n in numerator.ravel()]
-    return np.array(values, dtype=np.float64).reshape(numerator.shape)
+    return _cos_eighths(8 * np.asarray(numerator, dtype=np.int64), denominator)
 
 
 def sin_turns(numerator, denominator: int) -> np.ndarray:
     """sin(2 pi numerator / denominator), correctly rounded: cos of a quarter turn less."""
-    return cos_turns(4 * np.asarray(numerator) - denominator, 4 * denominator)
+    return _cos_eighths(2 * denominator - 8 * np.asarray(numerator, dtype=np.int64), denominator)
 
 
 def log10(x) -> np.ndarray:
@@ -104,7 +121,7 @@ def exp10(x) -> np.ndarray:
 # Sums in a fixed order. A BLAS product (x @ w) or numpy's own reductions (x.sum) may add in an
 # order that depends on how many rows are summed at once and on the CPU; these never do.
 
-FEW_FRAMES = 16  # up to this many frames, weighted_sum accumulates in one call (measured crossover)
+FEW_FRAMES = 8  # up to this many frames, weighted_sum accumulates in one call (measured crossover)
 
 
 def fixed_order_sum(x: np.ndarray) -> np.ndarray:
@@ -146,18 +163,21 @@ def weighted_sum(rows: np.ndarray, index: np.ndarray, weight: np.ndarray) -> np.
     """out[i] = sum_j weight[i, j] * rows[index[i, j]], added term by term in order of j.
 
     ``rows`` is (inputs, frames) with frames along the rows, so each step is one elementwise
-    multiply and add over whole frame vectors: fast, and every frame's result is the same whether
-    it is computed alone or with thousands of others. Returns (outputs, frames).
+    operation over whole frame vectors: fast, and every frame's result is the same whether it is
+    computed alone or with thousands of others. Returns (outputs, frames).
 
-    For a few frames (streaming), one ``np.add.accumulate`` over all the products takes the same
-    sums in the same order with three numpy calls instead of three per term: the same bits, less
-    call overhead; for many frames its intermediate partial sums cost more than the loop.
+    Every product is taken at once, as a (terms, outputs, frames) array, and then added in place
+    term by term; for a few frames (streaming) one ``np.add.accumulate`` over the terms takes the
+    same sums in the same order with one numpy call instead of one per term: the same bits, less
+    call overhead (for many frames its partial sums cost more than the loop).
     """
+    products = rows[index.T]
+    np.multiply(products, weight.T[:, :, None], out=products)
     if rows.shape[1] <= FEW_FRAMES:
-        return np.add.accumulate(rows[index] * weight[:, :, None], axis=1)[:, -1]
-    total = rows[index[:, 0]] * weight[:, :1]
-    for j in range(1, index.shape[1]):
-        total = total + rows[index[:, j]] * weight[:, j : j + 1]
+        return np.add.accumulate(products, axis=0)[-1]
+    total = products[0]
+    for term in products[1:]:
+        total += term
     return total
 
 

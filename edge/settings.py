@@ -24,8 +24,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
-import socket
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -155,6 +153,8 @@ def default_device_id(machine_id_file: Path = MACHINE_ID) -> str:
     except OSError:
         machine_id = ""
     if not machine_id:
+        import socket  # here, not at the top: `ser classify` reads this module and needs no socket (5 ms at start)
+
         return socket.gethostname()
     return "ser-" + hmac.new(APPLICATION_KEY, machine_id.encode(), hashlib.sha256).hexdigest()[:8]
 
@@ -202,6 +202,8 @@ def load_settings(path: str | Path | None) -> DaemonSettings:
     """Settings from a TOML file; None gives the defaults. Raises SettingsError naming the file."""
     if path is None:
         return DaemonSettings()
+    import tomllib  # here, not at the top: `ser classify` reads this module and no TOML (4 ms at start)
+
     path = Path(path)
     try:
         values = tomllib.loads(path.read_text())

@@ -177,14 +177,17 @@ def test_extras_measure_what_they_say():
     assert np.all(silent[:, 13:] == 0) and np.all(np.isfinite(silent))
 
 
-@pytest.mark.parametrize("frame_length", [512, MAX_PITCH_FRAME_LENGTH])
-def test_pitch_autocorrelation_is_exact_even_for_full_scale_frames(frame_length):
+@pytest.mark.parametrize(
+    "frame_length, longest",
+    # FFTs of 1024, 800 (the shipped pitch: lags up to 16000 / 60 Hz), 8192 and 5120 points.
+    [(512, 511), (512, 266), (MAX_PITCH_FRAME_LENGTH, MAX_PITCH_FRAME_LENGTH - 1), (MAX_PITCH_FRAME_LENGTH, 1000)],
+)
+def test_pitch_autocorrelation_is_exact_even_for_full_scale_frames(frame_length, longest):
     # Full-scale random signs give the largest sums the bound allows; a speech-like frame the usual.
-    rng = np.random.default_rng(frame_length)
+    rng = np.random.default_rng(frame_length + longest)
     signs = np.where(rng.random((4, frame_length)) < 0.5, -1.0, 32767 / 32768)
     speech = rng.integers(-3000, 3000, (4, frame_length)) / 32768
     frames = np.concatenate([signs, speech])
-    longest = frame_length - 1
     correlation = autocorrelation(frames, longest)
     q = np.rint(frames * 32768).astype(np.int64)
     exact = np.array([[int(np.dot(row[: frame_length - lag], row[lag:])) for lag in range(longest + 1)] for row in q])
