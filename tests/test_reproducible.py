@@ -94,6 +94,42 @@ def test_trigonometric_constants_are_correctly_rounded():
     assert reproducible.cos_turns(1, 8) == math.sqrt(0.5)  # both correctly rounded
 
 
+def decimal_cos(numerator: int, denominator: int) -> float:
+    """cos(2 pi numerator / denominator) correctly rounded, the slow and obvious way: Python's
+    decimal module to 60 digits, pi by Machin's formula, one Taylor series straight from the angle."""
+    from decimal import Decimal, localcontext
+
+    with localcontext(prec=70):
+
+        def atan_inverse(n: int) -> Decimal:
+            total, power, k = Decimal(0), Decimal(1) / n, 0
+            while power > Decimal(10) ** -75:
+                total += (-1) ** k * power / (2 * k + 1)
+                power /= n * n
+                k += 1
+            return total
+
+        x = 2 * (16 * atan_inverse(5) - 4 * atan_inverse(239)) * numerator / denominator
+        term = total = Decimal(1)
+        n = 0
+        while abs(term) > Decimal(10) ** -72:
+            term *= -x * x / ((n + 1) * (n + 2))
+            total += term
+            n += 2
+        return 0.0 if abs(total) < Decimal(10) ** -60 else float(total)  # a quarter turn: exactly 0
+
+
+@pytest.mark.parametrize("denominator", [44, 160, 511, 512, 4096, 4 * 4096])
+def test_trigonometric_tables_match_a_series_for_every_angle_of_a_turn(denominator):
+    """The tables are built by angle addition over the first eighth of a turn and folded; every
+    value still equals the correctly rounded cosine (a sample of angles all around the circle)."""
+    n = np.unique(np.linspace(0, denominator - 1, 97).astype(np.int64))
+    expected_cos = [decimal_cos(int(k), denominator) for k in n]
+    expected_sin = [decimal_cos(denominator - 4 * int(k), 4 * denominator) for k in n]  # sin x = cos(pi/2 - x)
+    assert list(reproducible.cos_turns(n, denominator)) == expected_cos
+    assert list(reproducible.sin_turns(n, denominator)) == expected_sin
+
+
 def test_decimal_log10_and_exp10_are_correctly_rounded():
     assert list(reproducible.log10([1.0, 10.0, 1e-3])) == [0.0, 1.0, -3.0]
     assert list(reproducible.exp10([0.0, 2.0, -1.0])) == [1.0, 100.0, 0.1]
