@@ -180,8 +180,9 @@ class EmotionService:
         if self.settings.mqtt.host:
             from edge.mqtt_device import MqttDevice  # paho and ssl only when a broker is configured
 
+            microphone = "open" if self._input is not None and self._input.is_open else "lost" if self._input_lost else "closed"
             self._mqtt = MqttDevice(self.settings, on_listening=lambda listening: self.request_pause(not listening))
-            self._mqtt.start(*self._model_labels(), listening=not self.paused)
+            self._mqtt.start(*self._model_labels(), listening=not self.paused, microphone=microphone)
 
     def _describe_model(self) -> str:
         bundle = self.classifier.bundle

@@ -69,14 +69,15 @@ class MqttDevice:
         """Events dropped while the broker was away (the publisher's bounded queue)."""
         return self._publisher.dropped
 
-    def start(self, labels: tuple[str, ...], model: str, listening: bool) -> None:
+    def start(self, labels: tuple[str, ...], model: str, listening: bool, microphone: str = "closed") -> None:
         """Connect in the background, announce the device with the model's ``labels`` (including
-        ``uncertain``) and publish the switch's state."""
+        ``uncertain``) and publish the switch's state; ``microphone`` is its state so far (a new
+        broker after a reload: later status events keep it up to date)."""
         self._publisher.subscribe(self.topic("listening/set"), self._on_listening_command)
         if self.settings.mqtt.discovery:
             self._publisher.subscribe(f"{self.settings.mqtt.discovery_prefix}/status", self._on_home_assistant_status)
         self._publisher.start()
-        self._listening = listening
+        self._listening, self._microphone = listening, microphone
         self.announce(labels, model)
         self._publish_listening()
 

@@ -1,5 +1,6 @@
 """Pieces of the daemon that are specified without a sound server or broker: choosing the input
-device, the bounded capture buffer, and the bounded MQTT queue while the broker is away."""
+device, the bounded capture buffer, the bounded MQTT queue while the broker is away and the
+retained state that the status events make."""
 
 from __future__ import annotations
 
@@ -57,6 +58,43 @@ def test_mqtt_keeps_at_most_queue_size_events_while_the_broker_is_away():
         publisher.publish("ser/x/emotion", {"sequence": sequence})
     assert publisher.dropped == 2
     assert [message[1] for message in publisher._pending] == [b'{"sequence":3}', b'{"sequence":4}', b'{"sequence":5}']
+
+
+def test_the_retained_state_follows_the_status_events_while_events_queue_for_the_broker():
+    pytest.importorskip("paho.mqtt.client", reason="needs the mqtt extra")
+    import json
+
+    from edge.events import EventStamper, StatusEvent
+    from edge.mqtt_device import MqttDevice
+    from edge.settings import DaemonSettings
+
+    settings = DaemonSettings(device_id="hall", mqtt=MqttSettings(host="127.0.0.1", port=9, discovery=False))
+    commands = []
+    device, stamper = MqttDevice(settings, on_listening=commands.append), EventStamper("hall")
+    for status in ("started", "microphone_open", "paused", "microphone_lost", "resumed", "microphone_back", "stopped"):
+        device.publish(*stamper.stamp(StatusEvent(status)))
+    queued = [
+        (topic, json.loads(message) if message.startswith(b"{") else message.decode(), retain)
+        for topic, message, retain in device._publisher._pending
+    ]
+    states = [
+        (m["status"], m["microphone"], m["listening"]) for topic, m, retain in queued if topic == "ser/hall/state" and retain
+    ]
+    assert states == [
+        ("started", "closed", "ON"),
+        ("microphone_open", "open", "ON"),
+        ("paused", "open", "OFF"),
+        ("microphone_lost", "lost", "OFF"),
+        ("resumed", "lost", "ON"),
+        ("microphone_back", "open", "ON"),
+        ("stopped", "closed", "ON"),
+    ]
+    assert [m for topic, m, retain in queued if topic == "ser/hall/listening" and retain] == ["OFF", "ON"]
+    assert [m["sequence"] for topic, m, retain in queued if topic == "ser/hall/status" and not retain] == list(range(1, 8))
+    device._on_listening_command(" off ")  # the switch's commands, as Home Assistant sends them
+    device._on_listening_command("ON")
+    device._on_listening_command("maybe")  # ignored, with a warning
+    assert commands == [False, True]
 
 
 def test_reopening_backs_off_doubling_to_a_ceiling_and_starts_over_after_a_success(monkeypatch):
