@@ -44,7 +44,7 @@ def _pi() -> Decimal:
         return +(16 * atan_inverse(5) - 4 * atan_inverse(239))
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=64)  # two series per table: the smallest angle's cos and sin
 def _taylor(numerator: int, denominator: int, odd: bool) -> Decimal:
     """sin (``odd``) or cos of 2 pi numerator / denominator, an angle of at most an eighth of a
     turn, to ``_DIGITS`` digits by its Taylor series."""
