@@ -136,12 +136,48 @@ def test_file_names_of_every_reader_give_label_speaker_gender_and_corpus():
             parse(Path(bad + ".flac"))
 
 
+def test_ased_names_give_label_sentence_speaker_and_gender_code_case_blind():
+    from trainer.corpus import parse_ased_name
+
+    angry, gender = parse_ased_name(Path("05Angry/a5-03-01-02-50.flac"))
+    assert (angry.label, angry.sentence, angry.speaker, gender, angry.corpus) == ("angry", "03", "50", "male", "ased")
+    sad, gender = parse_ased_name(Path("04Sad/S4-01-02-01-29.flac"))  # speaker 29's uppercase letter
+    assert (sad.label, sad.sentence, gender) == ("sad", "01", "female")
+    for bad in ("x5-03-01-02-50", "a5-03-01-03-50", "a5-3-01-02-50", "03-01-01-01-01-01-01"):
+        with pytest.raises(ValueError, match="not an ASED file name"):
+            parse_ased_name(Path(bad + ".flac"))
+
+
+def test_an_ased_speaker_has_the_gender_most_of_their_files_carry(corpus_dir):
+    corpus = read_corpus("ased", corpus_dir("ased"))
+    genders = {}
+    for u in corpus.utterances:
+        genders.setdefault(u.speaker, set()).add(u.gender)
+    assert all(len(g) == 1 for g in genders.values())  # 09, 15, 21, 23, 25 each carry one stray code
+    assert Counter(g.pop() for g in genders.values()) == {"female": 19, "male": 34}  # as the README says
+    assert {u.sentence for u in corpus.utterances} == {f"{n:02d}" for n in range(1, 8)}
+
+
+def test_the_ased_test_speakers_are_women_and_men_with_every_emotion_in_both_kinds_of_sentence(corpus_dir):
+    from trainer.corpus import ASED_COMMON_SENTENCES, DEFAULT_TEST_SPEAKERS, default_test_speakers
+
+    corpus = read_corpus("ased", corpus_dir("ased"))
+    assert default_test_speakers(corpus) == DEFAULT_TEST_SPEAKERS["ased"]
+    test = [u for u in corpus.utterances if u.speaker in DEFAULT_TEST_SPEAKERS["ased"]]
+    assert Counter(u.gender for u in test) == {"female": 156, "male": 156}
+    for common in (True, False):
+        for gender in ("female", "male"):
+            part = [u for u in test if (u.sentence in ASED_COMMON_SENTENCES) == common and u.gender == gender]
+            assert {u.label for u in part} == set(corpus.labels), (common, gender)
+
+
 # What the corpus README says each corpus holds, after the label maps.
 CORPUS_FACTS = {
     "emodb": (10, 454, {"L": 81}, ("neutral", "happy", "sad", "angry", "fearful", "disgust")),
     "savee": (4, 480, {}, CANONICAL_LABELS),
     "casia": (4, 1200, {}, ("neutral", "happy", "sad", "angry", "fearful", "surprised")),
     "emotiontts": (15, 300, {}, ("neutral", "happy", "sad", "angry")),
+    "ased": (53, 1778, {}, ("neutral", "happy", "sad", "angry", "fearful")),
 }
 
 

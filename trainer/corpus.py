@@ -10,6 +10,7 @@ import csv
 import json
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -59,6 +60,13 @@ EMOTIONTTS_FEMALE = {"ema", "emb", "nea", "neb", "nec", "ned", "nee"}
 EMOTIONTTS_MALE = {"emf", "emg", "emh", "nek", "nel", "nem", "nen", "neo"}
 _EMOTIONTTS_NAME = re.compile(r"^([a-z]{3})(\d{5})$")
 
+# ASED (Amharic): the emotion letter of names like a5-03-01-02-50 (angry, sentence 03, repetition 01,
+# gender code 02 = male, speaker 50); one file of speaker 29 has an uppercase letter.
+ASED_LABEL_MAP = {"n": "neutral", "f": "fearful", "h": "happy", "s": "sad", "a": "angry"}
+ASED_GENDER_CODES = {"01": "female", "02": "male"}
+ASED_COMMON_SENTENCES = ("01", "02")  # spoken in all five emotions; 03-07 are emotion-specific texts
+_ASED_NAME = re.compile(r"^([nfhsa])\d-(\d{2})-(\d{2})-(0[12])-(\d{2})$", re.IGNORECASE)
+
 # ShEMO (Persian): the emotion letter of names like F03S02.wav; it has no disgust.
 SHEMO_LABEL_MAP = {"A": "angry", "F": "fearful", "H": "happy", "N": "neutral", "S": "sad", "W": "surprised"}
 _SHEMO_NAME = re.compile(r"^([FM])(\d{2})([AFHNSW])(\d{2})$")
@@ -78,6 +86,9 @@ class Utterance:
     """'female', 'male', or '' where the corpus does not say."""
     corpus: str = ""
     """The corpus it comes from (ravdess, emodb, ...), for per-corpus weights and figures."""
+    sentence: str = ""
+    """Which text was spoken, where the corpus's names say it (ASED '01'-'07', of which '01' and '02'
+    are spoken in every emotion); '' elsewhere."""
 
 
 @dataclass(frozen=True)
@@ -165,6 +176,18 @@ def parse_emotiontts_name(path: Path) -> Utterance:
     return Utterance(path, EMOTIONTTS_BLOCKS[(number - 1) // 100], speaker, gender, "emotiontts")
 
 
+def parse_ased_name(path: Path) -> tuple[Utterance, str]:
+    """Label, sentence and speaker of a name like a5-03-01-02-50 (angry, sentence 03, repetition 01,
+    male, speaker 50), and the gender its code gives; ``read_ased`` settles each speaker's gender
+    by the code most of their files carry (five speakers have one file with the other code)."""
+    match = _ASED_NAME.match(path.stem)
+    if not match:
+        raise ValueError(f"{path}: not an ASED file name (like a5-03-01-02-50)")
+    emotion, sentence, _, gender_code, speaker = match.groups()
+    gender = ASED_GENDER_CODES[gender_code]
+    return Utterance(path, ASED_LABEL_MAP[emotion.lower()], speaker, gender, "ased", sentence), gender
+
+
 def _audio_files(root: Path, pattern: str) -> list[Path]:
     files = sorted(p for p in root.glob(pattern) if p.suffix.lower() in AUDIO_SUFFIXES)
     if not files:
@@ -212,10 +235,23 @@ def read_emotiontts(root: Path) -> Corpus:
     return Corpus("emotiontts", tuple(parse_emotiontts_name(p) for p in _audio_files(root, "*/*")), EMOTIONTTS_LABEL_MAP)
 
 
+def read_ased(root: Path) -> Corpus:
+    """Every utterance under ``root`` laid out NNEmotion/xn-yy-aa-gg-bb; a speaker's gender is the
+    code most of their files carry."""
+    parsed = [parse_ased_name(p) for p in _audio_files(root, "*/*")]
+    codes: dict[str, Counter] = {}
+    for utterance, gender in parsed:
+        codes.setdefault(utterance.speaker, Counter())[gender] += 1
+    gender_of = {speaker: counts.most_common(1)[0][0] for speaker, counts in codes.items()}
+    return Corpus("ased", tuple(replace(u, gender=gender_of[u.speaker]) for u, _ in parsed), ASED_LABEL_MAP)
+
+
 # The corpora the shipped models are trained on, as ``--corpus`` takes them.
-SHIPPED_CORPORA = ("ravdess", "emodb", "savee", "casia", "emotiontts")
+SHIPPED_CORPORA = ("ravdess", "emodb", "savee", "casia", "emotiontts", "ased")
 # The speakers whose clips are the reported test figures of the shipped models; no choice looks at them.
-DEFAULT_TEST_SPEAKERS = {"ravdess": ("17", "18", "19", "20")}
+# ASED's: three women and three men who speak all five emotions in both the common sentences and the
+# emotion-specific ones (two with 66-70 clips each, one with 20), 312 clips, half of them women's.
+DEFAULT_TEST_SPEAKERS = {"ravdess": ("17", "18", "19", "20"), "ased": ("01", "03", "29", "04", "28", "32")}
 
 
 def default_test_speakers(corpus: Corpus) -> tuple[str, ...]:
@@ -284,6 +320,7 @@ READERS = {
     "savee": read_savee,
     "casia": read_casia,
     "emotiontts": read_emotiontts,
+    "ased": read_ased,
     "shemo": read_shemo,
     "csv": read_csv_corpus,
 }
