@@ -1,15 +1,18 @@
-"""Training-data augmentation, applied to training speakers only, after the split.
-
-Pitch shift and time stretch come from python-stretch (Signalsmith Stretch); noise and shift are
-plain numpy. The device never augments, so none of this is in ``edge``.
+"""Training-data augmentation, applied to training speakers only, after the split: another voice
+(pitch shift and time stretch from python-stretch, Signalsmith Stretch; a shifted start), then a
+room (``trainer.rooms``: echo, background noise or babble, level, colouring, clipping). The device
+never augments, so none of this is in ``edge``.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import json
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import python_stretch
+
+from trainer.rooms import RoomConfig, RoomSources, room_copy
 
 
 @dataclass(frozen=True)
@@ -18,17 +21,21 @@ class AugmentConfig:
 
     copies: int = 2
     """Augmented copies per training clip; the original is always kept. 0 disables augmentation."""
-    noise_snr_db: tuple[float, float] = (15.0, 35.0)
-    """White noise is added at a signal-to-noise ratio drawn from this range, in dB."""
     pitch_semitones: float = 2.0
     """Pitch is shifted by a uniform draw from ±this many semitones (duration unchanged)."""
     time_stretch: float = 0.1
     """Tempo is scaled by a uniform draw from 1 ± this (pitch unchanged)."""
     time_shift_seconds: float = 0.25
     """Up to this many seconds are cut from, or silence added to, the start."""
+    room: RoomConfig = field(default_factory=RoomConfig)
+    """The room each copy is then delivered from (white noise is one of its backgrounds)."""
+    babble_folds: int = 4
+    """Babble for a clip is made from the other speakers of its own fold of this many
+    speaker-grouped folds (the cross-validation's), so that no fold trains on the voice of a speaker
+    it holds out."""
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "noise_snr_db": list(self.noise_snr_db)}
+        return json.loads(json.dumps(asdict(self)))
 
 
 def stretch_and_shift_pitch(samples: np.ndarray, sample_rate: int, semitones: float, tempo: float) -> np.ndarray:
@@ -45,14 +52,10 @@ def shift_start(samples: np.ndarray, shift: int) -> np.ndarray:
     return np.concatenate([np.zeros(shift), samples]) if shift >= 0 else samples[-shift:]
 
 
-def add_noise(samples: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
-    """Add white Gaussian noise ``snr_db`` dB below the signal's mean power."""
-    power = np.mean(samples**2)
-    return samples + rng.standard_normal(len(samples)) * np.sqrt(power / 10 ** (snr_db / 10))
-
-
-def augment(samples: np.ndarray, sample_rate: int, config: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
-    """One randomly altered copy of a clip: pitch and tempo, start shift, then noise."""
+def augment(
+    samples: np.ndarray, sample_rate: int, config: AugmentConfig, sources: RoomSources, rng: np.random.Generator
+) -> np.ndarray:
+    """One randomly altered copy of a clip: pitch and tempo, start shift, then a room."""
     altered = stretch_and_shift_pitch(
         samples,
         sample_rate,
@@ -61,4 +64,4 @@ def augment(samples: np.ndarray, sample_rate: int, config: AugmentConfig, rng: n
     )
     shift_limit = int(config.time_shift_seconds * sample_rate)
     altered = shift_start(altered, int(rng.integers(-shift_limit, shift_limit + 1)))
-    return np.clip(add_noise(altered, rng.uniform(*config.noise_snr_db), rng), -1.0, 1.0)
+    return room_copy(altered, sample_rate, config.room, sources, rng)

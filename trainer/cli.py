@@ -158,6 +158,18 @@ def recipe_options(command):
             help="Augmented copies per training clip (0: none).",
         ),
         click.option(
+            "--reverb-share",
+            default=train.augment.room.reverb_share,
+            show_default=True,
+            help="Share of the copies spoken in a simulated room.",
+        ),
+        click.option(
+            "--noise-share",
+            default=train.augment.room.noise_share,
+            show_default=True,
+            help="Share of the copies with background noise or babble.",
+        ),
+        click.option(
             "--balance",
             type=click.Choice(["corpus-class", "class", "none"]),
             default=train.balance,
@@ -207,7 +219,13 @@ def recipe_options(command):
             windowing=windowing,
             epochs=kwargs.pop("epochs"),
             seed=kwargs.pop("seed"),
-            augment=dataclasses.replace(train.augment, copies=kwargs.pop("augment_copies")),
+            augment=dataclasses.replace(
+                train.augment,
+                copies=kwargs.pop("augment_copies"),
+                room=dataclasses.replace(
+                    train.augment.room, reverb_share=kwargs.pop("reverb_share"), noise_share=kwargs.pop("noise_share")
+                ),
+            ),
             balance=kwargs.pop("balance"),
             regularisation=regularisation,
             command=command_line(),
@@ -265,7 +283,7 @@ def train(
     recipe,
     limits,
 ):
-    """Train a model (by default on all five corpora, tested on RAVDESS actors 17-20, 7 classes,
+    """Train a model (by default on all six corpora, tested on RAVDESS actors 17-20 and six ASED speakers, 7 classes,
     split by speaker) and write a full-int8 bundle to OUT_DIR."""
     from trainer.train import QuantizationGateError, train_bundle
 
@@ -282,9 +300,37 @@ def train(
     )
 
 
+def bundle_corpus_options(command):
+    """--corpus and --corpus-path for commands that score a bundle: by default the corpora it was
+    trained on."""
+    command = click.option(
+        "--corpus-path",
+        type=click.Path(exists=True, path_type=Path),
+        default=None,
+        help="Folder of a single corpus (csv: the CSV file); default $SER_CORPUS_DIR/<corpus>, else ../shared/corpora/<corpus>.",
+    )(command)
+    return click.option(
+        "--corpus",
+        "corpus_kinds",
+        type=CorpusList(),
+        default=None,
+        help="Corpora to read, separated by commas (default: those the bundle was trained on).",
+    )(command)
+
+
+def bundle_corpora(bundle, kinds: tuple[str, ...] | None) -> tuple[str, ...]:
+    """``kinds``, else the corpora the bundle was trained on, in the order it read them (which names
+    the combined corpus, so that its test speakers are found)."""
+    from trainer.corpus import READERS
+
+    training = bundle.manifest.document["training"]
+    in_order = tuple(training["corpus"].split("+"))
+    return kinds or (in_order if set(in_order) <= set(READERS) else tuple(training["corpora"]))
+
+
 @main.command()
 @click.option("--model", "-m", default=None, metavar="NAME|DIR", help="A shipped bundle's name or a bundle folder.")
-@corpus_options
+@bundle_corpus_options
 @click.option(
     "--speakers",
     type=SpeakerList(),
@@ -305,7 +351,7 @@ def gate(model, corpus_kinds, corpus_path, speakers, limits, as_json):
         bundle = load_bundle(model, variant="int8")  # the gate compares the int8 model with the float32 file
     except SerError as error:
         raise click.ClickException(str(error)) from None
-    corpus = load_corpus(corpus_kinds, corpus_path)
+    corpus = load_corpus(bundle_corpora(bundle, corpus_kinds), corpus_path)
     chosen, skipped = gate_utterances(bundle.manifest, corpus, speakers)
     if not chosen:
         raise click.ClickException("no utterances with the bundle's labels among the chosen speakers")
@@ -343,6 +389,12 @@ def experiment(corpus, speakers, recipe, with_test: bool = False):
         raise click.ClickException(str(error)) from None
 
 
+def with_babble_folds(recipe, folds: int):
+    """The recipe with its copies' babble made within the folds of this cross-validation, so that no
+    fold trains on a held-out speaker's voice."""
+    return dataclasses.replace(recipe, augment=dataclasses.replace(recipe.augment, babble_folds=folds))
+
+
 def write_json(path: Path, corpus, document: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"corpus": corpus.name, "command": command_line(), **document}, indent=2) + "\n")
@@ -361,6 +413,7 @@ def cv(out_json, corpus_kinds, corpus_path, train_speakers, validation_speakers,
     from trainer.experiments import cross_validate
 
     corpus = load_corpus(corpus_kinds, corpus_path)
+    recipe = with_babble_folds(recipe, folds)
     chosen = experiment(corpus, (train_speakers, validation_speakers, test_speakers), recipe)
     result = cross_validate(chosen.recipe, chosen.clips, corpus.labels, folds, jobs)
     write_json(out_json, corpus, result)
@@ -418,6 +471,7 @@ def tune(
     from trainer.experiments import tune as search
 
     corpus = load_corpus(corpus_kinds, corpus_path)
+    recipe = with_babble_folds(recipe, folds)
     chosen = experiment(corpus, (train_speakers, validation_speakers, test_speakers), recipe)
     result = search(chosen.recipe, chosen.clips, corpus.labels, folds, 60 * budget_minutes, max_configs)
     write_json(out_json, corpus, result)
@@ -464,6 +518,44 @@ def gender(out_json, corpus_kinds, corpus_path, train_speakers, validation_speak
     click.echo(f"{'trained on':10} {'tested on':9} {'clips':>5} {'accuracy':>8} {'UAR':>7}")
     for r in rows:
         click.echo(f"{r['trained_on']:10} {r['tested_on']:9} {r['clips']:5d} {r['accuracy']:8.2%} {r['uar']:7.2%}")
+    click.echo(f"wrote {out_json}")
+
+
+@main.command()
+@click.option("--model", "-m", default=None, metavar="NAME|DIR", help="A shipped bundle's name or a bundle folder.")
+@bundle_corpus_options
+@click.option(
+    "--speakers",
+    type=SpeakerList(),
+    default=None,
+    help="Speakers to score (default: the bundle's test speakers); validation speakers while choosing a recipe.",
+)
+@click.option("--out", "out_json", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Default: BUNDLE/rooms.json.")
+@jobs_option
+def rooms(model, corpus_kinds, corpus_path, speakers, out_json, jobs):
+    """Score a bundle (int8 and float32, the device's classifier) on held-out speakers in rooms:
+    studio, room level, reverberant, household noise at 20/10/5 dB, babble at 10/5 dB, reverberant
+    with noise or babble, from rooms, noise segments and talkers that training never used."""
+    from edge.bundle import load_bundle
+    from edge.errors import SerError
+    from trainer.room_evaluation import evaluate_in_rooms
+
+    try:
+        bundle = load_bundle(model, variant="int8")
+    except SerError as error:
+        raise click.ClickException(str(error)) from None
+    corpus = load_corpus(bundle_corpora(bundle, corpus_kinds), corpus_path)
+    chosen = set(speakers or bundle.manifest.document["training"]["speakers"]["test"])
+    utterances = [u for u in corpus.utterances if u.speaker in chosen]
+    if not utterances:
+        raise click.ClickException(f"no clips of speakers {', '.join(sorted(chosen))} in {corpus.name}")
+
+    def progress(name, row):
+        click.echo(f"{name:32} int8 UAR {row['int8']['uar']:.2%}  float32 {row['float32']['uar']:.2%}", err=True)
+
+    result = evaluate_in_rooms(bundle, utterances, jobs, progress)
+    out_json = out_json or bundle.path / "rooms.json"
+    write_json(out_json, corpus, result)
     click.echo(f"wrote {out_json}")
 
 

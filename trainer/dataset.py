@@ -148,28 +148,50 @@ def _clip_id(path: Path) -> str:
     return "/".join(Path(path).parts[-3:])
 
 
-def clip_features(path: Path, config: FrontendConfig, augment_config=None, seed: int = 0) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Features of one clip and of its augmented copies. The copies' random draws depend only on
-    the seed and the clip, so a clip gets the same copies in every run and every subset."""
+def babble_pool(utterances, augment_config, seed: int = 0) -> dict[str, tuple[Path, ...]]:
+    """Other talkers for the babble of each speaker's copies: the other speakers of the speaker's own
+    fold of ``speaker_folds`` (``augment_config.babble_folds`` folds with ``seed``, the folds
+    cross-validation uses), or every other speaker where there are too few speakers for folds."""
+    from trainer.rooms import babble_talkers
+
+    utterances = list(utterances)
+    speakers = sorted({u.speaker for u in utterances})
+    if not augment_config or not augment_config.copies or "babble" not in augment_config.room.noise_kinds:
+        return {}
+    if len(speakers) >= 2 * augment_config.babble_folds:
+        groups = [held for _, held in speaker_folds(utterances, augment_config.babble_folds, seed)]
+    else:
+        groups = [tuple(speakers)]
+    return babble_talkers(utterances, groups, seed=seed)
+
+
+def clip_features(path: Path, config: FrontendConfig, augment_config=None, seed: int = 0, talkers=()) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Features of one clip and of its augmented copies (babble from ``talkers``' clips). The
+    copies' random draws depend only on the seed and the clip, so a clip gets the same copies in
+    every run and every subset."""
     from trainer.augment import augment
+    from trainer.rooms import training_sources
 
     samples = load_audio(path, config.sample_rate)
     rng = np.random.default_rng([seed, zlib.crc32(_clip_id(path).encode())])
     copies = augment_config.copies if augment_config else 0
-    altered = [compute_features(augment(samples, config.sample_rate, augment_config, rng), config) for _ in range(copies)]
+    sources = training_sources(augment_config.room, talkers) if copies else None
+    altered = [compute_features(augment(samples, config.sample_rate, augment_config, sources, rng), config) for _ in range(copies)]
     return compute_features(samples, config), altered
 
 
 def _cached_clip_features(job) -> tuple[np.ndarray, list[np.ndarray]]:
     """``clip_features`` through the on-disk cache, keyed by everything the result depends on."""
-    path, config, augment_config, seed, cache = job
+    path, config, augment_config, seed, cache, talkers = job
     if cache is None:
-        return clip_features(path, config, augment_config, seed)
+        return clip_features(path, config, augment_config, seed, talkers)
     stat = Path(path).stat()
+    copies = augment_config.copies if augment_config else 0
     key = json.dumps(
         [
             config.to_dict(),
-            augment_config.to_dict() if augment_config else None,
+            augment_config.to_dict() if copies else None,
+            training_sources_key(augment_config, talkers) if copies else None,
             seed,
             _clip_id(path),
             stat.st_size,
@@ -181,11 +203,18 @@ def _cached_clip_features(job) -> tuple[np.ndarray, list[np.ndarray]]:
     if file.is_file():
         with np.load(file) as stored:
             return stored["features"], [stored[f"copy_{i}"] for i in range(len(stored.files) - 1)]
-    features, copies = clip_features(path, config, augment_config, seed)
+    features, copies = clip_features(path, config, augment_config, seed, talkers)
     partial = file.with_suffix(f".{os.getpid()}.tmp.npz")
     np.savez(partial, features=features, **{f"copy_{i}": c for i, c in enumerate(copies)})
     partial.replace(file)  # atomic: a concurrent or interrupted run never reads half a file
     return features, copies
+
+
+def training_sources_key(augment_config, talkers) -> str:
+    """What the rooms, noises and babble talkers of a clip's copies are, for the cache key."""
+    from trainer.rooms import training_sources
+
+    return training_sources(augment_config.room, talkers).key()
 
 
 FEATURE_CACHE_VERSION = 1  # bump when the frontend's output changes without its config changing
@@ -199,15 +228,18 @@ def load_clips(
     progress=None,
     workers: int | None = None,
     cache: bool = True,
+    talkers: dict | None = None,
 ) -> ClipSet:
     """Features of every utterance and, if ``augment_config`` asks for copies, of its altered
-    copies; computed in ``workers`` processes (default: one per core) and kept in the feature
-    cache, so a second run with the same frontend and augmentation reads them back."""
+    copies (babble from ``talkers[speaker]``, see ``babble_pool``); computed in ``workers``
+    processes (default: one per core) and kept in the feature cache, so a second run with the same
+    frontend, augmentation and talkers reads them back."""
     utterances = list(utterances)
     cache_dir = feature_cache_dir() if cache else None
     if cache_dir:
         cache_dir.mkdir(parents=True, exist_ok=True)
-    jobs = [(u.path, config, augment_config, seed, cache_dir) for u in utterances]
+    talkers = talkers or {}
+    jobs = [(u.path, config, augment_config, seed, cache_dir, talkers.get(u.speaker, ())) for u in utterances]
     workers = workers or os.cpu_count() or 1
     results = []
     if workers == 1 or len(jobs) < 32:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from trainer.corpus import Corpus, Utterance
-from trainer.dataset import ClipSet, choose_split, load_clips, speaker_folds
+from trainer.dataset import ClipSet, babble_pool, choose_split, load_clips, speaker_folds
 from trainer.evaluate import accuracy, uar
 from trainer.gate import device_probabilities
 from trainer.progress import counter, say
@@ -59,7 +59,8 @@ def development_clips(corpus: Corpus, recipe: TrainOptions, with_test: bool = Fa
     development = set(split.train) | set(split.validation)
     what = f"features (with {recipe.augment.copies} augmented copies)" if recipe.augment.copies else "features"
     utterances = [u for u in corpus.utterances if u.speaker in development]
-    clips = load_clips(utterances, recipe.frontend, recipe.augment, recipe.seed, counter(what))
+    talkers = babble_pool(utterances, recipe.augment, recipe.seed)
+    clips = load_clips(utterances, recipe.frontend, recipe.augment, recipe.seed, counter(what), talkers=talkers)
     if not with_test:
         return clips, None
     return clips, load_clips(split.of(corpus.utterances, "test"), recipe.frontend, None, recipe.seed, counter("features test"))
@@ -106,13 +107,16 @@ class Run:
     record_epochs: bool = True
     """Record the held-out UAR after every epoch (cross-validation's epoch curve); off where the
     held-out clips are the test speakers', which nothing may watch."""
+    talkers: dict | None = None
+    """The babble talkers the experiment's features were made with (``trainer.dataset.babble_pool``)."""
 
 
 def _run(run: Run) -> dict:
     """Train and score one run; its features come from the cache the experiment filled."""
-    augment = run.options.augment
-    train = load_clips(run.train, run.options.frontend, augment, run.options.seed, workers=1)
-    held = load_clips(run.held, run.options.frontend, augment if run.held_with_copies else None, run.options.seed, workers=1)
+    augment, seed = run.options.augment, run.options.seed
+    train = load_clips(run.train, run.options.frontend, augment, seed, workers=1, talkers=run.talkers)
+    held_augment = augment if run.held_with_copies else None
+    held = load_clips(run.held, run.options.frontend, held_augment, seed, workers=1, talkers=run.talkers)
     return train_and_score(run.options, train, held, run.labels, run.what, run.record_epochs)
 
 
@@ -165,7 +169,10 @@ def cross_validate(options: TrainOptions, clips: ClipSet, labels: tuple[str, ...
     """Speaker-grouped k-fold cross-validation (folds stratified by corpus, emotion and gender):
     int8 scores overall, per corpus and per gender, mean and spread over folds; the mean held-out
     UAR after each epoch, and the epoch count where it peaks."""
+    if k != options.augment.babble_folds and babble_pool(clips.utterances, options.augment, options.seed):
+        raise ValueError(f"{k} folds, but the copies' babble was made for {options.augment.babble_folds} (--folds sets both)")
     folds = speaker_folds(clips.utterances, k, options.seed)
+    talkers = babble_pool(clips.utterances, options.augment, options.seed)
     runs = [
         Run(
             options,
@@ -173,6 +180,7 @@ def cross_validate(options: TrainOptions, clips: ClipSet, labels: tuple[str, ...
             tuple(u for u in clips.utterances if u.speaker in set(held_speakers)),
             labels,
             f"fold {number}/{k}",
+            talkers=talkers,
         )
         for number, (train_speakers, held_speakers) in enumerate(folds, start=1)
     ]
@@ -194,6 +202,7 @@ def leave_one_corpus_out(options: TrainOptions, clips: ClipSet, labels: tuple[st
     """For every corpus: train on all the others, test on it (int8, device classifier); the
     figures say how the recipe does on a language and recording setup it never heard."""
     corpora = sorted({u.corpus for u in clips.utterances})
+    talkers = babble_pool(clips.utterances, options.augment, options.seed)
     runs = [
         Run(
             options,
@@ -201,6 +210,7 @@ def leave_one_corpus_out(options: TrainOptions, clips: ClipSet, labels: tuple[st
             tuple(u for u in clips.utterances if u.corpus == corpus),
             labels,
             f"without {corpus}",
+            talkers=talkers,
         )
         for corpus in corpora
     ]
@@ -225,6 +235,7 @@ def gender_experiment(
     female, male and all test speakers, through the device's classifier. ``both``: a bundle trained
     with the same recipe on all of them (the shipped one) stands for the third model."""
     groups = ("female", "male") if both is not None else ("female", "male", "both")
+    talkers = babble_pool(train.utterances, options.augment, options.seed)
     runs = [
         Run(
             options,
@@ -234,6 +245,7 @@ def gender_experiment(
             f"trained on {group}",
             held_with_copies=False,
             record_epochs=False,
+            talkers=talkers,
         )
         for group in groups
     ]

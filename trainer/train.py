@@ -17,7 +17,7 @@ from edge.model_input import Quantization
 from edge.runtime import find_runtime, load_interpreter
 from trainer import fitting
 from trainer.corpus import Corpus
-from trainer.dataset import ClipSet, load_clips
+from trainer.dataset import ClipSet, babble_pool, load_clips
 from trainer.fitting import Fit
 from trainer.gate import compare_float_int8, gate_failures, summary_line
 from trainer.gender import gender_analysis
@@ -107,6 +107,7 @@ def train_bundle(options: TrainOptions, corpus: Corpus, out_dir: Path) -> dict:
             options.augment if part == "train" else None,
             options.seed,
             counter(f"features {part}" + (" (with augmented copies)" if part == "train" and options.augment.copies else "")),
+            talkers=babble_pool(items, options.augment, options.seed) if part == "train" else None,
         )
         for part, items in parts.items()
     }
