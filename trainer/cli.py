@@ -406,20 +406,29 @@ def write_json(path: Path, corpus, document: dict) -> None:
 @split_options
 @folds_option
 @jobs_option
+@click.option(
+    "--rooms/--no-rooms",
+    default=True,
+    show_default=True,
+    help="Also score each fold's held-out speakers in rooms (level, echo, noise, babble; about 5 min a fold).",
+)
 @recipe_options
-def cv(out_json, corpus_kinds, corpus_path, train_speakers, validation_speakers, test_speakers, folds, jobs, recipe):
+def cv(out_json, corpus_kinds, corpus_path, train_speakers, validation_speakers, test_speakers, folds, jobs, rooms, recipe):
     """Cross-validate the recipe by speaker-grouped folds over every speaker but the test speakers:
-    int8 UAR per corpus and gender (mean and spread over folds) and the UAR after each epoch."""
+    int8 UAR per corpus and gender (mean and spread over folds), in rooms, and after each epoch."""
     from trainer.experiments import cross_validate
+    from trainer.room_evaluation import cross_validation_conditions
 
     corpus = load_corpus(corpus_kinds, corpus_path)
     recipe = with_babble_folds(recipe, folds)
     chosen = experiment(corpus, (train_speakers, validation_speakers, test_speakers), recipe)
-    result = cross_validate(chosen.recipe, chosen.clips, corpus.labels, folds, jobs)
+    conditions = cross_validation_conditions() if rooms else ()
+    result = cross_validate(chosen.recipe, chosen.clips, corpus.labels, folds, jobs, conditions)
     write_json(out_json, corpus, result)
     click.echo(
         f"{folds}-fold CV UAR {result['uar']['mean']:.2%} ± {result['uar']['std']:.2%}; "
         + ", ".join(f"{c} {r['uar']['mean']:.2%}" for c, r in result["per_corpus"].items())
+        + "".join(f"; {name} {r['uar']['mean']:.2%}" for name, r in result["rooms"].items())
         + f"; best mean UAR after {result['best_epochs']} epochs; wrote {out_json}"
     )
 

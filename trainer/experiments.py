@@ -27,6 +27,7 @@ from trainer.evaluate import accuracy, uar
 from trainer.gate import device_probabilities
 from trainer.progress import counter, say
 from trainer.recipe import ModelConfig, TrainOptions
+from trainer.room_evaluation import condition_features
 from trainer.train import export_bundle, fit
 
 SEARCH_SPACE = {"units": (32, 64, 96), "learning_rate": (1e-3, 3e-3), "dropout": (0.2, 0.4)}
@@ -67,16 +68,27 @@ def development_clips(corpus: Corpus, recipe: TrainOptions, with_test: bool = Fa
 
 
 def train_and_score(
-    options: TrainOptions, train: ClipSet, held: ClipSet, labels: tuple[str, ...], what: str, record_epochs: bool = True
+    options: TrainOptions,
+    train: ClipSet,
+    held: ClipSet,
+    labels: tuple[str, ...],
+    what: str,
+    record_epochs: bool = True,
+    rooms: tuple = (),
 ) -> dict:
-    """Fit on ``train``, export the int8 model and classify ``held`` with the device's classifier.
-    Returns the predictions with each clip's corpus and gender, and the per-epoch held-out UAR of
-    the Keras model (for choosing the epoch count)."""
+    """Fit on ``train``, export the int8 model and classify ``held`` with the device's classifier,
+    also as delivered in each of ``rooms`` (``trainer.room_evaluation`` conditions). Returns the
+    predictions with each clip's corpus and gender, and the per-epoch held-out UAR of the Keras
+    model (for choosing the epoch count)."""
     began = time.monotonic()
     trained = fit(options, train, labels, held if record_epochs else None, log=lambda message: say(f"{what}: {message}"))
+    in_rooms = {}
     with tempfile.TemporaryDirectory() as scratch:
         _, bundle = export_bundle(trained, dataclasses.replace(options, name="experiment"), labels, Path(scratch))
         predicted = device_probabilities(bundle, held.features).argmax(axis=1)
+        for condition in rooms:
+            features = condition_features(condition, held.utterances, options.frontend)
+            in_rooms[condition.name] = device_probabilities(bundle, features).argmax(axis=1).tolist()
     truth = np.asarray(held.targets(labels))
     result = {
         "speakers": sorted({u.speaker for u in held.utterances}),
@@ -85,9 +97,11 @@ def train_and_score(
         "corpus": [u.corpus for u in held.utterances],
         "gender": [u.gender for u in held.utterances],
         "epoch_uar": [round(v, 4) for v in trained.history.get("held_out_uar", [])],
+        "rooms": in_rooms,
         "seconds": round(time.monotonic() - began, 1),
     }
-    say(f"{what}: int8 UAR {uar(truth, predicted, len(labels)):.2%} on {len(truth)} clips ({result['seconds']:.0f} s)")
+    rooms_text = "".join(f", {name} {uar(truth, np.asarray(p), len(labels)):.2%}" for name, p in in_rooms.items())
+    say(f"{what}: int8 UAR {uar(truth, predicted, len(labels)):.2%}{rooms_text} on {len(truth)} clips ({result['seconds']:.0f} s)")
     return result
 
 
@@ -109,6 +123,8 @@ class Run:
     held-out clips are the test speakers', which nothing may watch."""
     talkers: dict | None = None
     """The babble talkers the experiment's features were made with (``trainer.dataset.babble_pool``)."""
+    rooms: tuple = ()
+    """Room conditions the held-out clips are also scored in."""
 
 
 def _run(run: Run) -> dict:
@@ -117,7 +133,7 @@ def _run(run: Run) -> dict:
     train = load_clips(run.train, run.options.frontend, augment, seed, workers=1, talkers=run.talkers)
     held_augment = augment if run.held_with_copies else None
     held = load_clips(run.held, run.options.frontend, held_augment, seed, workers=1, talkers=run.talkers)
-    return train_and_score(run.options, train, held, run.labels, run.what, run.record_epochs)
+    return train_and_score(run.options, train, held, run.labels, run.what, run.record_epochs, run.rooms)
 
 
 def run_all(runs: list[Run], jobs: int) -> list[dict]:
@@ -165,10 +181,12 @@ def scores(results: list[dict], n_classes: int, key: str | tuple[str, ...] | Non
     return table
 
 
-def cross_validate(options: TrainOptions, clips: ClipSet, labels: tuple[str, ...], k: int, jobs: int = 1) -> dict:
+def cross_validate(
+    options: TrainOptions, clips: ClipSet, labels: tuple[str, ...], k: int, jobs: int = 1, rooms: tuple = ()
+) -> dict:
     """Speaker-grouped k-fold cross-validation (folds stratified by corpus, emotion and gender):
-    int8 scores overall, per corpus and per gender, mean and spread over folds; the mean held-out
-    UAR after each epoch, and the epoch count where it peaks."""
+    int8 scores overall, per corpus and per gender, mean and spread over folds, and in each of
+    ``rooms``; the mean held-out UAR after each epoch, and the epoch count where it peaks."""
     if k != options.augment.babble_folds and babble_pool(clips.utterances, options.augment, options.seed):
         raise ValueError(f"{k} folds, but the copies' babble was made for {options.augment.babble_folds} (--folds sets both)")
     folds = speaker_folds(clips.utterances, k, options.seed)
@@ -181,6 +199,7 @@ def cross_validate(options: TrainOptions, clips: ClipSet, labels: tuple[str, ...
             labels,
             f"fold {number}/{k}",
             talkers=talkers,
+            rooms=rooms,
         )
         for number, (train_speakers, held_speakers) in enumerate(folds, start=1)
     ]
@@ -192,6 +211,10 @@ def cross_validate(options: TrainOptions, clips: ClipSet, labels: tuple[str, ...
         "per_corpus": scores(results, len(labels), "corpus"),
         "per_gender": scores(results, len(labels), "gender"),
         "per_corpus_gender": scores(results, len(labels), ("corpus", "gender")),
+        "rooms": {
+            condition.name: scores([{**r, "predicted": r["rooms"][condition.name]} for r in results], len(labels))
+            for condition in rooms
+        },
         "epoch_uar": [round(float(v), 4) for v in curve],
         "best_epochs": int(np.argmax(curve)) + 1 if len(curve) else None,
         "results": results,

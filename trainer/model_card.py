@@ -6,7 +6,14 @@ import json
 from pathlib import Path
 
 CARD_FILE = "MODEL_CARD.md"
-EXPERIMENT_FILES = {"cv": "cv.json", "loco": "loco.json", "gender": "gender_experiment.json", "tuning": "tuning.json"}
+EXPERIMENT_FILES = {
+    "cv": "cv.json",
+    "loco": "loco.json",
+    "gender": "gender_experiment.json",
+    "tuning": "tuning.json",
+    "rooms": "rooms.json",
+}
+ROOM_PLOT_FILE = "rooms.png"  # UAR against SNR per noise type, written by the report beside the card
 CORPUS_NOTES = {
     "ravdess": "RAVDESS speech (Livingstone & Russo 2018, PLoS ONE 13(5): e0196391; licence CC BY-NC-SA 4.0, "
     "which this model inherits: attribution, non-commercial, share-alike). North-American English, professional "
@@ -203,8 +210,30 @@ def _loco_lines(loco: dict) -> list[str]:
     return lines + [""]
 
 
+def room_lines(rooms: dict) -> list[str]:
+    """The "In a room" section: every condition's UAR, float32 and int8, overall and per corpus."""
+    corpora = sorted({c for row in rooms["conditions"].values() for c in row["int8"]["per_corpus"]})
+    lines = [
+        "## In a room",
+        "",
+        f"The test speakers' {rooms['clips']} clips as a room delivers them (`ser-train rooms`): padded with "
+        f"{rooms['padding_seconds']:g} s of silence at {rooms['room_level_dbfs'][0]:g} to {rooms['room_level_dbfs'][1]:g} dBFS "
+        f"with a microphone's hiss at {rooms['microphone_floor_dbfs']:g} dBFS (all but studio), in {rooms['rooms']['rooms']} simulated rooms that no training copy was made in "
+        f"(RT60 {rooms['rooms']['rt60_seconds'][0]:g}-{rooms['rooms']['rt60_seconds'][1]:g} s, "
+        f"{rooms['rooms']['distance_m'][0]:g}-{rooms['rooms']['distance_m'][1]:g} m away), with the segments of the noise "
+        f"recordings that training never used, and babble of {rooms['babble']}. UAR, through the device's classifier.",
+        "",
+        "| condition | float32 | int8 | " + " | ".join(f"int8 {c}" for c in corpora) + " |",
+        "|---|---|---|" + "---|" * len(corpora),
+    ]
+    for name, row in rooms["conditions"].items():
+        per_corpus = " | ".join(_percent(row["int8"]["per_corpus"][c]) if c in row["int8"]["per_corpus"] else "–" for c in corpora)
+        lines.append(f"| {name} | {_percent(row['float32']['uar'])} | {_percent(row['int8']['uar'])} | {per_corpus} |")
+    return lines + ["", f"![UAR against SNR per noise type]({ROOM_PLOT_FILE})", ""]
+
+
 def _experiment_lines(experiments: dict) -> list[str]:
-    lines = []
+    lines = room_lines(experiments["rooms"]) if "rooms" in experiments else []
     if "cv" in experiments:
         lines += _cv_lines(experiments["cv"])
     if "loco" in experiments:

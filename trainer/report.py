@@ -20,7 +20,7 @@ from edge.audio import load_audio  # noqa: E402
 from edge.config import FrontendConfig  # noqa: E402
 from edge.frontend import compute_features, frame_signal, power_spectrum  # noqa: E402
 from trainer.corpus import Corpus  # noqa: E402
-from trainer.model_card import difference_interval_text  # noqa: E402
+from trainer.model_card import ROOM_PLOT_FILE, difference_interval_text  # noqa: E402
 
 REPORT_FILE = "report.html"
 PARTS = ("train", "validation", "test")
@@ -267,6 +267,46 @@ def cross_validation_section(cv: dict | None, loco: dict | None) -> str:
     return "".join(parts)
 
 
+def room_plot(rooms: dict):
+    """UAR (int8, and float32 dashed) against SNR for each background, with the clean room-level
+    and reverberant figures as lines across."""
+    figure, axis = plt.subplots(figsize=(7, 4))
+    by_noise: dict[str, list[tuple[float, dict]]] = {}
+    for row in rooms["conditions"].values():
+        condition = row["condition"]
+        if condition["noise"] and not condition["room"]:
+            by_noise.setdefault(Path(condition["noise"]).stem, []).append((condition["snr_db"], row))
+    for noise, points in by_noise.items():
+        points.sort(key=lambda p: p[0])
+        snrs = [p[0] for p in points]
+        line = axis.plot(snrs, [100 * p[1]["int8"]["uar"] for p in points], marker="o", label=noise)[0]
+        axis.plot(snrs, [100 * p[1]["float32"]["uar"] for p in points], linestyle="--", color=line.get_color())
+    for name, style in (("room level", ":"), ("reverberant", "-.")):
+        if name in rooms["conditions"]:
+            axis.axhline(100 * rooms["conditions"][name]["int8"]["uar"], color="grey", linestyle=style, label=f"{name} (no noise)")
+    axis.set(xlabel="SNR (dB)", ylabel="UAR (%)", title="In a room: int8 (solid) and float32 (dashed)")
+    axis.legend(fontsize=8)
+    return figure
+
+
+def room_section(rooms: dict | None, out_dir: Path) -> str:
+    """The "In a room" table and plot; the plot is also written beside the model card."""
+    if not rooms:
+        return ""
+    rows = [
+        [name, _pct(row["float32"]["uar"]), _pct(row["int8"]["uar"]), *(_pct(v) for v in row["int8"]["per_corpus"].values())]
+        for name, row in rooms["conditions"].items()
+    ]
+    corpora = list(next(iter(rooms["conditions"].values()))["int8"]["per_corpus"])
+    room_plot(rooms).savefig(out_dir / ROOM_PLOT_FILE, dpi=90, bbox_inches="tight")
+    return (
+        f"<h2>In a room</h2><p>The test speakers' {rooms['clips']} clips delivered as a room would (ser-train rooms): "
+        "rooms, noise segments and babble talkers that training never used. UAR through the device's classifier.</p>"
+        + _table(["condition", "float32", "int8", *(f"int8 {c}" for c in corpora)], rows)
+        + _image(room_plot(rooms))
+    )
+
+
 def write_report(manifest: dict, corpus: Corpus, out_dir: Path, experiments: dict) -> Path:
     """Write report.html for a bundle into ``out_dir``, with the experiments found beside it
     (``trainer.model_card.read_experiments``)."""
@@ -275,6 +315,7 @@ def write_report(manifest: dict, corpus: Corpus, out_dir: Path, experiments: dic
         exploration(corpus, manifest["training"]["speakers"], frontend),
         training_curves(manifest["training"]["history"]),
         test_results(manifest),
+        room_section(experiments.get("rooms"), out_dir),
         gender_section(manifest, experiments.get("gender", {}).get("rows")),
         cross_validation_section(experiments.get("cv"), experiments.get("loco")),
         tuning_section(experiments.get("tuning")),

@@ -30,6 +30,8 @@ ROOM_LEVEL_DBFS = (-38.0, -24.0)
 """Speech as a microphone a few metres away hears it: the level range of every condition but studio."""
 PADDING_SECONDS = 0.5
 """Silence before and after each clip in a room: the device hears the utterance start and end."""
+MICROPHONE_FLOOR_DBFS = -70.0
+"""The microphone's own hiss in every condition but studio (a Pi's USB microphone: about -70 dBFS)."""
 BABBLE_TALKERS = 4
 
 
@@ -45,6 +47,13 @@ class Condition:
     snr_db: float = 0.0
     room_level: bool = True
     """At a room's level with padding; False only for the studio clips as recorded."""
+
+
+def cross_validation_conditions() -> tuple[Condition, ...]:
+    """The rooms a cross-validation fold's held-out speakers are also scored in, to choose the
+    training mix: a room's level, echo, household noise and babble at 10 dB, and echo with noise."""
+    wanted = ("room level", "reverberant", "doing_the_dishes 10 dB", "babble 10 dB", "reverberant + household 10 dB")
+    return tuple(c for c in conditions() if c.name in wanted)
 
 
 def conditions() -> tuple[Condition, ...]:
@@ -86,15 +95,21 @@ def delivered(utterance: Utterance, others: tuple[Path, ...], condition: Conditi
         snr_db=condition.snr_db,
         talkers=BABBLE_TALKERS,
         level_dbfs=float(rng.uniform(*ROOM_LEVEL_DBFS)),
+        floor_dbfs=MICROPHONE_FLOOR_DBFS,
     )
     pad = np.zeros(int(PADDING_SECONDS * sample_rate))
-    padded = np.concatenate([pad, samples - samples.mean(), pad])
+    padded = np.concatenate([pad, samples, pad])
     return render(padded, sample_rate, room_condition, evaluation_sources(others), rng)
 
 
-def _condition_features(job) -> list[np.ndarray]:
-    condition, utterances, talkers, frontend = job
+def condition_features(condition: Condition, utterances: list[Utterance], frontend) -> list[np.ndarray]:
+    """The features of every clip of ``utterances`` under ``condition``; babble from the others."""
+    talkers = other_talkers(utterances)
     return [compute_features(delivered(u, talkers[u.speaker], condition, frontend.sample_rate), frontend) for u in utterances]
+
+
+def _condition_features(job) -> list[np.ndarray]:
+    return condition_features(*job)
 
 
 def other_talkers(utterances: list[Utterance], per_speaker: int = 24) -> dict[str, tuple[Path, ...]]:
@@ -130,11 +145,10 @@ def evaluate_in_rooms(bundle: ModelBundle, utterances: list[Utterance], jobs: in
     labels = bundle.manifest.labels
     utterances = [u for u in utterances if u.label in labels]
     truth = np.array([labels.index(u.label) for u in utterances])
-    talkers = other_talkers(utterances)
     frontend = bundle.manifest.frontend
     models = {"int8": bundle, "float32": float32_twin(bundle)}
     table = {}
-    all_jobs = [(condition, utterances, talkers, frontend) for condition in conditions()]
+    all_jobs = [(condition, utterances, frontend) for condition in conditions()]
     if jobs > 1:
         pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
         features_of = pool.map(_condition_features, all_jobs)
@@ -159,6 +173,7 @@ def evaluate_in_rooms(bundle: ModelBundle, utterances: list[Utterance], jobs: in
         "noise_segments": [dataclasses.asdict(s) for s in noise_segments("evaluation")],
         "room_level_dbfs": list(ROOM_LEVEL_DBFS),
         "padding_seconds": PADDING_SECONDS,
+        "microphone_floor_dbfs": MICROPHONE_FLOOR_DBFS,
         "babble": f"{BABBLE_TALKERS} other evaluated speakers at once, another corpus where there is one",
         "conditions": table,
     }

@@ -103,6 +103,8 @@ class RoomConfig:
     (3.4-7.5 kHz) and a tilt (a high shelf at 2 kHz, -6 to +6 dB), each in half of those copies."""
     clipping_share: float = 0.05
     """Share of copies clipped at a percentile (1-10 %) of their samples' magnitude."""
+    floor_dbfs: tuple[float, float] = (-80.0, -60.0)
+    """RMS level of the microphone's own hiss, in every copy."""
     simulation: RoomSimulation = field(default_factory=RoomSimulation)
     """The bank of simulated rooms the reverberation comes from."""
 
@@ -132,6 +134,9 @@ class RoomCondition:
     """Gain of a high shelf at 2 kHz; 0: none."""
     clip_percentile: float = 0.0
     """Samples beyond this percentile of the magnitudes are clipped; 0: none."""
+    floor_dbfs: float | None = None
+    """RMS level of the microphone's own hiss (white), added after the level; None: none. A real
+    microphone is never digitally silent, and the model should not learn what digital silence is."""
 
 
 @dataclass(frozen=True)
@@ -280,7 +285,8 @@ def render(
 ) -> np.ndarray:
     """``samples`` (dry speech) as the microphone delivers them under ``condition``: in the room,
     with the background at the condition's SNR against the speech as it arrives, coloured, at the
-    condition's level, clipped, and saturated at full scale. Same length as ``samples``."""
+    condition's level, with the microphone's hiss, clipped, and saturated at full scale. Same length
+    as ``samples``."""
     from audiomentations import ClippingDistortion
 
     speech = samples - samples.mean()
@@ -294,6 +300,8 @@ def render(
     mix = colour(mix, sample_rate, condition)
     if condition.level_dbfs is not None:
         mix = mix * 10 ** ((condition.level_dbfs - rms_dbfs(mix)) / 20)
+    if condition.floor_dbfs is not None:
+        mix = mix + 10 ** (condition.floor_dbfs / 20) * rng.standard_normal(len(mix))
     if condition.clip_percentile:
         p = condition.clip_percentile
         mix = ClippingDistortion(int(p), int(p), p=1.0)(mix.astype(np.float32), sample_rate).astype(np.float64)
@@ -318,7 +326,8 @@ def draw_condition(config: RoomConfig, sources: RoomSources, rng: np.random.Gene
     low_pass = float(rng.uniform(3400, 7500)) if coloured and rng.random() < 0.5 else 0.0
     tilt = float(rng.uniform(-6, 6)) if coloured and rng.random() < 0.5 else 0.0
     clip = float(rng.integers(1, 11)) if rng.random() < config.clipping_share else 0.0
-    return RoomCondition(room, noise, snr, talkers, float(rng.uniform(*config.level_dbfs)), high_pass, low_pass, tilt, clip)
+    level, floor = float(rng.uniform(*config.level_dbfs)), float(rng.uniform(*config.floor_dbfs))
+    return RoomCondition(room, noise, snr, talkers, level, high_pass, low_pass, tilt, clip, floor)
 
 
 def room_copy(
