@@ -113,3 +113,27 @@ def test_the_evaluation_never_uses_a_training_room():
     from trainer.room_evaluation import EVALUATION_ROOMS
 
     assert EVALUATION_ROOMS.seed != RoomConfig().simulation.seed
+
+
+@pytest.mark.integration  # evaluates a model in subprocesses
+def test_ser_train_rooms_scores_a_bundle_in_every_room_with_studio_as_the_gate_measures_it(ravdess_dir, noise_dir, tmp_path):
+    import json
+
+    from support.helpers import run_train
+
+    from trainer.room_evaluation import conditions
+
+    out = tmp_path / "rooms.json"
+    result = run_train("rooms", "--corpus", "ravdess", "--speakers", "19,20", "--out", str(out), "--jobs", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rooms = json.loads(out.read_text())
+    assert rooms["clips"] == 120 and rooms["speakers"] == ["19", "20"]
+    assert list(rooms["conditions"]) == [c.name for c in conditions()]
+    gate = json.loads(run_train("gate", "--corpus", "ravdess", "--speakers", "19,20", "--json").stdout)
+    studio = rooms["conditions"]["studio"]
+    assert (studio["int8"]["uar"], studio["float32"]["uar"]) == (gate["int8"]["uar"], gate["float32"]["uar"])
+    assert len({row["int8"]["uar"] for row in rooms["conditions"].values()}) > 5  # the rooms change what is heard
+    alone = run_train("rooms", "--corpus", "ravdess", "--speakers", "19", "--out", str(out))
+    assert alone.returncode == 1 and alone.stderr.strip().splitlines()[-1] == (
+        "Error: scoring in rooms needs at least two speakers: the others talk in the babble"
+    )

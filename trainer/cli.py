@@ -562,7 +562,10 @@ def rooms(model, corpus_kinds, corpus_path, speakers, out_json, jobs):
     def progress(name, row):
         click.echo(f"{name:32} int8 UAR {row['int8']['uar']:.2%}  float32 {row['float32']['uar']:.2%}", err=True)
 
-    result = evaluate_in_rooms(bundle, utterances, jobs, progress)
+    try:
+        result = evaluate_in_rooms(bundle, utterances, jobs, progress)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
     out_json = out_json or bundle.path / "rooms.json"
     write_json(out_json, corpus, result)
     click.echo(f"wrote {out_json}")

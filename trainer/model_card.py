@@ -210,6 +210,29 @@ def _loco_lines(loco: dict) -> list[str]:
     return lines + [""]
 
 
+def per_corpus_lines(metrics: dict) -> list[str]:
+    """Test figures per corpus: float32 and int8 UAR, and int8 UAR by gender with the female-minus-male gap."""
+    if "per_corpus" not in metrics:  # bundles made before it was recorded
+        return []
+    lines = [
+        "Per corpus (UAR; the gap is female minus male, int8, 95% bootstrap interval over clips):",
+        "",
+        "| test speakers | clips | float32 | int8 | int8 women | int8 men | gap |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, row in metrics["per_corpus"].items():
+        by_gender = row["int8_gender"]["by_gender"]
+        gap = row["int8_gender"]["difference"].get("uar")
+        gap_text = f"{100 * gap['female_minus_male']:+.1f}{difference_interval_text(gap)}" if gap else "–"
+        lines.append(
+            f"| {name} | {row['clips']} | {_percent(row['float32']['uar'])} | {_percent(row['int8']['uar'])} "
+            f"| {_percent(by_gender['female']['uar']) if 'female' in by_gender else '–'} "
+            f"| {_percent(by_gender['male']['uar']) if 'male' in by_gender else '–'} "
+            f"| {gap_text} |"
+        )
+    return lines + [""]
+
+
 def room_lines(rooms: dict) -> list[str]:
     """The "In a room" section: every condition's UAR, float32 and int8, overall and per corpus."""
     corpora = sorted({c for row in rooms["conditions"].values() for c in row["int8"]["per_corpus"]})
@@ -343,6 +366,7 @@ def write_model_card(manifest: dict, out_dir: Path, experiments: dict | None = N
         "",
         *_metrics_table(metrics),
         "",
+        *per_corpus_lines(metrics),
         f"int8 and float32 predict the same class for {_percent(metrics['int8_float32_agreement'])} of test clips.",
         "",
         "By gender (int8; bootstrap intervals over clips):",

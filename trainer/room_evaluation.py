@@ -144,6 +144,8 @@ def evaluate_in_rooms(bundle: ModelBundle, utterances: list[Utterance], jobs: in
 
     labels = bundle.manifest.labels
     utterances = [u for u in utterances if u.label in labels]
+    if len({u.speaker for u in utterances}) < 2:
+        raise ValueError("scoring in rooms needs at least two speakers: the others talk in the babble")
     truth = np.array([labels.index(u.label) for u in utterances])
     frontend = bundle.manifest.frontend
     models = {"int8": bundle, "float32": float32_twin(bundle)}

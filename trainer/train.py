@@ -20,6 +20,7 @@ from trainer.corpus import Corpus
 from trainer.dataset import ClipSet, babble_pool, load_clips
 from trainer.fitting import Fit
 from trainer.gate import compare_float_int8, gate_failures, summary_line
+from trainer.evaluate import classification_metrics
 from trainer.gender import gender_analysis
 from trainer.model import export_tflite
 from trainer.model_card import write_model_card
@@ -162,5 +163,28 @@ def test_metrics(bundle: ModelBundle, clips: ClipSet, utterances: list, seed: in
         "int8_float32_agreement": comparison["argmax_agreement"],
         "max_probability_difference": comparison["max_probability_difference"],
     }
+    metrics["per_corpus"] = per_corpus_metrics(predictions, utterances, labels, seed)
     say(f"test speakers, {summary_line(comparison)}")
     return metrics, comparison
+
+
+def per_corpus_metrics(predictions: dict, utterances: list, labels: tuple[str, ...], seed: int) -> dict:
+    """UAR and accuracy of float32 and int8 on each corpus's test speakers (and on ASED's common
+    sentences alone, whose text does not tell the emotion), with the int8 gender analysis of each."""
+    from trainer.corpus import ASED_COMMON_SENTENCES
+
+    subsets = {corpus: [u.corpus == corpus for u in utterances] for corpus in sorted({u.corpus for u in utterances})}
+    if "ased" in subsets:
+        subsets["ased, common sentences"] = [u.corpus == "ased" and u.sentence in ASED_COMMON_SENTENCES for u in utterances]
+    table = {}
+    for name, keep in subsets.items():
+        keep = np.asarray(keep)
+        truth = np.asarray(predictions["true"])[keep]
+        row = {"clips": int(keep.sum())}
+        for variant in ("float32", "int8"):
+            predicted = np.asarray(predictions[variant])[keep]
+            row[variant] = {key: classification_metrics(truth, predicted, labels)[key] for key in ("uar", "accuracy")}
+        genders = [u.gender for u, k in zip(utterances, keep) if k]
+        row["int8_gender"] = gender_analysis(truth, np.asarray(predictions["int8"])[keep], genders, labels, seed)
+        table[name] = row
+    return table
