@@ -8,16 +8,19 @@ import numpy as np
 import pytest
 from support.helpers import SMOKE_SPLIT, run_train
 
+from trainer.corpus import SHIPPED_CORPORA
 from trainer.gender import bootstrap_interval, gender_analysis, permutation_p_value
+from trainer.room_evaluation import cross_validation_conditions
 
 QUICK = [*SMOKE_SPLIT, "--epochs", "2", "--augment-copies", "0"]
 # A few speakers of every corpus reader: two RAVDESS actors, a woman and a man of EmoDB, one SAVEE
-# speaker, one CASIA speaker, a woman and a man of emotiontts; RAVDESS actor 05 as the test speaker.
+# speaker, one CASIA speaker, a woman and a man of emotiontts and of ASED; RAVDESS actor 05 as the
+# test speaker.
 EVERY_READER = [
     "--corpus",
-    "ravdess,emodb,savee,casia,emotiontts",
+    "ravdess,emodb,savee,casia,emotiontts,ased",
     "--train-speakers",
-    "ravdess/1-2,emodb/03,emodb/08,savee/DC,casia/wangzhe,emotiontts/ema,emotiontts/emf",
+    "ravdess/1-2,emodb/03,emodb/08,savee/DC,casia/wangzhe,emotiontts/ema,emotiontts/emf,ased/02,ased/09",
     "--test-speakers",
     "ravdess/5",
     "--epochs",
@@ -31,7 +34,7 @@ EVERY_READER = [
 def experiments(smoke_run, corpus_dir):
     """Tuning and the gender experiment on RAVDESS, cross-validation and leave-one-corpus-out on a
     few speakers of every corpus, all written beside the smoke bundle; then its report."""
-    for kind in ("ravdess", "emodb", "savee", "casia", "emotiontts"):
+    for kind in SHIPPED_CORPORA:
         corpus_dir(kind)
     bundle, _ = smoke_run
     runs = {
@@ -40,6 +43,7 @@ def experiments(smoke_run, corpus_dir):
         "cv": run_train("cv", str(bundle / "cv.json"), *EVERY_READER, "--folds", "2"),
         "loco": run_train("loco", str(bundle / "loco.json"), *EVERY_READER),
     }
+    runs["rooms"] = run_train("rooms", "--model", str(bundle), "--jobs", "2")  # its test speakers, 05 and 06
     runs["report"] = run_train("report", str(bundle), "--corpus", "ravdess")
     for name, result in runs.items():
         assert result.returncode == 0, (name, result.stderr[-2000:])
@@ -65,9 +69,12 @@ def test_cross_validation_scores_every_corpus_by_speaker_folds(experiments):
     cv = json.loads((bundle / "cv.json").read_text())
     held_out = sorted(s for fold in cv["results"] for s in fold["speakers"])
     assert held_out == sorted(
-        ["ravdess/01", "ravdess/02", "emodb/03", "emodb/08", "savee/DC", "casia/wangzhe", "emotiontts/ema", "emotiontts/emf"]
+        [
+            *("ravdess/01", "ravdess/02", "emodb/03", "emodb/08", "savee/DC", "casia/wangzhe"),
+            *("emotiontts/ema", "emotiontts/emf", "ased/02", "ased/09"),
+        ]
     )  # every development speaker once; never ravdess/05
-    assert set(cv["per_corpus"]) == {"ravdess", "emodb", "savee", "casia", "emotiontts"}
+    assert set(cv["per_corpus"]) == {"ravdess", "emodb", "savee", "casia", "emotiontts", "ased"}
     assert set(cv["per_gender"]) == {"female", "male"} and len(cv["epoch_uar"]) == 1 and cv["best_epochs"] == 1
     # within a corpus too: a gap pooled over corpora also counts which corpora have men (SAVEE: only men)
     assert {"ravdess/female", "ravdess/male", "emodb/female", "emodb/male", "savee/male"} <= set(cv["per_corpus_gender"])
@@ -75,6 +82,11 @@ def test_cross_validation_scores_every_corpus_by_speaker_folds(experiments):
     for row in (cv, *cv["per_corpus"].values()):
         assert 0 <= row["uar"]["mean"] <= 1 and row["uar"]["std"] >= 0
     assert "2-fold CV UAR" in runs["cv"].stdout
+    # each fold's held-out speakers are also scored in rooms, clip by clip
+    assert list(cv["rooms"]) == [c.name for c in cross_validation_conditions()]
+    for fold in cv["results"]:
+        assert all(len(predicted) == len(fold["true"]) for predicted in fold["rooms"].values())
+    assert all(0 <= row["uar"]["mean"] <= 1 for row in cv["rooms"].values())
 
 
 @pytest.mark.integration  # trains or evaluates models in subprocesses
@@ -87,9 +99,10 @@ def test_leave_one_corpus_out_tests_each_corpus_on_a_model_that_never_heard_it(e
         "savee": (120, 7),
         "casia": (300, 6),
         "emotiontts": (40, 4),
+        "ased": (36, 5),
     }
     assert table["emotiontts"]["chance_uar"] == 0.25 and set(table["emodb"]["per_gender"]) == {"female", "male"}
-    assert runs["loco"].stdout.count("tested on it: UAR") == 5
+    assert runs["loco"].stdout.count("tested on it: UAR") == 6
 
 
 @pytest.mark.integration  # trains or evaluates models in subprocesses
@@ -117,13 +130,26 @@ def test_report_is_one_self_contained_html_file_with_every_section(experiments):
         "Cross-validation",
         "Leave one corpus out",
         "Tuning",
+        "In a room",
     ):
         assert f">{heading}<" in page
-    assert page.count("data:image/png;base64,") >= 12 and 'src="http' not in page and "src='http" not in page
+    assert page.count("data:image/png;base64,") >= 13 and 'src="http' not in page and "src='http" not in page
     card = (bundle / "MODEL_CARD.md").read_text()
-    for section in ("## Tuning", "## Gender-dependent experiment", "## Cross-validated figures", "## Leave one corpus out"):
+    for section in (
+        "## Tuning",
+        "## Gender-dependent experiment",
+        "## Cross-validated figures",
+        "## Leave one corpus out",
+        "## In a room",
+    ):
         assert section in card
     assert "permutation-test" in card
+    # the room table has a row per condition, float32 and int8, and the plot it links is beside it
+    rooms = json.loads((bundle / "rooms.json").read_text())
+    for name, row in rooms["conditions"].items():
+        assert f"| {name} | {100 * row['float32']['uar']:.1f}% | {100 * row['int8']['uar']:.1f}% |" in card
+    assert "](rooms.png)" in card and (bundle / "rooms.png").stat().st_size > 10_000
+    assert "| ravdess | 120 |" in card  # the test figures per corpus
 
 
 def test_bootstrap_interval_brackets_the_estimate_and_narrows_with_more_clips():

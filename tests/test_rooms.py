@@ -8,10 +8,11 @@ import dataclasses
 
 import numpy as np
 import pytest
+from support.helpers import read_speech
 
 from trainer.rooms import (
-    RoomConfig,
     RoomCondition,
+    RoomConfig,
     RoomSimulation,
     draw_condition,
     noise_segments,
@@ -21,7 +22,6 @@ from trainer.rooms import (
     room_copy,
     training_sources,
 )
-from support.helpers import read_speech
 
 SMALL_BANK = RoomSimulation(rooms=3)
 
@@ -39,6 +39,7 @@ def sources(speech_files, noise_dir):
 @pytest.fixture(scope="module")
 def noise_dir():
     from support.helpers import unavailable
+
     from trainer.rooms import noise_root
 
     if not (noise_root() / "running_tap.flac").is_file():

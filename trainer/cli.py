@@ -539,7 +539,9 @@ def gender(out_json, corpus_kinds, corpus_path, train_speakers, validation_speak
     default=None,
     help="Speakers to score (default: the bundle's test speakers); validation speakers while choosing a recipe.",
 )
-@click.option("--out", "out_json", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Default: BUNDLE/rooms.json.")
+@click.option(
+    "--out", "out_json", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Default: BUNDLE/rooms.json."
+)
 @jobs_option
 def rooms(model, corpus_kinds, corpus_path, speakers, out_json, jobs):
     """Score a bundle (int8 and float32, the device's classifier) on held-out speakers in rooms:

@@ -165,7 +165,9 @@ def babble_pool(utterances, augment_config, seed: int = 0) -> dict[str, tuple[Pa
     return babble_talkers(utterances, groups, seed=seed)
 
 
-def clip_features(path: Path, config: FrontendConfig, augment_config=None, seed: int = 0, talkers=()) -> tuple[np.ndarray, list[np.ndarray]]:
+def clip_features(
+    path: Path, config: FrontendConfig, augment_config=None, seed: int = 0, talkers=()
+) -> tuple[np.ndarray, list[np.ndarray]]:
     """Features of one clip and of its augmented copies (babble from ``talkers``' clips). The
     copies' random draws depend only on the seed and the clip, so a clip gets the same copies in
     every run and every subset."""
@@ -176,7 +178,9 @@ def clip_features(path: Path, config: FrontendConfig, augment_config=None, seed:
     rng = np.random.default_rng([seed, zlib.crc32(_clip_id(path).encode())])
     copies = augment_config.copies if augment_config else 0
     sources = training_sources(augment_config.room, talkers) if copies else None
-    altered = [compute_features(augment(samples, config.sample_rate, augment_config, sources, rng), config) for _ in range(copies)]
+    altered = [
+        compute_features(augment(samples, config.sample_rate, augment_config, sources, rng), config) for _ in range(copies)
+    ]
     return compute_features(samples, config), altered
 
 

@@ -101,7 +101,9 @@ def train_and_score(
         "seconds": round(time.monotonic() - began, 1),
     }
     rooms_text = "".join(f", {name} {uar(truth, np.asarray(p), len(labels)):.2%}" for name, p in in_rooms.items())
-    say(f"{what}: int8 UAR {uar(truth, predicted, len(labels)):.2%}{rooms_text} on {len(truth)} clips ({result['seconds']:.0f} s)")
+    say(
+        f"{what}: int8 UAR {uar(truth, predicted, len(labels)):.2%}{rooms_text} on {len(truth)} clips ({result['seconds']:.0f} s)"
+    )
     return result
 
 

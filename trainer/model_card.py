@@ -241,7 +241,8 @@ def room_lines(rooms: dict) -> list[str]:
         "",
         f"The test speakers' {rooms['clips']} clips as a room delivers them (`ser-train rooms`): padded with "
         f"{rooms['padding_seconds']:g} s of silence at {rooms['room_level_dbfs'][0]:g} to {rooms['room_level_dbfs'][1]:g} dBFS "
-        f"with a microphone's hiss at {rooms['microphone_floor_dbfs']:g} dBFS (all but studio), in {rooms['rooms']['rooms']} simulated rooms that no training copy was made in "
+        f"with a microphone's hiss at {rooms['microphone_floor_dbfs']:g} dBFS (all but studio), "
+        f"in {rooms['rooms']['rooms']} simulated rooms that no training copy was made in "
         f"(RT60 {rooms['rooms']['rt60_seconds'][0]:g}-{rooms['rooms']['rt60_seconds'][1]:g} s, "
         f"{rooms['rooms']['distance_m'][0]:g}-{rooms['rooms']['distance_m'][1]:g} m away), with the segments of the noise "
         f"recordings that training never used, and babble of {rooms['babble']}. UAR, through the device's classifier.",
@@ -250,7 +251,9 @@ def room_lines(rooms: dict) -> list[str]:
         "|---|---|---|" + "---|" * len(corpora),
     ]
     for name, row in rooms["conditions"].items():
-        per_corpus = " | ".join(_percent(row["int8"]["per_corpus"][c]) if c in row["int8"]["per_corpus"] else "–" for c in corpora)
+        per_corpus = " | ".join(
+            _percent(row["int8"]["per_corpus"][c]) if c in row["int8"]["per_corpus"] else "–" for c in corpora
+        )
         lines.append(f"| {name} | {_percent(row['float32']['uar'])} | {_percent(row['int8']['uar'])} | {per_corpus} |")
     return lines + ["", f"![UAR against SNR per noise type]({ROOM_PLOT_FILE})", ""]
 

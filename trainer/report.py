@@ -283,7 +283,9 @@ def room_plot(rooms: dict):
         axis.plot(snrs, [100 * p[1]["float32"]["uar"] for p in points], linestyle="--", color=line.get_color())
     for name, style in (("room level", ":"), ("reverberant", "-.")):
         if name in rooms["conditions"]:
-            axis.axhline(100 * rooms["conditions"][name]["int8"]["uar"], color="grey", linestyle=style, label=f"{name} (no noise)")
+            axis.axhline(
+                100 * rooms["conditions"][name]["int8"]["uar"], color="grey", linestyle=style, label=f"{name} (no noise)"
+            )
     axis.set(xlabel="SNR (dB)", ylabel="UAR (%)", title="In a room: int8 (solid) and float32 (dashed)")
     axis.legend(fontsize=8)
     return figure

@@ -134,7 +134,11 @@ def _scores(truth: np.ndarray, predicted: np.ndarray, utterances: list[Utterance
     for corpus in corpora:
         keep = np.array([u.corpus == corpus for u in utterances])
         per_corpus[corpus] = round(uar(truth[keep], predicted[keep], n), 4)
-    return {"uar": round(uar(truth, predicted, n), 4), "accuracy": round(accuracy(truth, predicted, n), 4), "per_corpus": per_corpus}
+    return {
+        "uar": round(uar(truth, predicted, n), 4),
+        "accuracy": round(accuracy(truth, predicted, n), 4),
+        "per_corpus": per_corpus,
+    }
 
 
 def evaluate_in_rooms(bundle: ModelBundle, utterances: list[Utterance], jobs: int = 1, progress=None) -> dict:

@@ -342,7 +342,9 @@ def training_sources(config: RoomConfig, talkers: tuple[Path, ...] = ()) -> Room
     return RoomSources(config.simulation, noise_segments("train"), noise_root(), tuple(talkers))
 
 
-def babble_talkers(utterances, groups: list[tuple[str, ...]], per_speaker: int = 48, seed: int = 0) -> dict[str, tuple[Path, ...]]:
+def babble_talkers(
+    utterances, groups: list[tuple[str, ...]], per_speaker: int = 48, seed: int = 0
+) -> dict[str, tuple[Path, ...]]:
     """For each speaker, up to ``per_speaker`` clips of the other speakers of the same group (a
     cross-validation fold), for babble: a fold's training copies then never hear a speaker that the
     fold holds out."""

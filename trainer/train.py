@@ -18,9 +18,9 @@ from edge.runtime import find_runtime, load_interpreter
 from trainer import fitting
 from trainer.corpus import Corpus
 from trainer.dataset import ClipSet, babble_pool, load_clips
+from trainer.evaluate import classification_metrics
 from trainer.fitting import Fit
 from trainer.gate import compare_float_int8, gate_failures, summary_line
-from trainer.evaluate import classification_metrics
 from trainer.gender import gender_analysis
 from trainer.model import export_tflite
 from trainer.model_card import write_model_card
