@@ -158,6 +158,13 @@ def recipe_options(command):
             help="Augmented copies per training clip (0: none).",
         ),
         click.option(
+            "--rooms/--white-noise",
+            "room_copies",
+            default=True,
+            show_default=True,
+            help="Copies in rooms (echo, noise, babble, level, colouring), or with white noise alone (the recipe before).",
+        ),
+        click.option(
             "--reverb-share",
             default=train.augment.room.reverb_share,
             show_default=True,
@@ -222,9 +229,7 @@ def recipe_options(command):
             augment=dataclasses.replace(
                 train.augment,
                 copies=kwargs.pop("augment_copies"),
-                room=dataclasses.replace(
-                    train.augment.room, reverb_share=kwargs.pop("reverb_share"), noise_share=kwargs.pop("noise_share")
-                ),
+                room=room_config(kwargs.pop("room_copies"), kwargs.pop("reverb_share"), kwargs.pop("noise_share")),
             ),
             balance=kwargs.pop("balance"),
             regularisation=regularisation,
@@ -235,6 +240,13 @@ def recipe_options(command):
     for option in reversed(options):
         gathered = option(gathered)
     return gathered
+
+
+def room_config(rooms: bool, reverb_share: float, noise_share: float):
+    """The copies' room settings: the default rooms with the shares given, or white noise alone."""
+    from trainer.rooms import WHITE_NOISE_ONLY, RoomConfig
+
+    return dataclasses.replace(RoomConfig(), reverb_share=reverb_share, noise_share=noise_share) if rooms else WHITE_NOISE_ONLY
 
 
 def gate_options(command):

@@ -96,20 +96,34 @@ class RoomConfig:
     """Speech-to-background power ratio (over the whole clip), in dB."""
     babble_talkers: tuple[int, int] = (3, 6)
     """How many other people talk at once in babble."""
-    level_dbfs: tuple[float, float] = (-45.0, -15.0)
-    """RMS level of the copy as the microphone delivers it, in dB relative to full scale."""
+    level_dbfs: tuple[float, float] | None = (-45.0, -15.0)
+    """RMS level of the copy as the microphone delivers it, in dB relative to full scale; None keeps
+    the clip's own."""
     colouring_share: float = 0.5
     """Share of copies through a microphone's colouring: a high-pass (80-400 Hz), a low-pass
     (3.4-7.5 kHz) and a tilt (a high shelf at 2 kHz, -6 to +6 dB), each in half of those copies."""
     clipping_share: float = 0.05
     """Share of copies clipped at a percentile (1-10 %) of their samples' magnitude."""
-    floor_dbfs: tuple[float, float] = (-80.0, -60.0)
-    """RMS level of the microphone's own hiss, in every copy."""
+    floor_dbfs: tuple[float, float] | None = (-80.0, -60.0)
+    """RMS level of the microphone's own hiss, in every copy; None: none."""
     simulation: RoomSimulation = field(default_factory=RoomSimulation)
     """The bank of simulated rooms the reverberation comes from."""
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(asdict(self)))
+
+
+# The copies of the models shipped before the rooms: white noise at 15-35 dB, nothing else.
+WHITE_NOISE_ONLY = RoomConfig(
+    reverb_share=0.0,
+    noise_share=1.0,
+    noise_kinds=("white",),
+    snr_db=(15.0, 35.0),
+    level_dbfs=None,
+    colouring_share=0.0,
+    clipping_share=0.0,
+    floor_dbfs=None,
+)
 
 
 @dataclass(frozen=True)
@@ -274,6 +288,8 @@ def colour(samples: np.ndarray, sample_rate: int, condition: RoomCondition) -> n
         filters.append(LowPassFilter(condition.low_pass_hz, condition.low_pass_hz, 12, 12, p=1.0))
     if condition.tilt_db:
         filters.append(HighShelfFilter(2000.0, 2000.0, condition.tilt_db, condition.tilt_db, 0.7, 0.7, p=1.0))
+    if not filters:
+        return samples
     out = samples.astype(np.float32)
     for transform in filters:
         out = transform(out, sample_rate)
@@ -326,7 +342,8 @@ def draw_condition(config: RoomConfig, sources: RoomSources, rng: np.random.Gene
     low_pass = float(rng.uniform(3400, 7500)) if coloured and rng.random() < 0.5 else 0.0
     tilt = float(rng.uniform(-6, 6)) if coloured and rng.random() < 0.5 else 0.0
     clip = float(rng.integers(1, 11)) if rng.random() < config.clipping_share else 0.0
-    level, floor = float(rng.uniform(*config.level_dbfs)), float(rng.uniform(*config.floor_dbfs))
+    level = float(rng.uniform(*config.level_dbfs)) if config.level_dbfs else None
+    floor = float(rng.uniform(*config.floor_dbfs)) if config.floor_dbfs else None
     return RoomCondition(room, noise, snr, talkers, level, high_pass, low_pass, tilt, clip, floor)
 
 
