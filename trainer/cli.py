@@ -60,8 +60,9 @@ class CorpusList(click.ParamType):
         return kinds
 
 
-def corpus_options(command):
-    """--corpus and --corpus-path, shared by every subcommand that reads a corpus."""
+def corpus_options(command, of_bundle: bool = False):
+    """--corpus and --corpus-path, shared by every subcommand that reads a corpus; ``of_bundle``:
+    for commands that score a bundle, whose --corpus defaults to the corpora it was trained on."""
     command = click.option(
         "--corpus-path",
         type=click.Path(exists=True, path_type=Path),
@@ -72,10 +73,16 @@ def corpus_options(command):
         "--corpus",
         "corpus_kinds",
         type=CorpusList(),
-        default=",".join(SHIPPED_CORPORA),
-        show_default=True,
-        help="Corpora to read, separated by commas; with several, speaker ids become corpus/speaker.",
+        default=None if of_bundle else ",".join(SHIPPED_CORPORA),
+        show_default=not of_bundle,
+        help="Corpora to read, separated by commas"
+        + (" (default: those the bundle was trained on)." if of_bundle else "; with several, speaker ids become corpus/speaker."),
     )(command)
+
+
+def bundle_corpus_options(command):
+    """``corpus_options`` for a command that scores a bundle."""
+    return corpus_options(command, of_bundle=True)
 
 
 def load_corpus(kinds: tuple[str, ...], path: Path | None):
@@ -158,7 +165,7 @@ def recipe_options(command):
             help="Augmented copies per training clip (0: none).",
         ),
         click.option(
-            "--rooms/--white-noise",
+            "--copies-in-rooms/--white-noise",
             "room_copies",
             default=True,
             show_default=True,
@@ -312,24 +319,6 @@ def train(
     )
 
 
-def bundle_corpus_options(command):
-    """--corpus and --corpus-path for commands that score a bundle: by default the corpora it was
-    trained on."""
-    command = click.option(
-        "--corpus-path",
-        type=click.Path(exists=True, path_type=Path),
-        default=None,
-        help="Folder of a single corpus (csv: the CSV file); default $SER_CORPUS_DIR/<corpus>, else ../shared/corpora/<corpus>.",
-    )(command)
-    return click.option(
-        "--corpus",
-        "corpus_kinds",
-        type=CorpusList(),
-        default=None,
-        help="Corpora to read, separated by commas (default: those the bundle was trained on).",
-    )(command)
-
-
 def bundle_corpora(bundle, kinds: tuple[str, ...] | None) -> tuple[str, ...]:
     """``kinds``, else the corpora the bundle was trained on, in the order it read them (which names
     the combined corpus, so that its test speakers are found)."""
@@ -340,15 +329,21 @@ def bundle_corpora(bundle, kinds: tuple[str, ...] | None) -> tuple[str, ...]:
     return kinds or (in_order if set(in_order) <= set(READERS) else tuple(training["corpora"]))
 
 
+def bundle_options(speakers_help: str):
+    """--model, --corpus, --corpus-path and --speakers of a command that scores a bundle."""
+
+    def decorate(command):
+        command = click.option("--speakers", type=SpeakerList(), default=None, help=speakers_help)(command)
+        command = bundle_corpus_options(command)
+        return click.option(
+            "--model", "-m", default=None, metavar="NAME|DIR", help="A shipped bundle's name or a bundle folder."
+        )(command)
+
+    return decorate
+
+
 @main.command()
-@click.option("--model", "-m", default=None, metavar="NAME|DIR", help="A shipped bundle's name or a bundle folder.")
-@bundle_corpus_options
-@click.option(
-    "--speakers",
-    type=SpeakerList(),
-    default=None,
-    help="Only these speakers (default: the bundle's test speakers if it was trained on these corpora, else all).",
-)
+@bundle_options("Only these speakers (default: the bundle's test speakers if it was trained on these corpora, else all).")
 @gate_options
 @click.option("--json", "as_json", is_flag=True, help="Print the whole comparison as JSON.")
 def gate(model, corpus_kinds, corpus_path, speakers, limits, as_json):
@@ -543,18 +538,11 @@ def gender(out_json, corpus_kinds, corpus_path, train_speakers, validation_speak
 
 
 @main.command()
-@click.option("--model", "-m", default=None, metavar="NAME|DIR", help="A shipped bundle's name or a bundle folder.")
-@bundle_corpus_options
-@click.option(
-    "--speakers",
-    type=SpeakerList(),
-    default=None,
-    help="Speakers to score (default: the bundle's test speakers); validation speakers while choosing a recipe.",
-)
+@bundle_options("Speakers to score (default: the bundle's test speakers); validation speakers while choosing a recipe.")
 @click.option(
     "--out", "out_json", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Default: BUNDLE/rooms.json."
 )
-@jobs_option
+@click.option("--jobs", default=1, show_default=True, help="Rooms rendered at once, each in its own process.")
 def rooms(model, corpus_kinds, corpus_path, speakers, out_json, jobs):
     """Score a bundle (int8 and float32, the device's classifier) on held-out speakers in rooms:
     studio, room level, reverberant, household noise at 20/10/5 dB, babble at 10/5 dB, reverberant
