@@ -236,6 +236,7 @@ def per_corpus_lines(metrics: dict) -> list[str]:
 def room_lines(rooms: dict) -> list[str]:
     """The "In a room" section: every condition's UAR, float32 and int8, overall and per corpus."""
     corpora = sorted({c for row in rooms["conditions"].values() for c in row["int8"]["per_corpus"]})
+    corpora = corpora if len(corpora) > 1 else []  # one corpus: its column would repeat the int8 one
     lines = [
         "## In a room",
         "",
@@ -247,14 +248,13 @@ def room_lines(rooms: dict) -> list[str]:
         f"{rooms['rooms']['distance_m'][0]:g}-{rooms['rooms']['distance_m'][1]:g} m away), with the segments of the noise "
         f"recordings that training never used, and babble of {rooms['babble']}. UAR, through the device's classifier.",
         "",
-        "| condition | float32 | int8 | " + " | ".join(f"int8 {c}" for c in corpora) + " |",
+        "| " + " | ".join(["condition", "float32", "int8", *(f"int8 {c}" for c in corpora)]) + " |",
         "|---|---|---|" + "---|" * len(corpora),
     ]
     for name, row in rooms["conditions"].items():
-        per_corpus = " | ".join(
-            _percent(row["int8"]["per_corpus"][c]) if c in row["int8"]["per_corpus"] else "–" for c in corpora
-        )
-        lines.append(f"| {name} | {_percent(row['float32']['uar'])} | {_percent(row['int8']['uar'])} | {per_corpus} |")
+        per_corpus = [_percent(row["int8"]["per_corpus"][c]) if c in row["int8"]["per_corpus"] else "–" for c in corpora]
+        cells = [name, _percent(row["float32"]["uar"]), _percent(row["int8"]["uar"]), *per_corpus]
+        lines.append("| " + " | ".join(cells) + " |")
     return lines + ["", f"![UAR against SNR per noise type]({ROOM_PLOT_FILE})", ""]
 
 

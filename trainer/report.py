@@ -295,11 +295,12 @@ def room_section(rooms: dict | None, out_dir: Path) -> str:
     """The "In a room" table and plot; the plot is also written beside the model card."""
     if not rooms:
         return ""
+    corpora = list(next(iter(rooms["conditions"].values()))["int8"]["per_corpus"])
+    corpora = corpora if len(corpora) > 1 else []  # one corpus: its column would repeat the int8 one
     rows = [
-        [name, _pct(row["float32"]["uar"]), _pct(row["int8"]["uar"]), *(_pct(v) for v in row["int8"]["per_corpus"].values())]
+        [name, _pct(row["float32"]["uar"]), _pct(row["int8"]["uar"]), *(_pct(row["int8"]["per_corpus"][c]) for c in corpora)]
         for name, row in rooms["conditions"].items()
     ]
-    corpora = list(next(iter(rooms["conditions"].values()))["int8"]["per_corpus"])
     room_plot(rooms).savefig(out_dir / ROOM_PLOT_FILE, dpi=90, bbox_inches="tight")
     return (
         f"<h2>In a room</h2><p>The test speakers' {rooms['clips']} clips delivered as a room would (ser-train rooms): "
