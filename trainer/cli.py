@@ -80,11 +80,6 @@ def corpus_options(command, of_bundle: bool = False):
     )(command)
 
 
-def bundle_corpus_options(command):
-    """``corpus_options`` for a command that scores a bundle."""
-    return corpus_options(command, of_bundle=True)
-
-
 def load_corpus(kinds: tuple[str, ...], path: Path | None):
     from trainer.corpus import read_corpora
 
@@ -334,7 +329,7 @@ def bundle_options(speakers_help: str):
 
     def decorate(command):
         command = click.option("--speakers", type=SpeakerList(), default=None, help=speakers_help)(command)
-        command = bundle_corpus_options(command)
+        command = corpus_options(command, of_bundle=True)
         return click.option(
             "--model", "-m", default=None, metavar="NAME|DIR", help="A shipped bundle's name or a bundle folder."
         )(command)

@@ -246,7 +246,7 @@ def read_ased(root: Path) -> Corpus:
     return Corpus("ased", tuple(replace(u, gender=gender_of[u.speaker]) for u, _ in parsed), ASED_LABEL_MAP)
 
 
-# The corpora the shipped models are trained on, as ``--corpus`` takes them.
+# The corpora the trainer reads by default (``--corpus``), those the shipped recipe trains on.
 SHIPPED_CORPORA = ("ravdess", "emodb", "savee", "casia", "emotiontts", "ased")
 # The speakers whose clips are the reported test figures of the shipped models; no choice looks at them.
 # ASED's: three women and three men who speak all five emotions in both the common sentences and the

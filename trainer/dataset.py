@@ -142,7 +142,7 @@ def feature_cache_dir() -> Path:
     return Path(configured) if configured else Path(__file__).resolve().parents[1] / ".cache" / "features"
 
 
-def _clip_id(path: Path) -> str:
+def clip_id(path: Path) -> str:
     """A clip's identity that does not depend on where the corpus folder lives: its last three path
     parts (CASIA's 201.flac exists once per speaker and emotion)."""
     return "/".join(Path(path).parts[-3:])
@@ -154,10 +154,10 @@ def babble_pool(utterances, augment_config, seed: int = 0) -> dict[str, tuple[Pa
     cross-validation uses), or every other speaker where there are too few speakers for folds."""
     from trainer.rooms import babble_talkers
 
-    utterances = list(utterances)
-    speakers = sorted({u.speaker for u in utterances})
     if not augment_config or not augment_config.copies or "babble" not in augment_config.room.noise_kinds:
         return {}
+    utterances = list(utterances)
+    speakers = sorted({u.speaker for u in utterances})
     if len(speakers) >= 2 * augment_config.babble_folds:
         groups = [held for _, held in speaker_folds(utterances, augment_config.babble_folds, seed)]
     else:
@@ -175,7 +175,7 @@ def clip_features(
     from trainer.rooms import training_sources
 
     samples = load_audio(path, config.sample_rate)
-    rng = np.random.default_rng([seed, zlib.crc32(_clip_id(path).encode())])
+    rng = np.random.default_rng([seed, zlib.crc32(clip_id(path).encode())])
     copies = augment_config.copies if augment_config else 0
     sources = training_sources(augment_config.room, talkers) if copies else None
     altered = [
@@ -197,7 +197,7 @@ def _cached_clip_features(job) -> tuple[np.ndarray, list[np.ndarray]]:
             augment_config.to_dict() if copies else None,
             training_sources_key(augment_config, talkers) if copies else None,
             seed,
-            _clip_id(path),
+            clip_id(path),
             stat.st_size,
             stat.st_mtime_ns,
             FEATURE_CACHE_VERSION,

@@ -189,10 +189,10 @@ def cross_validate(
     """Speaker-grouped k-fold cross-validation (folds stratified by corpus, emotion and gender):
     int8 scores overall, per corpus and per gender, mean and spread over folds, and in each of
     ``rooms``; the mean held-out UAR after each epoch, and the epoch count where it peaks."""
-    if k != options.augment.babble_folds and babble_pool(clips.utterances, options.augment, options.seed):
+    talkers = babble_pool(clips.utterances, options.augment, options.seed)
+    if talkers and k != options.augment.babble_folds:
         raise ValueError(f"{k} folds, but the copies' babble was made for {options.augment.babble_folds} (--folds sets both)")
     folds = speaker_folds(clips.utterances, k, options.seed)
-    talkers = babble_pool(clips.utterances, options.augment, options.seed)
     runs = [
         Run(
             options,

@@ -301,12 +301,13 @@ def room_section(rooms: dict | None, out_dir: Path) -> str:
         [name, _pct(row["float32"]["uar"]), _pct(row["int8"]["uar"]), *(_pct(row["int8"]["per_corpus"][c]) for c in corpora)]
         for name, row in rooms["conditions"].items()
     ]
-    room_plot(rooms).savefig(out_dir / ROOM_PLOT_FILE, dpi=90, bbox_inches="tight")
+    figure = room_plot(rooms)
+    figure.savefig(out_dir / ROOM_PLOT_FILE, dpi=90, bbox_inches="tight")  # beside the card, which links it
     return (
         f"<h2>In a room</h2><p>The test speakers' {rooms['clips']} clips delivered as a room would (ser-train rooms): "
         "rooms, noise segments and babble talkers that training never used. UAR through the device's classifier.</p>"
         + _table(["condition", "float32", "int8", *(f"int8 {c}" for c in corpora)], rows)
-        + _image(room_plot(rooms))
+        + _image(figure)
     )
 
 

@@ -19,6 +19,7 @@ from edge.audio import load_audio
 from edge.bundle import ModelBundle
 from edge.frontend import compute_features
 from trainer.corpus import Utterance
+from trainer.dataset import clip_id
 from trainer.evaluate import accuracy, uar
 from trainer.rooms import RoomCondition, RoomSimulation, RoomSources, noise_root, noise_segments, render
 
@@ -85,7 +86,7 @@ def delivered(utterance: Utterance, others: tuple[Path, ...], condition: Conditi
     samples = load_audio(utterance.path, sample_rate)
     if not condition.room_level:
         return samples
-    rng = np.random.default_rng([zlib.crc32(f"{utterance.path.name}|{condition.name}".encode())])
+    rng = np.random.default_rng([zlib.crc32(f"{clip_id(utterance.path)}|{condition.name}".encode())])
     noise = condition.noise
     if noise == "household":
         noise = EVALUATED_NOISES[int(rng.integers(len(EVALUATED_NOISES)))]

@@ -170,7 +170,9 @@ class RoomSources:
 
     def key(self) -> str:
         """What a copy's features depend on, for the feature cache."""
-        talkers = hashlib.sha256("\n".join("/".join(Path(p).parts[-3:]) for p in self.talkers).encode()).hexdigest()
+        from trainer.dataset import clip_id
+
+        talkers = hashlib.sha256("\n".join(clip_id(p) for p in self.talkers).encode()).hexdigest()
         noises = [asdict(n) for n in self.noises]
         return json.dumps([self.simulation.to_dict(), noises, talkers])
 
