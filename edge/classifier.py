@@ -18,8 +18,7 @@ from edge.audio import BLOCK_SECONDS, read_blocks
 from edge.bundle import ModelBundle
 from edge.errors import AudioError
 from edge.frontend import StreamingFrontend, compute_features
-from edge.model_input import normalise, prepare, trim_range, window_starts, windows
-from edge.reproducible import PairwiseSum
+from edge.model_input import ClipStatistics, clip_shift_and_scale, normalise, prepare, trim_range, window_starts, windows
 from edge.runtime import run_windows
 from edge.segmenter import VoiceActivity
 from edge.settings import SegmenterSettings
@@ -150,12 +149,17 @@ class Classifier:
             return iter(kept) if kept is not None else self._file_features(path, block_seconds)
 
         first, last = trim_range(np.concatenate(energies), windowing.trim_db) if energies else (0, frames)
-        mean = self._kept_mean(again(), first, last) if normalisation.subtract_clip_mean else 0.0
-        return self._prediction(self._streamed_window_probabilities(again(), first, last, mean), frames)
+        shift, scale = 0.0, 1.0
+        if normalisation.subtract_clip_mean:
+            statistics = self._kept_statistics(again(), first, last)
+            shift, scale = clip_shift_and_scale(statistics, normalisation.subtract_clip_mean, normalisation.divide_clip_std)
+        probabilities = self._streamed_window_probabilities(again(), first, last, shift, scale)
+        return self._prediction(probabilities, frames)
 
-    def _streamed_window_probabilities(self, chunks: Iterator[np.ndarray], first: int, last: int, mean) -> np.ndarray:
+    def _streamed_window_probabilities(self, chunks: Iterator[np.ndarray], first: int, last: int, shift, scale) -> np.ndarray:
         """``window_probabilities`` of frames ``first:last`` of a file's feature chunks, less their
-        ``mean``: each window runs as soon as its frames are in, only frames still needed are kept."""
+        ``shift`` and divided by their ``scale``: each window runs as soon as its frames are in,
+        only frames still needed are kept."""
         windowing, normalisation = self.manifest.windowing, self.manifest.normalisation
         length = windowing.window_frames
         starts = window_starts(last - first, windowing) if last - first >= length else []
@@ -163,7 +167,7 @@ class Classifier:
         for features in chunks:
             chunk = features[max(first - position, 0) : max(last - position, 0)]
             position += len(features)
-            buffer = np.concatenate([buffer, normalise(chunk - mean, normalisation)])
+            buffer = np.concatenate([buffer, normalise((chunk - shift) / scale, normalisation)])
             ready = 0
             while ready < len(starts) and starts[ready] + length <= buffer_start + len(buffer):
                 ready += 1
@@ -179,10 +183,10 @@ class Classifier:
         return np.concatenate(probabilities)
 
     @staticmethod
-    def _kept_mean(chunks: Iterator[np.ndarray], first: int, last: int) -> np.ndarray:
-        """``clip_mean`` of frames ``first:last`` of a file's feature chunks, summed as they stream past."""
-        total, position = PairwiseSum(), 0
+    def _kept_statistics(chunks: Iterator[np.ndarray], first: int, last: int) -> ClipStatistics:
+        """``ClipStatistics`` of frames ``first:last`` of a file's feature chunks, summed as they stream past."""
+        statistics, position = ClipStatistics(), 0
         for features in chunks:
-            total.add(features[max(first - position, 0) : max(last - position, 0)])
+            statistics.add(features[max(first - position, 0) : max(last - position, 0)])
             position += len(features)
-        return total.total() / (last - first)
+        return statistics

@@ -93,6 +93,12 @@ class FrontendConfig:
     """0: static features only; 1: append deltas; 2: append deltas and delta-deltas."""
     delta_width: int = 2
     """Frames on each side used by the delta regression."""
+    noise_floor_dbfs: float | None = None
+    """Every power-spectrum bin is raised to at least what white noise at this RMS level (dB
+    relative to a full-scale RMS of 1.0) gives it, as if every microphone hissed at least this
+    much: digital silence (zeros a program padded) then looks like a quiet room instead of
+    giving energies no recording has. None: only exact zeros are raised, to machine epsilon
+    (the bundles before it)."""
 
     def __post_init__(self) -> None:
         pitch = "pitch" in self.extras
@@ -137,6 +143,11 @@ class FrontendConfig:
                 ),
                 (self.delta_order not in (0, 1, 2), "delta_order", "must be 0, 1 or 2"),
                 (self.delta_width < 1, "delta_width", "must be at least 1"),
+                (
+                    self.noise_floor_dbfs is not None and not -150.0 <= self.noise_floor_dbfs <= -20.0,
+                    "noise_floor_dbfs",
+                    "must be between -150 and -20 dB, or null",
+                ),
             ],
         )
 
@@ -211,6 +222,9 @@ class Normalisation:
     subtract_clip_mean: bool = False
     """First subtract each clip's own mean of every feature (removes speaker and channel offsets);
     mean and std above are then statistics of such mean-free frames."""
+    divide_clip_std: bool = False
+    """Then also divide each feature by its own std over the clip (needs subtract_clip_mean): the
+    clip's level, channel and range of pitch and loudness taken out; bundles before it lack the key."""
 
     def __post_init__(self) -> None:
         numbers = all(isinstance(v, float) for v in (*self.mean, *self.std))
@@ -220,11 +234,17 @@ class Normalisation:
                 (not numbers, "mean", "and std must be lists of numbers"),
                 (len(self.mean) != len(self.std) or not self.mean, "std", "needs as many values as mean, at least one"),
                 (numbers and not all(s > 0 for s in self.std), "std", "must be positive everywhere"),
+                (self.divide_clip_std and not self.subtract_clip_mean, "divide_clip_std", "needs subtract_clip_mean"),
             ],
         )
 
     def to_dict(self) -> dict:
-        return {"mean": list(self.mean), "std": list(self.std), "subtract_clip_mean": self.subtract_clip_mean}
+        return {
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "subtract_clip_mean": self.subtract_clip_mean,
+            "divide_clip_std": self.divide_clip_std,
+        }
 
     @classmethod
     def from_dict(cls, data: dict) -> Normalisation:

@@ -18,6 +18,7 @@ path, so the device sees exactly the features the model was trained on.
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
@@ -101,6 +102,15 @@ def power_spectrum(frames: np.ndarray, n_fft: int) -> np.ndarray:
     Bins along axis 0, frames along axis 1: (n_fft // 2 + 1, frames)."""
     real, imag = reproducible.real_fft(frames.T, n_fft)
     return (real * real + imag * imag) / n_fft
+
+
+def noise_floor_power(level_dbfs: float, window: np.ndarray, preemphasis: float, n_fft: int) -> np.ndarray:
+    """Expected ``power_spectrum`` of white noise at RMS ``level_dbfs`` (dB re 1.0), one value per
+    bin (a column): pre-emphasis y[n] = x[n] - a x[n-1] shapes it by 1 + a^2 - 2a cos(w), the
+    analysis ``window`` scales it by the sum of its squares."""
+    variance = float(reproducible.exp10(level_dbfs / 10.0))
+    tilt = 1.0 + preemphasis * preemphasis - 2.0 * preemphasis * reproducible.cos_turns(np.arange(n_fft // 2 + 1), n_fft)
+    return (variance * math.fsum(window * window) / n_fft * tilt)[:, None]
 
 
 def safe_log(x: np.ndarray) -> np.ndarray:
@@ -197,6 +207,12 @@ class _Constants:
         self.dct_weight = dct_matrix(config.n_filters, config.n_cepstra)
         self.dct_index = np.broadcast_to(np.arange(config.n_filters), self.dct_weight.shape)
         self.lifter = lifter_weights(config.n_cepstra, config.lifter)
+        floor_dbfs = config.noise_floor_dbfs
+        self.power_floor = (
+            np.zeros((config.n_fft // 2 + 1, 1))
+            if floor_dbfs is None
+            else noise_floor_power(floor_dbfs, self.window, config.preemphasis, config.n_fft)
+        )
         for array in vars(self).values():  # shared by every stream of this config: never written
             array.flags.writeable = False
 
@@ -208,7 +224,7 @@ def static_features(previous_and_signal: np.ndarray, config: FrontendConfig, con
     """
     raw = frame_signal(previous_and_signal[1:], config.frame_length, config.frame_step)
     emphasised = frame_signal(preemphasis(previous_and_signal, config.preemphasis), config.frame_length, config.frame_step)
-    power = power_spectrum(emphasised * constants.window, config.n_fft)
+    power = np.maximum(power_spectrum(emphasised * constants.window, config.n_fft), constants.power_floor)
     log_mel = safe_log(reproducible.weighted_sum(power, constants.mel_index, constants.mel_weight))
     cepstra = reproducible.weighted_sum(log_mel, constants.dct_index, constants.dct_weight).T * constants.lifter
     if config.append_energy:

@@ -34,12 +34,44 @@ class Quantization:
         return self.scale * (q.astype(np.float64) - self.zero_point)
 
 
-def clip_mean(features: np.ndarray) -> np.ndarray:
-    """Mean of each feature over a clip's frames, summed in a fixed order (same bits everywhere,
-    and the same as a long file's frames summed while they stream past)."""
-    total = reproducible.PairwiseSum()
-    total.add(features)
-    return total.total() / len(features)
+class ClipStatistics:
+    """Mean and standard deviation of each feature over a clip's frames, summed in a fixed order
+    (same bits everywhere, and the same for a long file's frames summed while they stream past)."""
+
+    def __init__(self):
+        self._sum, self._squares = reproducible.PairwiseSum(), reproducible.PairwiseSum()
+
+    def add(self, frames: np.ndarray) -> None:
+        """Add the next (frames, features) rows of the clip."""
+        self._sum.add(frames)
+        self._squares.add(frames * frames)
+
+    def mean(self) -> np.ndarray:
+        """Mean of each feature over the frames added (at least one)."""
+        return self._sum.total() / self._sum.count
+
+    def std(self) -> np.ndarray:
+        """Standard deviation of each feature, floored at ``CLIP_STD_FLOOR`` so that a feature
+        constant over the clip (unvoiced: pitch 0) stays 0 instead of dividing by zero."""
+        mean = self.mean()
+        variance = np.maximum(self._squares.total() / self._squares.count - mean * mean, 0.0)
+        return np.maximum(np.sqrt(variance), CLIP_STD_FLOOR)
+
+
+CLIP_STD_FLOOR = 1e-6  # far below any feature's spread over real speech
+
+
+def clip_statistics(features: np.ndarray) -> ClipStatistics:
+    """The ``ClipStatistics`` of a clip's frames."""
+    statistics = ClipStatistics()
+    statistics.add(features)
+    return statistics
+
+
+def clip_shift_and_scale(statistics: ClipStatistics, subtract_mean: bool, divide_std: bool) -> tuple:
+    """What a clip's frames have taken away and are divided by before they are standardised: the
+    clip's own mean if ``subtract_mean`` (else 0), its own std if ``divide_std`` (else 1)."""
+    return statistics.mean() if subtract_mean else 0.0, statistics.std() if divide_std else 1.0
 
 
 def normalise(features: np.ndarray, normalisation: Normalisation) -> np.ndarray:
@@ -84,15 +116,19 @@ def trim_silence(features: np.ndarray, trim_db: float) -> np.ndarray:
     return features[first:last]
 
 
-def clip_frames(features: np.ndarray, trim_db: float, subtract_clip_mean: bool) -> np.ndarray:
+def clip_frames(features: np.ndarray, trim_db: float, subtract_mean: bool, divide_std: bool) -> np.ndarray:
     """A clip's frames as the normalisation statistics see them, in training and on the device:
-    silence trimmed, then the clip's own mean removed if asked."""
+    silence trimmed, then the clip's own mean removed and its own std divided out if asked."""
     features = trim_silence(features, trim_db)
-    return features - clip_mean(features) if subtract_clip_mean and len(features) else features
+    if not len(features):
+        return features
+    shift, scale = clip_shift_and_scale(clip_statistics(features), subtract_mean, divide_std)
+    return (features - shift) / scale
 
 
 def prepare(features: np.ndarray, normalisation: Normalisation, windowing: WindowingConfig) -> np.ndarray:
-    """A clip's float model inputs: trim silence, remove the clip mean, standardise, cut windows.
+    """A clip's float model inputs: trim silence, the clip's own mean and std out (as the
+    normalisation asks), standardise, cut windows.
     (windows, frames, features)."""
-    frames = clip_frames(features, windowing.trim_db, normalisation.subtract_clip_mean)
+    frames = clip_frames(features, windowing.trim_db, normalisation.subtract_clip_mean, normalisation.divide_clip_std)
     return windows(normalise(frames, normalisation), windowing)

@@ -60,10 +60,11 @@ def test_fingerprint_depends_on_every_input_stage(shipped_bundle):
         (dataclasses.replace(manifest.frontend, preemphasis=0.95), *base[1:]),
         (base[0], dataclasses.replace(norm, mean=(norm.mean[0] + 0.5, *norm.mean[1:])), *base[2:]),
         (base[0], dataclasses.replace(norm, subtract_clip_mean=not norm.subtract_clip_mean), *base[2:]),
+        (base[0], dataclasses.replace(norm, subtract_clip_mean=True, divide_clip_std=not norm.divide_clip_std), *base[2:]),
         (*base[:2], dataclasses.replace(manifest.windowing, hop_frames=manifest.windowing.hop_frames - 1), base[3]),
         (*base[:3], Quantization(manifest.input_quantization.scale * 1.01, manifest.input_quantization.zero_point)),
     ]
-    assert len({fingerprint(*args) for args in [base, *changed]}) == 6
+    assert len({fingerprint(*args) for args in [base, *changed]}) == 7
     assert fingerprint(*base) == manifest.fingerprint
 
 

@@ -52,8 +52,13 @@ def test_a_file_streamed_in_blocks_of_any_size_gives_the_whole_files_bits(
             assert classifier.classify_file(path, block_seconds) == whole, (path, block_seconds)
 
 
-def test_without_the_clip_mean_too(shipped_bundle, files, monkeypatch):
-    normalisation = dataclasses.replace(shipped_bundle.manifest.normalisation, subtract_clip_mean=False)
+@pytest.mark.parametrize(
+    "per_clip",
+    [{"subtract_clip_mean": False}, {"divide_clip_std": True}],
+    ids=["without the clip mean", "with the clip std divided out"],
+)
+def test_each_per_clip_normalisation_streams_the_same_bits_too(shipped_bundle, files, per_clip, monkeypatch):
+    normalisation = dataclasses.replace(shipped_bundle.manifest.normalisation, **per_clip)
     manifest = dataclasses.replace(shipped_bundle.manifest, normalisation=normalisation)
     classifier = Classifier(dataclasses.replace(shipped_bundle, manifest=manifest))
     for path in files:

@@ -17,10 +17,10 @@ from trainer.recipe import Regularisation
 LABELS = ("neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised")
 
 
-def clip_set(cells: dict[tuple[str, str, str], int]) -> ClipSet:
+def clip_set(cells: dict[tuple[str, str, str], int], gender_of=lambda speaker: "female") -> ClipSet:
     """Clips of (corpus, speaker, label) cells, as many as each cell says; features are not needed."""
     utterances = [
-        Utterance(Path(f"{corpus}/{speaker}/{label}{i}.flac"), label, f"{corpus}/{speaker}", "female", corpus)
+        Utterance(Path(f"{corpus}/{speaker}/{label}{i}.flac"), label, f"{corpus}/{speaker}", gender_of(speaker), corpus)
         for (corpus, speaker, label), n in cells.items()
         for i in range(n)
     ]
@@ -48,6 +48,20 @@ def test_corpus_class_weights_give_every_class_the_same_total_and_speakers_their
     assert by_corpus["small"] / by_corpus["big"] == pytest.approx(1.0, rel=0.2)  # as many speakers, not 10x fewer clips
     by_cell = totals(clips, weights, lambda u: (u.corpus, u.label))
     assert by_cell["small", "sad"] == pytest.approx(by_cell["small", "angry"])  # within a corpus, classes alike
+
+
+def test_corpus_gender_class_weights_give_a_corpus_women_and_men_alike_however_many_of_each():
+    # ASED-like: three men and one woman, every class; the corpus's share stays what its four
+    # speakers earn, but the woman's clips weigh as much as the three men's together.
+    cells = {("ased", s, label): 10 for s in ("m1", "m2", "m3", "f1") for label in LABELS}
+    clips = clip_set(cells, gender_of=lambda speaker: "female" if speaker.startswith("f") else "male")
+    weights = balanced_clip_weights(clips, LABELS, "corpus-gender-class")
+    by_gender = totals(clips, weights, lambda u: u.gender)
+    assert by_gender["female"] == pytest.approx(by_gender["male"])
+    by_class = totals(clips, weights, lambda u: u.label)
+    assert max(by_class.values()) == pytest.approx(min(by_class.values()))
+    unbalanced = totals(clips, balanced_clip_weights(clips, LABELS, "corpus-class"), lambda u: u.gender)
+    assert unbalanced["male"] == pytest.approx(3 * unbalanced["female"])
 
 
 def test_class_and_no_balance():

@@ -177,6 +177,18 @@ def test_extras_measure_what_they_say():
     assert np.all(silent[:, 13:] == 0) and np.all(np.isfinite(silent))
 
 
+def test_with_a_noise_floor_digital_silence_reads_as_a_microphone_hissing_at_that_level():
+    floored = CONFIGS["shipped-like-floored"]  # -80 dBFS
+    hiss = np.random.default_rng(2).normal(0.0, 10 ** (-80 / 20), 5 * 16000)
+    silence, hissed = compute_features(np.zeros(16000), floored), compute_features(hiss, floored)
+    # log energy and the first cepstra of zeros within a few tenths of the hiss's average
+    np.testing.assert_allclose(silence[:, :3], np.broadcast_to(hissed[:, :3].mean(axis=0), silence[:, :3].shape), atol=0.6)
+    # without the floor, zeros give the log of machine epsilon, far from any recording
+    assert compute_features(np.zeros(16000), CONFIGS["shipped-like"])[0, 0] == pytest.approx(np.log(2.0**-52))
+    speech_level = np.random.default_rng(3).normal(0.0, 0.05, 16000)  # -26 dBFS: far above the floor
+    assert np.array_equal(compute_features(speech_level, floored), compute_features(speech_level, CONFIGS["shipped-like"]))
+
+
 @pytest.mark.parametrize(
     "frame_length, longest",
     # FFTs of 1024, 800 (the shipped pitch: lags up to 16000 / 60 Hz), 8192 and 5120 points.
@@ -217,6 +229,7 @@ def test_config_round_trips_through_json():
         ({"delta_order": 3}, "delta_order"),
         ({"n_cepstra": 30}, "n_cepstra"),
         ({"extras": ["pitch"], "pitch_min_hz": 0.0}, "pitch_min_hz"),  # named, not a division by zero
+        ({"noise_floor_dbfs": 0.0}, "noise_floor_dbfs"),
     ],
 )
 def test_invalid_configs_are_rejected_with_the_reason(change, message):

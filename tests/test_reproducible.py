@@ -14,12 +14,14 @@ from support.configs import CONFIGS
 from edge import reproducible
 from edge.fingerprint import reference_signal
 from edge.frontend import compute_features
+from edge.model_input import CLIP_STD_FLOOR, ClipStatistics, clip_statistics
 
 # sha256 of compute_features(reference_signal(16000), config).tobytes(), computed once on x86-64.
 # They change only if the frontend's arithmetic changes, which also changes what shipped models see.
 PINNED_FEATURES = {
     "psf-like": "46311123781ca6b243f39b4d5b21c28423e7d9041e28487d9f38aed7441a29a6",
     "shipped-like": "a42496a8d02d9da61d4d5d88542bf19ca26fc8dc63a869ccc9b8111c72538642",
+    "shipped-like-floored": "8f7c1c5f5c7d5c85d6bc3eb1ee8a9ad4bd64658537915fa05e3784e1f1715d2c",
     "hann-delta2-pitch": "ca08614a032abf861d2a1859161cd1fd468c918f05dbf98292952d0c6fadfeed",
 }
 
@@ -143,3 +145,17 @@ def test_exp_is_within_two_ulps_of_numpy_and_softmax_rows_sum_to_one():
     logits = np.random.default_rng(5).normal(0, 4, (50, 7))
     expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     np.testing.assert_allclose(reproducible.softmax(logits), expected, rtol=1e-14)
+
+
+def test_a_clips_mean_and_std_read_as_expected_and_have_the_same_bits_however_the_frames_arrive():
+    frames = np.array([[1.0, 10.0], [3.0, 10.0], [5.0, 10.0], [7.0, 10.0]])
+    statistics = clip_statistics(frames)
+    assert statistics.mean().tolist() == [4.0, 10.0]
+    assert statistics.std().tolist() == [np.sqrt(5.0), CLIP_STD_FLOOR]  # a constant feature: the floor, not 0
+    long = np.random.default_rng(3).normal(-20.0, 7.0, size=(1001, 46))
+    whole, chunked = clip_statistics(long), ClipStatistics()
+    for chunk in np.array_split(long, [1, 64, 65, 500, 999]):
+        chunked.add(chunk)
+    assert chunked.mean().tobytes() == whole.mean().tobytes()
+    assert chunked.std().tobytes() == whole.std().tobytes()
+    assert np.allclose(whole.std(), long.std(axis=0), rtol=1e-12)

@@ -123,12 +123,28 @@ def split_of(corpus, speakers, seed: int):
         raise click.ClickException(str(error)) from None
 
 
+class NoiseFloor(click.ParamType):
+    """A level in dBFS, or none."""
+
+    name = "DBFS|none"
+
+    def convert(self, value, param, ctx):
+        if value is None or isinstance(value, float):
+            return value
+        if str(value).lower() == "none":
+            return None
+        try:
+            return float(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither a level in dBFS nor none", param, ctx)
+
+
 def recipe_options(command):
     """The model, its training and its regularisers, gathered into one ``options`` argument (a
     TrainOptions without name, split and command); defaults are the shipped recipe's."""
     from functools import wraps
 
-    from trainer.recipe import CELLS, DESIGNS, ModelConfig, Regularisation, TrainOptions
+    from trainer.recipe import BALANCES, CELLS, DESIGNS, ModelConfig, Regularisation, TrainOptions
 
     model, reg, train = ModelConfig(), Regularisation(), TrainOptions(name="", split=None)
     options = [
@@ -179,11 +195,27 @@ def recipe_options(command):
             help="Share of the copies with background noise or babble.",
         ),
         click.option(
+            "--noise-floor",
+            "noise_floor",
+            type=NoiseFloor(),
+            default="none" if train.frontend.noise_floor_dbfs is None else str(train.frontend.noise_floor_dbfs),
+            show_default=True,
+            help="dBFS of the white noise whose spectrum is the frontend's floor (none: only zeros raised, to epsilon).",
+        ),
+        click.option(
+            "--clip-std/--no-clip-std",
+            "divide_clip_std",
+            default=train.divide_clip_std,
+            show_default=True,
+            help="Divide each clip's features by their own std after removing their mean.",
+        ),
+        click.option(
             "--balance",
-            type=click.Choice(["corpus-class", "class", "none"]),
+            type=click.Choice(BALANCES),
             default=train.balance,
             show_default=True,
-            help="Training weights: every corpus's speakers and every class alike, classes only, or none.",
+            help="Training weights: every corpus's speakers (its women and men alike) and every class alike; "
+            "every corpus's speakers and every class alike; classes only; or none.",
         ),
         click.option(
             "--time-masks", default=reg.time_masks, show_default=True, help="Masked spans of frames per training window."
@@ -234,6 +266,8 @@ def recipe_options(command):
                 room=room_config(kwargs.pop("room_copies"), kwargs.pop("reverb_share"), kwargs.pop("noise_share")),
             ),
             balance=kwargs.pop("balance"),
+            frontend=dataclasses.replace(train.frontend, noise_floor_dbfs=kwargs.pop("noise_floor")),
+            divide_clip_std=kwargs.pop("divide_clip_std"),
             regularisation=regularisation,
             command=command_line(),
         )

@@ -261,12 +261,19 @@ def load_clips(
     return ClipSet(utterances, [f for f, _ in results], [c for _, c in results])
 
 
-def fit_normalisation(features: list[np.ndarray], subtract_clip_mean: bool, trim_db: float) -> Normalisation:
+def fit_normalisation(
+    features: list[np.ndarray], subtract_clip_mean: bool, divide_clip_std: bool, trim_db: float
+) -> Normalisation:
     """Per-feature mean and std over every frame of the (training) clips, each first trimmed and
-    made mean-free by the device's own ``edge.model_input.clip_frames``."""
-    frames = np.concatenate([clip_frames(f, trim_db, subtract_clip_mean) for f in features])
+    made mean-free (and of unit spread, if asked) by the device's own ``edge.model_input.clip_frames``."""
+    frames = np.concatenate([clip_frames(f, trim_db, subtract_clip_mean, divide_clip_std) for f in features])
     std = frames.std(axis=0)
-    return Normalisation(tuple(frames.mean(axis=0).tolist()), tuple(np.where(std > 0, std, 1.0).tolist()), subtract_clip_mean)
+    return Normalisation(
+        tuple(frames.mean(axis=0).tolist()),
+        tuple(np.where(std > 0, std, 1.0).tolist()),
+        subtract_clip_mean,
+        divide_clip_std,
+    )
 
 
 def clip_windows(features: np.ndarray, normalisation: Normalisation, windowing: WindowingConfig) -> np.ndarray:

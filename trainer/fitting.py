@@ -20,18 +20,22 @@ from edge.config import Normalisation, WindowingConfig
 from trainer.dataset import ClipSet, clip_windows, fit_normalisation
 from trainer.evaluate import uar
 from trainer.model import build_model
-from trainer.recipe import ModelConfig, Regularisation
+from trainer.recipe import BALANCES, ModelConfig, Regularisation
 
 
 def balanced_clip_weights(clips: ClipSet, labels: tuple[str, ...], balance: str) -> np.ndarray:
-    """A training weight per clip so that no corpus and no class dominates.
+    """A training weight per clip so that no corpus, gender or class dominates.
 
     balance "corpus-class": every speaker counts the same towards their corpus's share, every class
     of a corpus gets an equal part of it, then classes are rescaled to equal totals, so a class that
-    some corpora lack (CASIA has no disgust) is not under-weighted. "class": equal class totals
-    over the pooled clips. "none": all 1. Weights average 1.
+    some corpora lack (CASIA has no disgust) is not under-weighted. "corpus-gender-class": the
+    same, but a corpus's share is first split equally between its women and men (ASED has 31 men
+    and 16 women among its development speakers). "class": equal class totals over the pooled
+    clips. "none": all 1. Weights average 1.
     """
     utterances = clips.utterances
+    if balance not in BALANCES:
+        raise ValueError(f"unknown balance {balance!r}: {', '.join(BALANCES)}")
     if balance == "none":
         return np.ones(len(utterances))
     if balance == "class":
@@ -39,20 +43,25 @@ def balanced_clip_weights(clips: ClipSet, labels: tuple[str, ...], balance: str)
         counts = {c: cells.count(c) for c in set(cells)}
         weights = np.array([1.0 / counts[c] for c in cells])
         return weights * len(weights) / weights.sum()
-    if balance != "corpus-class":
-        raise ValueError(f"unknown balance {balance!r}: corpus-class, class or none")
+
+    def group(u) -> tuple[str, str]:  # the part of a corpus that gets an equal share of it
+        return (u.corpus, u.gender if balance == "corpus-gender-class" else "")
+
     corpora = sorted({u.corpus for u in utterances})
     speakers = {c: {u.speaker for u in utterances if u.corpus == c} for c in corpora}
     total_speakers = sum(len(s) for s in speakers.values())
-    cell_count: dict[tuple[str, str], int] = {}
+    cell_count: dict[tuple[tuple[str, str], str], int] = {}
     for u in utterances:
-        cell_count[u.corpus, u.label] = cell_count.get((u.corpus, u.label), 0) + 1
-    classes_in = {c: sum(1 for corpus, _ in cell_count if corpus == c) for c in corpora}
-    share = {c: len(speakers[c]) / total_speakers / classes_in[c] for c in corpora}  # per (corpus, class) cell
-    class_total = {label: sum(share[c] for c, cell_label in cell_count if cell_label == label) for label in labels}
+        cell_count[group(u), u.label] = cell_count.get((group(u), u.label), 0) + 1
+    groups = {g for g, _ in cell_count}
+    groups_in = {c: sum(1 for g in groups if g[0] == c) for c in corpora}
+    classes_in = {g: sum(1 for cell_group, _ in cell_count if cell_group == g) for g in groups}
+    # the share of one (group, class) cell of the total
+    share = {g: len(speakers[g[0]]) / total_speakers / groups_in[g[0]] / classes_in[g] for g in groups}
+    class_total = {label: sum(share[g] for g, cell_label in cell_count if cell_label == label) for label in labels}
     present = [t for t in class_total.values() if t > 0]
     mean_total = sum(present) / len(present)
-    weights = np.array([share[u.corpus] / cell_count[u.corpus, u.label] * mean_total / class_total[u.label] for u in utterances])
+    weights = np.array([share[group(u)] / cell_count[group(u), u.label] * mean_total / class_total[u.label] for u in utterances])
     return weights * len(weights) / weights.sum()
 
 
@@ -172,12 +181,13 @@ def fit(
     balance: str,
     regularisation: Regularisation,
     subtract_clip_mean: bool = True,
+    divide_clip_std: bool = False,
     held_out: ClipSet | None = None,
     log=None,
 ) -> Fit:
     """Train on the training clips and their augmented copies for exactly ``epochs`` epochs, Adam
     with a cosine learning-rate decay; normalisation from the training clips' originals only."""
-    normalisation = fit_normalisation(train.features, subtract_clip_mean, windowing.trim_db)
+    normalisation = fit_normalisation(train.features, subtract_clip_mean, divide_clip_std, windowing.trim_db)
     clip_weights = balanced_clip_weights(train, labels, balance)
     xs, ys, ws = [], [], []
     for features, copies, target, weight in zip(train.features, train.augmented, train.targets(labels), clip_weights):

@@ -32,6 +32,7 @@ CORPUS_NOTES = {
 
 
 BALANCE_NOTES = {
+    "corpus-gender-class": "clips weighted so that every speaker of a corpus, its women and its men, and every class count alike",
     "corpus-class": "clips weighted so that every speaker of a corpus and every class count alike",
     "class": "clips weighted so that every class counts alike",
     "none": "clips not weighted",
@@ -125,10 +126,15 @@ def _input_summary(manifest: dict) -> str:
     extras = ", ".join(frontend["extras"]) or "no extras"
     deltas = {0: "no deltas", 1: "deltas", 2: "deltas and delta-deltas"}[frontend["delta_order"]]
     clip_mean = "each clip's mean removed, then " if normalisation["subtract_clip_mean"] else ""
+    floor = frontend.get("noise_floor_dbfs")
+    floor_note = "" if floor is None else f"power spectra floored at that of white noise at {floor:g} dBFS; "
+    if normalisation.get("divide_clip_std"):
+        clip_mean = "each clip's own mean removed and its own std divided out, then "
     return (
         f"Input: {rate} Hz mono; {1000 * frontend['frame_length'] / rate:g} ms frames every "
         f"{1000 * frontend['frame_step'] / rate:g} ms; {frontend['n_cepstra']} MFCCs from {frontend['n_filters']} mel "
         f"filters{' (c0 replaced by log energy)' if frontend['append_energy'] else ''}, {extras}, {deltas}; "
+        f"{floor_note}"
         f"{clip_mean}standardised with training-speaker statistics; windows of {windowing['window_frames']} frames "
         f"every {windowing['hop_frames']}, probabilities averaged over windows; the model outputs logits and the "
         "device applies the softmax (the same bits on every CPU)."

@@ -36,6 +36,7 @@ class ExperimentDefaults:
 
 
 DESIGNS = ("residual-attention", "plain")
+BALANCES = ("corpus-gender-class", "corpus-class", "class", "none")  # trainer.fitting.balanced_clip_weights
 CELLS = ("lstm", "gru")
 
 
@@ -113,6 +114,9 @@ class TrainOptions:
     """Model input length and pooling, shared with the device."""
     subtract_clip_mean: bool = True
     """Remove each clip's mean feature vector before normalising (helps with unseen speakers)."""
+    divide_clip_std: bool = False
+    """Then divide each clip's features by their own std (the clip's level, channel and range of
+    pitch and loudness taken out)."""
     epochs: int = 20
     """Epochs of training (chosen by speaker-grouped cross-validation, not by early stopping)."""
     seed: int = 7
@@ -125,7 +129,8 @@ class TrainOptions:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     """Altered copies of the training clips (training speakers only, after the split)."""
     balance: str = "corpus-class"
-    """Training weights: corpus-class (each speaker counts alike, each class alike), class, none."""
+    """Training weights (one of BALANCES): corpus-class (each speaker counts alike, each class alike),
+    corpus-gender-class (and a corpus's women and men alike), class, none."""
     regularisation: Regularisation = field(default_factory=Regularisation)
     """Masking and mixup of the training windows."""
     command: str = ""

@@ -46,6 +46,7 @@ def fit(options: TrainOptions, train: ClipSet, labels: tuple[str, ...], held_out
         balance=options.balance,
         regularisation=options.regularisation,
         subtract_clip_mean=options.subtract_clip_mean,
+        divide_clip_std=options.divide_clip_std,
         held_out=held_out,
         log=log,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from edge.config import FrontendConfig
 
 PSF_LIKE = FrontendConfig(window="rectangular")  # python_speech_features.mfcc's defaults
@@ -11,5 +13,6 @@ SHIPPED_LIKE = FrontendConfig(
 CONFIGS = {
     "psf-like": PSF_LIKE,
     "shipped-like": SHIPPED_LIKE,
+    "shipped-like-floored": dataclasses.replace(SHIPPED_LIKE, noise_floor_dbfs=-80.0),
     "hann-delta2-pitch": FrontendConfig(window="hann", extras=("pitch",), delta_order=2, delta_width=3, lifter=0),
 }
