@@ -12,7 +12,8 @@ from trainer.dataset import SpeakerSplit
 from trainer.gate import GateLimits
 
 # The shipped models' frontend: 32 ms frames every 16 ms, 40 mel filters, 20 cepstra with log
-# energy, pitch, zero-crossing rate and RMS, plus deltas; 192-frame (3.1 s) windows.
+# energy, pitch, zero-crossing rate and RMS, plus deltas, over a floor of white noise at -80 dBFS
+# (the quietest hiss of the training copies); 192-frame (3.1 s) windows.
 DEFAULT_FRONTEND = FrontendConfig(
     frame_length=512,
     frame_step=256,
@@ -21,6 +22,7 @@ DEFAULT_FRONTEND = FrontendConfig(
     n_cepstra=20,
     extras=("rms", "zcr", "pitch"),
     delta_order=1,
+    noise_floor_dbfs=-80.0,
 )
 DEFAULT_WINDOWING = WindowingConfig(window_frames=192, hop_frames=96, min_frames=32)
 
@@ -114,7 +116,7 @@ class TrainOptions:
     """Model input length and pooling, shared with the device."""
     subtract_clip_mean: bool = True
     """Remove each clip's mean feature vector before normalising (helps with unseen speakers)."""
-    divide_clip_std: bool = False
+    divide_clip_std: bool = True
     """Then divide each clip's features by their own std (the clip's level, channel and range of
     pitch and loudness taken out)."""
     epochs: int = 20

@@ -48,24 +48,36 @@ class Condition:
     snr_db: float = 0.0
     room_level: bool = True
     """At a room's level with padding; False only for the studio clips as recorded."""
+    hiss: bool = True
+    """The microphone's hiss under the clip and in its padding; False: the padding is digital
+    silence, as a program that pads or a muted input gives it."""
 
 
 def cross_validation_conditions() -> tuple[Condition, ...]:
     """The rooms a cross-validation fold's held-out speakers are also scored in, to choose the
     training mix: a room's level, echo, household noise and babble at 10 dB, and echo with noise."""
-    wanted = ("room level", "reverberant", "doing_the_dishes 10 dB", "babble 10 dB", "reverberant + household 10 dB")
+    wanted = (
+        "room level",
+        "room level, digital silence",
+        "reverberant",
+        "doing_the_dishes 10 dB",
+        "babble 10 dB",
+        "reverberant + household 10 dB",
+    )
     return tuple(c for c in conditions() if c.name in wanted)
 
 
 def conditions() -> tuple[Condition, ...]:
-    """Studio, room level, reverberant, each household noise at 20, 10 and 5 dB, babble at 10 and
-    5 dB, and reverberation with household noise (10 dB) or babble (5 dB)."""
+    """Studio, room level (with a hiss, or padded with digital silence), reverberant, each household
+    noise at 20, 10 and 5 dB, babble at 10 and 5 dB, and reverberation with household noise (10 dB)
+    or babble (5 dB)."""
     noisy = [
         Condition(f"{Path(noise).stem} {snr:g} dB", noise=noise, snr_db=snr) for noise in EVALUATED_NOISES for snr in (20, 10, 5)
     ]
     return (
         Condition("studio", room_level=False),
         Condition("room level"),
+        Condition("room level, digital silence", hiss=False),
         Condition("reverberant", room=True),
         *noisy,
         Condition("babble 10 dB", noise="babble", snr_db=10),
@@ -96,7 +108,7 @@ def delivered(utterance: Utterance, others: tuple[Path, ...], condition: Conditi
         snr_db=condition.snr_db,
         talkers=BABBLE_TALKERS,
         level_dbfs=float(rng.uniform(*ROOM_LEVEL_DBFS)),
-        floor_dbfs=MICROPHONE_FLOOR_DBFS,
+        floor_dbfs=MICROPHONE_FLOOR_DBFS if condition.hiss else None,
     )
     pad = np.zeros(int(PADDING_SECONDS * sample_rate))
     padded = np.concatenate([pad, samples, pad])
