@@ -151,7 +151,7 @@ class Classifier:
         first, last = trim_range(np.concatenate(energies), windowing.trim_db) if energies else (0, frames)
         shift, scale = 0.0, 1.0
         if normalisation.subtract_clip_mean:
-            statistics = self._kept_statistics(again(), first, last)
+            statistics = self._kept_statistics(again(), first, last, normalisation.divide_clip_std)
             shift, scale = clip_shift_and_scale(statistics, normalisation.subtract_clip_mean, normalisation.divide_clip_std)
         probabilities = self._streamed_window_probabilities(again(), first, last, shift, scale)
         return self._prediction(probabilities, frames)
@@ -183,9 +183,9 @@ class Classifier:
         return np.concatenate(probabilities)
 
     @staticmethod
-    def _kept_statistics(chunks: Iterator[np.ndarray], first: int, last: int) -> ClipStatistics:
+    def _kept_statistics(chunks: Iterator[np.ndarray], first: int, last: int, spread: bool) -> ClipStatistics:
         """``ClipStatistics`` of frames ``first:last`` of a file's feature chunks, summed as they stream past."""
-        statistics, position = ClipStatistics(), 0
+        statistics, position = ClipStatistics(spread), 0
         for features in chunks:
             statistics.add(features[max(first - position, 0) : max(last - position, 0)])
             position += len(features)

@@ -38,13 +38,16 @@ class ClipStatistics:
     """Mean and standard deviation of each feature over a clip's frames, summed in a fixed order
     (same bits everywhere, and the same for a long file's frames summed while they stream past)."""
 
-    def __init__(self):
-        self._sum, self._squares = reproducible.PairwiseSum(), reproducible.PairwiseSum()
+    def __init__(self, spread: bool = True):
+        self._sum = reproducible.PairwiseSum()
+        self._squares = reproducible.PairwiseSum() if spread else None
+        """Squares summed only where the std is wanted (not for a bundle that only removes the mean)."""
 
     def add(self, frames: np.ndarray) -> None:
         """Add the next (frames, features) rows of the clip."""
         self._sum.add(frames)
-        self._squares.add(frames * frames)
+        if self._squares is not None:
+            self._squares.add(frames * frames)
 
     def mean(self) -> np.ndarray:
         """Mean of each feature over the frames added (at least one)."""
@@ -61,9 +64,9 @@ class ClipStatistics:
 CLIP_STD_FLOOR = 1e-6  # far below any feature's spread over real speech
 
 
-def clip_statistics(features: np.ndarray) -> ClipStatistics:
-    """The ``ClipStatistics`` of a clip's frames."""
-    statistics = ClipStatistics()
+def clip_statistics(features: np.ndarray, spread: bool = True) -> ClipStatistics:
+    """The ``ClipStatistics`` of a clip's frames (with their std if ``spread``)."""
+    statistics = ClipStatistics(spread)
     statistics.add(features)
     return statistics
 
@@ -122,7 +125,7 @@ def clip_frames(features: np.ndarray, trim_db: float, subtract_mean: bool, divid
     features = trim_silence(features, trim_db)
     if not len(features):
         return features
-    shift, scale = clip_shift_and_scale(clip_statistics(features), subtract_mean, divide_std)
+    shift, scale = clip_shift_and_scale(clip_statistics(features, divide_std), subtract_mean, divide_std)
     return (features - shift) / scale
 
 
