@@ -45,7 +45,10 @@ def test_manifest_carries_everything_the_device_and_a_reader_need(shipped_bundle
         assert {"accuracy", "uar", "macro_f1", "per_class", "confusion_matrix"} <= set(metrics)
         assert set(metrics["per_class"]) == set(document["labels"])
     assert document["command"].startswith("ser-train ")
-    assert document["training"]["corpora"] == ["casia", "emodb", "emotiontts", "ravdess", "savee"]
+    assert document["training"]["corpora"] == ["ased", "casia", "emodb", "emotiontts", "ravdess", "savee"]
+    # Trained for rooms: copies in simulated rooms, a floor under the spectra, each clip's spread divided out.
+    assert document["training"]["settings"]["augmentation"]["room"]["reverb_share"] > 0
+    assert document["frontend"]["noise_floor_dbfs"] == -80.0 and document["normalisation"]["divide_clip_std"]
 
 
 def test_fingerprint_depends_on_every_input_stage(shipped_bundle):
@@ -59,7 +62,7 @@ def test_fingerprint_depends_on_every_input_stage(shipped_bundle):
     changed = [
         (dataclasses.replace(manifest.frontend, preemphasis=0.95), *base[1:]),
         (base[0], dataclasses.replace(norm, mean=(norm.mean[0] + 0.5, *norm.mean[1:])), *base[2:]),
-        (base[0], dataclasses.replace(norm, subtract_clip_mean=not norm.subtract_clip_mean), *base[2:]),
+        (base[0], dataclasses.replace(norm, subtract_clip_mean=not norm.subtract_clip_mean, divide_clip_std=False), *base[2:]),
         (base[0], dataclasses.replace(norm, subtract_clip_mean=True, divide_clip_std=not norm.divide_clip_std), *base[2:]),
         (*base[:2], dataclasses.replace(manifest.windowing, hop_frames=manifest.windowing.hop_frames - 1), base[3]),
         (*base[:3], Quantization(manifest.input_quantization.scale * 1.01, manifest.input_quantization.zero_point)),

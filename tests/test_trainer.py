@@ -214,4 +214,4 @@ def test_shipped_models_are_residual_attention_networks_of_builtin_int8_ops_with
         assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in operators
     tensors = interpreter.get_input_details() + interpreter.get_output_details()
     assert all(t["dtype"] == np.int8 for t in tensors)
-    assert set(manifest["training"]["corpora"]) == {"ravdess", "emodb", "savee", "casia", "emotiontts"}
+    assert set(manifest["training"]["corpora"]) == {"ravdess", "emodb", "savee", "casia", "emotiontts", "ased"}
