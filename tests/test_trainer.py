@@ -11,7 +11,14 @@ import pytest
 from support.helpers import SMOKE_SPLIT, run_ser, run_train
 
 from edge.bundle import DEFAULT_MODEL
-from trainer.corpus import CANONICAL_LABELS, parse_ravdess_name, read_ravdess
+from trainer.corpus import (
+    CANONICAL_LABELS,
+    combine,
+    default_test_speakers,
+    parse_ravdess_name,
+    read_ased,
+    read_ravdess,
+)
 from trainer.dataset import SpeakerSplit
 
 
@@ -130,12 +137,18 @@ def test_recorded_int8_metrics_are_what_the_device_computes(smoke_run, ravdess_d
 
 @pytest.mark.integration  # trains or evaluates models in subprocesses
 @pytest.mark.parametrize("variant", ["int8", "float32"])
-def test_shipped_model_figures_are_what_the_device_computes(shipped_bundle, ravdess_dir, variant):
+def test_shipped_model_figures_are_what_the_device_computes(shipped_bundle, corpus_dir, variant):
+    """Every test clip (RAVDESS actors 17-20, ASED's six) through `ser classify`: the manifest's
+    accuracy is reproduced clip for clip."""
     document = shipped_bundle.manifest.document
-    test_actors = [speaker.removeprefix("ravdess/") for speaker in document["training"]["speakers"]["test"]]
-    assert test_actors == ["17", "18", "19", "20"]
-    clips, accuracy = device_accuracy(None, [ravdess_dir / f"Actor_{actor}" for actor in test_actors], variant)
-    assert (clips, accuracy) == (document["metrics"][variant]["clips"], document["metrics"][variant]["accuracy"])
+    test_speakers = document["training"]["speakers"]["test"]
+    corpus = combine([read_ravdess(corpus_dir("ravdess")), read_ased(corpus_dir("ased"))])
+    assert test_speakers == list(default_test_speakers(corpus)) and len(test_speakers) == 10
+    clips = [u for u in corpus.utterances if u.speaker in test_speakers]
+    result = run_ser("classify", "--json", "--variant", variant, *(str(u.path) for u in clips))
+    emotions = {record["file"]: record["emotion"] for record in map(json.loads, result.stdout.splitlines())}
+    accuracy = round(float(np.mean([emotions[str(u.path)] == u.label for u in clips])), 4)
+    assert (len(emotions), accuracy) == (document["metrics"][variant]["clips"], document["metrics"][variant]["accuracy"])
 
 
 @pytest.mark.integration  # trains or evaluates models in subprocesses
@@ -174,11 +187,10 @@ def test_gate_compares_the_shipped_bundle_on_its_test_speakers(ravdess_dir):
     result = run_train("gate", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["int8"]["clips"] == 240 and report["failures"] == []
+    assert report["int8"]["clips"] == 552 and report["failures"] == []  # RAVDESS 17-20's 240, ASED's six speakers' 312
     assert 0 <= report["max_probability_difference"] < 1 and 0.9 <= report["argmax_agreement"] <= 1
-    assert (
-        f"{DEFAULT_MODEL} on ravdess+emodb+savee+casia+emotiontts, 240 clips" in result.stderr and "gate passed" in result.stderr
-    )
+    corpora = "ravdess+emodb+savee+casia+emotiontts+ased"
+    assert f"{DEFAULT_MODEL} on {corpora}, 552 clips" in result.stderr and "gate passed" in result.stderr
 
 
 @pytest.mark.integration  # trains or evaluates models in subprocesses
