@@ -339,10 +339,8 @@ FILTERS = {  # command line → the emotions that go out for happy, angry, angry
     ("--min-confidence", "0.9"): ["uncertain", "angry", "angry", "uncertain"],
     ("--labels", "angry,uncertain"): ["angry", "angry"],
     ("--only-changes",): ["happy", "angry", "happy"],
-    ("--cooldown", "10"): [
-        "happy",
-        "angry",
-    ],  # 2 s gaps, 4.4 s clips: the 2nd and 4th end 6.4 s after the last one out, the 3rd 12.8 s
+    # 2 s gaps, 4.4 s clips: the 2nd and the 4th end 6.4 s after the last one out, the 3rd 12.8 s.
+    ("--cooldown", "10"): ["happy", "angry"],
 }
 
 
