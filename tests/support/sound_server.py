@@ -13,6 +13,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
+
 CONFIG = """\
 load-module module-native-protocol-unix auth-anonymous=1 socket={socket}
 load-module module-null-sink sink_name=vsink rate=16000 channels=1 format=s16le
@@ -96,6 +98,30 @@ class VirtualMicrophone:
         seconds = soundfile.info(str(path)).duration
         subprocess.run(["paplay", "--device=vsink", str(path)], env=self.env, check=True, timeout=seconds + 30)
         return time.time()
+
+    def play_and_record(self, path: Path) -> tuple[float, np.ndarray]:
+        """Play a file while recording the microphone, as a second listener beside the one under
+        test: the wall time its last sample was played, and what the microphone delivered meanwhile
+        (int16, 16 kHz mono). On a loaded machine the sound server can deliver other samples than
+        the file's; this is what a listener heard."""
+        recording = self.directory / "heard.raw"
+        with open(recording, "wb") as sink:
+            recorder = subprocess.Popen(
+                ["parec", "--device=vmic", "--raw", "--format=s16le", "--rate=16000", "--channels=1", "--latency-msec=20"],
+                env=self.env,
+                stdout=sink,
+                stderr=subprocess.DEVNULL,
+            )
+        try:
+            # The silent stream keeps the microphone sounding, so the recorder writes from the start.
+            self._wait(lambda: recording.stat().st_size > 0, "the recorder to hear")
+            played_until = self.play(path)
+            time.sleep(0.2)  # the sink's last samples reach the recorder
+        finally:
+            recorder.terminate()
+            recorder.wait(timeout=10)
+        heard = recording.read_bytes()
+        return played_until, np.frombuffer(heard[: len(heard) // 2 * 2], dtype="<i2")
 
     def _pactl(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(["pactl", *args], env=self.env, capture_output=True, text=True, timeout=10, check=False)
