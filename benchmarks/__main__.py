@@ -23,7 +23,7 @@ import click
 from benchmarks.timing import speech, speech_clips
 from trainer.corpus import corpus_root
 
-SECTIONS = ("profile", "frontend", "inference", "classify", "memory", "cold-start", "daemon")
+SECTIONS = ("profile", "frontend", "inference", "classify", "memory", "cold-start", "daemon", "streams")
 
 
 def print_table(title: str, rows: list[dict]) -> None:
@@ -50,12 +50,12 @@ def print_table(title: str, rows: list[dict]) -> None:
 @click.option("--daemon-seconds", default=60.0, show_default=True, help="Continuous speech played to the daemon.")
 def main(sections, json_path, quick, daemon_seconds):
     """Measure the frontend, inference, `ser classify`, cold start and the daemon on this machine."""
-    from edge.bundle import MODELS_DIR, load_bundle
+    from edge.bundle import MODELS_DIR, load_bundle, shipped_emotion_models
 
     sections = sections or SECTIONS
     corpus = corpus_root()
     clips = speech_clips(corpus, 100)
-    bundles = sorted(p for p in MODELS_DIR.iterdir() if (p / "manifest.json").is_file())
+    bundles = [MODELS_DIR / name for name in shipped_emotion_models()]
     results = {
         "machine": {
             "python": platform.python_version(),
@@ -117,6 +117,25 @@ def main(sections, json_path, quick, daemon_seconds):
 
         results["daemon"] = [daemon.run(clips, 20.0 if quick else daemon_seconds)]
         print_table("Daemon listening to continuous speech (virtual microphone)", results["daemon"])
+
+    if "streams" in sections:
+        from edge.settings import SegmenterSettings
+        from trainer.corpus import SHIPPED_CORPORA, read_corpora
+        from trainer.streams import evaluate_streams
+
+        corpora = read_corpora(list(SHIPPED_CORPORA), None)
+        results["streams"] = [
+            {"stream": name, "segmenter": segmenter, **figures}
+            for segmenter, settings in (
+                ("level alone", SegmenterSettings(detector="none")),
+                ("speech detector", SegmenterSettings()),
+            )
+            for name, figures in evaluate_streams(corpora, settings)["conditions"].items()
+        ]
+        print_table(
+            "Streams replayed to the segmenter: 240 utterances of 12 validation speakers, 2 s apart; 2 min of noise alone",
+            results["streams"],
+        )
 
     if json_path:
         json_path.write_text(json.dumps(results, indent=1) + "\n")

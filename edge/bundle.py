@@ -16,10 +16,13 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from edge import reproducible
 from edge.errors import BundleError
 from edge.manifest import MANIFEST_FILE, Manifest, parse_manifest
 from edge.model_input import Quantization
-from edge.runtime import Runtime, find_runtime, load_interpreter
+from edge.runtime import Runtime, find_runtime, load_interpreter, run_windows
 
 
 def _shipped_models_dir() -> Path:
@@ -31,6 +34,12 @@ def _shipped_models_dir() -> Path:
 MODELS_DIR = _shipped_models_dir()
 MODELS_DIR_VARIABLE = "SER_MODELS_DIR"  # where an installed device keeps its bundles (firmware_scripts/install.sh)
 DEFAULT_MODEL = "lstm-multilingual"
+
+
+def shipped_emotion_models() -> list[str]:
+    """Names of the shipped emotion models (every bundle in ``MODELS_DIR`` but the speech detector)."""
+    manifests = sorted(MODELS_DIR.glob(f"*/{MANIFEST_FILE}"))
+    return [m.parent.name for m in manifests if not parse_manifest(json.loads(m.read_text())).is_speech_detector]
 
 
 def bundle_file(bundle_dir: Path, name: str) -> Path:
@@ -110,6 +119,18 @@ class ModelBundle:
     def model_sha256(self) -> str:
         """sha256 of the model file that runs."""
         return self.manifest.model_sha256 if self.variant == "int8" else self.manifest.float32_sha256
+
+    def probabilities(self, inputs: np.ndarray) -> np.ndarray:
+        """Class probabilities of float model input windows, (windows, classes): quantized for the
+        int8 model. The model ends at its logits and the softmax runs here, in edge.reproducible,
+        the same bits on every CPU (TFLite's int8 softmax kernel is not)."""
+        manifest = self.manifest
+        if self.variant == "float32":
+            outputs = run_windows(self.interpreter, inputs.astype(np.float32)).astype(np.float64)
+        else:
+            quantized = manifest.input_quantization.quantize(inputs)
+            outputs = manifest.output_quantization.dequantize(run_windows(self.interpreter, quantized))
+        return reproducible.softmax(outputs)
 
 
 VARIANTS = ("int8", "float32")

@@ -13,13 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edge import reproducible
 from edge.audio import BLOCK_SECONDS, read_blocks
 from edge.bundle import ModelBundle
-from edge.errors import AudioError
+from edge.errors import AudioError, BundleError
 from edge.frontend import StreamingFrontend, compute_features
 from edge.model_input import ClipStatistics, clip_shift_and_scale, normalise, prepare, trim_range, window_starts, windows
-from edge.runtime import run_windows
 from edge.segmenter import VoiceActivity
 from edge.settings import SegmenterSettings
 
@@ -40,12 +38,6 @@ class Prediction:
     """Seconds of audio classified."""
 
 
-def output_probabilities(outputs: np.ndarray) -> np.ndarray:
-    """Class probabilities from a model's logits, (windows, classes): the softmax runs here, in
-    edge.reproducible, the same bits on every CPU (TFLite's int8 softmax kernel is not)."""
-    return reproducible.softmax(outputs)
-
-
 def pool(window_probabilities: np.ndarray) -> np.ndarray:
     """A clip's class probabilities from its windows': their mean (the windowing's "mean" pooling),
     renormalised against rounding."""
@@ -53,6 +45,10 @@ def pool(window_probabilities: np.ndarray) -> np.ndarray:
     return pooled / pooled.sum() if pooled.sum() > 0 else np.full(len(pooled), 1 / len(pooled))
 
 
+MIN_SPEECH_SECONDS = 0.2
+"""A clip holds speech when at least this much of it is speech: a syllable. Household noise alone
+(dishes, exercise bike, running tap at -40 to -25 dBFS) gives at most 0.13 s; 1 of the 5,493 corpus
+clips has less (a one-word CASIA clip: 0.14 s)."""
 KEPT_FRAMES = 3750  # a minute of frames (1.4 MB) is kept after decoding; longer files are decoded again
 
 
@@ -60,24 +56,16 @@ class Classifier:
     """Runs a verified bundle on audio, features or files."""
 
     def __init__(self, bundle: ModelBundle, speech: SegmenterSettings = SegmenterSettings()):
+        if bundle.manifest.is_speech_detector:
+            raise BundleError(f"{bundle.path}: a speech detector, not an emotion model")
         self.bundle = bundle
         self.manifest = bundle.manifest
-        self.speech = speech
-        """The voice-activity thresholds a file must pass (the daemon's defaults)."""
-
-    def run_model(self, inputs: np.ndarray) -> np.ndarray:
-        """Class probabilities of float model input windows, (windows, classes)."""
-        manifest = self.manifest
-        if self.bundle.variant == "float32":
-            outputs = run_windows(self.bundle.interpreter, inputs.astype(np.float32)).astype(np.float64)
-        else:
-            quantized = manifest.input_quantization.quantize(inputs)
-            outputs = manifest.output_quantization.dequantize(run_windows(self.bundle.interpreter, quantized))
-        return output_probabilities(outputs)
+        self.speech = speech.for_a_clip()
+        """The voice-activity detector's settings for a file or an array (the daemon's, for a clip)."""
 
     def window_probabilities(self, features: np.ndarray) -> np.ndarray:
         """Class probabilities of each model window over a clip's features: (windows, classes)."""
-        return self.run_model(prepare(features, self.manifest.normalisation, self.manifest.windowing))
+        return self.bundle.probabilities(prepare(features, self.manifest.normalisation, self.manifest.windowing))
 
     def _seconds(self, frames: int) -> float:
         """Seconds of audio that ``frames`` complete frames span."""
@@ -106,8 +94,20 @@ class Classifier:
         return self._prediction(self.window_probabilities(features), len(features))
 
     def classify_samples(self, samples: np.ndarray, what: str = "audio") -> Prediction:
-        """Classify mono float samples at the model's sample rate."""
-        return self.classify_features(compute_features(samples, self.manifest.frontend), what)
+        """Classify mono float samples at the model's sample rate. Raises AudioError if they are
+        too short or hold no speech (``check_speech``)."""
+        config = self.manifest.frontend
+        features = compute_features(samples, config)
+        self._check_length(len(features), what)
+        self.check_speech(int(VoiceActivity(self.speech, config.frame_step, config.sample_rate).push(samples)[1].sum()), what)
+        return self.classify_features(features, what)
+
+    def check_speech(self, speech_blocks: int, what: str) -> None:
+        """Raise AudioError unless the voice-activity detector found at least ``MIN_SPEECH_SECONDS``
+        of speech: a recording of dishes, a tap or a hum gets "no speech found", never an emotion."""
+        config = self.manifest.frontend
+        if speech_blocks * config.frame_step < MIN_SPEECH_SECONDS * config.sample_rate:
+            raise AudioError(f"{what}: no speech found")
 
     def _file_features(self, path: Path, block_seconds: float, on_samples=None) -> Iterator[np.ndarray]:
         """The file's features a block at a time (together ``compute_features(load_audio(path))``);
@@ -122,7 +122,7 @@ class Classifier:
     def classify_file(self, path: str | Path, block_seconds: float = BLOCK_SECONDS) -> Prediction:
         """Classify an audio file in constant memory; the result is bit for bit
         ``classify_samples(load_audio(path))``. Raises AudioError naming the file if it cannot be
-        used, is too short, or has no block of speech (by the daemon's voice-activity detector)."""
+        used, is too short, or holds no speech (``check_speech``)."""
         what, config = str(path), self.manifest.frontend
         windowing, normalisation = self.manifest.windowing, self.manifest.normalisation
         voice = VoiceActivity(self.speech, config.frame_step, config.sample_rate)
@@ -142,8 +142,7 @@ class Classifier:
             if kept is not None:
                 kept = kept + [features] if frames <= KEPT_FRAMES else None
         self._check_length(frames, what)
-        if speech_blocks == 0:
-            raise AudioError(f"{what}: no speech found")
+        self.check_speech(speech_blocks, what)
 
         def again() -> Iterator[np.ndarray]:
             return iter(kept) if kept is not None else self._file_features(path, block_seconds)
@@ -172,14 +171,13 @@ class Classifier:
             while ready < len(starts) and starts[ready] + length <= buffer_start + len(buffer):
                 ready += 1
             if ready:
-                probabilities.append(
-                    self.run_model(np.stack([buffer[s - buffer_start : s - buffer_start + length] for s in starts[:ready]]))
-                )
+                ready_windows = np.stack([buffer[s - buffer_start : s - buffer_start + length] for s in starts[:ready]])
+                probabilities.append(self.bundle.probabilities(ready_windows))
                 starts = starts[ready:]
                 drop = min((starts[0] if starts else buffer_start + len(buffer)) - buffer_start, len(buffer))
                 buffer, buffer_start = buffer[drop:], buffer_start + drop
         if last - first < length:  # shorter than one window: padded, cut once all frames are in
-            probabilities.append(self.run_model(windows(buffer, windowing)))
+            probabilities.append(self.bundle.probabilities(windows(buffer, windowing)))
         return np.concatenate(probabilities)
 
     @staticmethod

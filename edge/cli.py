@@ -346,8 +346,9 @@ def listen(config_file, model, runtime, variant, events, **overrides):
 @click.option("--interval", default=1.0, show_default=True, help="Seconds between lines.")
 @click.option("--seconds", type=float, default=None, help="Stop after this long (default: at Ctrl-C or the end of the input).")
 def levels(config_file, model, runtime, variant, interval, seconds, **overrides):
-    """Print, about once a second, the input's level, the noise floor the speech detector uses, the
-    threshold a block must pass and how much counted as speech: to set threshold_db for the room."""
+    """Print, about once a second, the input's level, the noise floor the level gate uses, the
+    threshold a block must pass, the speech detector's highest probability for a block that passed
+    it, and how much counted as speech: to set threshold_db and speech_threshold for the room."""
     from edge.bundle import read_manifest, resolve_bundle_path
     from edge.daemon import audio_input
     from edge.pipe import EndOfInput
@@ -361,14 +362,23 @@ def levels(config_file, model, runtime, variant, interval, seconds, **overrides)
         device = source.open()
     except SerError as error:
         raise click.ClickException(str(error)) from None
-    voice = VoiceActivity(settings.segmenter, frontend.frame_step, frontend.sample_rate)
+    try:
+        voice = VoiceActivity(settings.segmenter, frontend.frame_step, frontend.sample_rate)
+    except SerError as error:
+        source.close()
+        raise click.ClickException(str(error)) from None
     segmenter = settings.segmenter
+    detector = (
+        f" and the speech detector {voice.detector.name} gives it at least {segmenter.speech_threshold:g} (speech_threshold)"
+        if voice.detector
+        else ""
+    )
     click.echo(
-        f"{device.name}: speech is above {segmenter.threshold_db:g} dBFS and {segmenter.noise_margin_db:g} dB "
-        f"above the floor (threshold_db, noise_margin_db)",
+        f"{device.name}: a block is speech if it is above {segmenter.threshold_db:g} dBFS and {segmenter.noise_margin_db:g} dB "
+        f"above the floor (threshold_db, noise_margin_db){detector}",
         err=True,
     )
-    click.echo(f"{'time':8}  {'level':>10}  {'floor':>10}  {'threshold':>10}  speech")
+    click.echo(f"{'time':8}  {'level':>10}  {'floor':>10}  {'threshold':>10}  {'speech p':>8}  speech")
     started = time.monotonic()
     next_line = started + interval
     try:
@@ -384,7 +394,8 @@ def levels(config_file, model, runtime, variant, interval, seconds, **overrides)
                 heard = voice.take_levels()
                 click.echo(
                     f"{time.strftime('%H:%M:%S')}  {heard.level_db:6.1f} dBFS  {heard.floor_db:6.1f} dBFS  "
-                    f"{heard.threshold_db:6.1f} dBFS  {'yes' if heard.speech else 'no '} {heard.speech:4.0%}"
+                    f"{heard.threshold_db:6.1f} dBFS  {heard.speech_probability:8.2f}  "
+                    f"{'yes' if heard.speech else 'no '} {heard.speech:4.0%}"
                 )
     except KeyboardInterrupt:
         pass

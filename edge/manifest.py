@@ -25,6 +25,9 @@ other and still count as as accurate: the trainer's gate lets int8 lose this muc
 and the device runs float32 where it is faster unless it lost more than this against int8 (one
 clip of 240 is 0.4 points: a stricter rule would choose by noise)."""
 
+SPEECH_DETECTOR_LABELS = ("no_speech", "speech")
+"""The labels that make a bundle a speech detector (``edge.speech_detector``) rather than an emotion model."""
+
 REQUIRED_SECTIONS = {
     "name": str,
     "labels": list,
@@ -74,6 +77,11 @@ class Manifest:
     """sha256 of the int8 input the reference signal becomes (see edge.fingerprint)."""
     document: dict
     """The whole manifest as written, for display."""
+
+    @property
+    def is_speech_detector(self) -> bool:
+        """Whether the bundle tells speech from the rest instead of emotions."""
+        return self.labels == SPEECH_DETECTOR_LABELS
 
     def model_files(self) -> dict[str, tuple[str, str]]:
         """Every model file the manifest names, by variant: (file name, sha256)."""

@@ -1,16 +1,19 @@
 """Stream → utterances: voice activity detection, and features computed while the person speaks.
 
-The stream is judged in blocks of one frame step (16 ms for the shipped models). A block is
-speech when its level (DC removed) is above an absolute threshold and above the background level
-(the quietest block of the last few seconds) by a margin (``VoiceActivity``). An utterance starts
-at the first speech block (plus a little pre-roll) and ends after a hang-over of silence. Its
-samples go through the streaming frontend as they arrive, restarted at the utterance's first
-sample, so the features are bit-for-bit ``compute_features`` of exactly the utterance's samples
-and only the flush and the model remain once it ends.
+The stream is judged in blocks of one frame step (16 ms for the shipped models). A block is loud
+when its level (DC removed) is above an absolute threshold and above the room's background (a low
+percentile of the last 5 s of block levels) by a margin; a loud block is speech when the speech
+detector (``edge.speech_detector``) hears speech in it (``VoiceActivity``). An utterance starts at
+the first speech block (plus a little pre-roll), goes on while blocks are speech a little less far
+above the background (or far above it, whatever the detector says), and ends after a hang-over
+without. Its samples go through the streaming frontend as they arrive, restarted at the
+utterance's first sample, so the features are bit-for-bit ``compute_features`` of exactly the
+utterance's samples and only the flush and the model remain once it ends.
 """
 
 from __future__ import annotations
 
+import bisect
 import collections
 from dataclasses import dataclass
 
@@ -18,8 +21,10 @@ import numpy as np
 
 from edge import reproducible
 from edge.config import FrontendConfig
+from edge.errors import BundleError
 from edge.frontend import MOST_FRAMES, StreamingFrontend
 from edge.settings import SegmenterSettings
+from edge.speech_detector import speech_detector
 
 SILENCE_DB = -120.0  # level given to digital silence, so log10(0) never appears
 FEATURE_BATCH_FRAMES = MOST_FRAMES  # frames computed per frontend step while speech goes on: the
@@ -39,6 +44,10 @@ class Utterance:
     """``compute_features`` of its samples: (frames, n_features)."""
     part: int
     """1, or the number of this part when a long utterance is emitted in parts."""
+    speech_start: float
+    """Seconds from the start of the stream to its first speech block (``start`` without the pre-roll)."""
+    speech_end: float
+    """Seconds from the start of the stream to the end of its last speech block (``end`` without the hang-over)."""
 
     @property
     def duration(self) -> float:
@@ -57,27 +66,26 @@ def block_levels(blocks: np.ndarray) -> np.ndarray:
 
 
 class BackgroundLevel:
-    """The room's level: the quietest block of the last ``window_seconds`` (speech always has
-    quiet gaps, so this follows the noise floor, and learns a new steady noise within the window)."""
+    """The room's level: the ``percentile``-th percentile of the block levels of the last
+    ``window_seconds`` (0: the quietest block; speech always has quiet gaps, so a low percentile
+    follows the noise floor, and learns a new steady noise within the window). An order statistic
+    of the levels themselves: no arithmetic, the same block on every CPU."""
 
-    def __init__(self, block_seconds: float, window_seconds: float = 5.0):
+    def __init__(self, block_seconds: float, window_seconds: float = 5.0, percentile: float = 0.0):
         self._window = max(1, round(window_seconds / block_seconds))  # blocks
-        self._count = 0  # blocks seen
-        # Candidates for the minimum, (block number, level), levels rising: a block louder than a
-        # later one can never be the quietest again, so each block is added and dropped once.
-        self._candidates: collections.deque[tuple[int, float]] = collections.deque()
+        self._share = percentile / 100
+        self._recent: collections.deque[float] = collections.deque()  # levels in arrival order
+        self._sorted: list[float] = []  # the same levels, sorted
 
     def update(self, level: float) -> None:
-        while self._candidates and self._candidates[-1][1] >= level:
-            self._candidates.pop()
-        self._candidates.append((self._count, level))
-        self._count += 1
-        if self._candidates[0][0] <= self._count - 1 - self._window:
-            self._candidates.popleft()
+        self._recent.append(level)
+        bisect.insort(self._sorted, level)
+        if len(self._recent) > self._window:
+            del self._sorted[bisect.bisect_left(self._sorted, self._recent.popleft())]
 
     @property
     def level(self) -> float:
-        return self._candidates[0][1] if self._candidates else SILENCE_DB
+        return self._sorted[int(self._share * (len(self._sorted) - 1))] if self._sorted else SILENCE_DB
 
 
 @dataclass(frozen=True)
@@ -87,58 +95,82 @@ class Levels:
     level_db: float
     """The loudest block, dBFS."""
     floor_db: float
-    """The background level it tracks now (the quietest block of the last 5 s), dBFS."""
+    """The background level it tracks now (``floor_percentile`` of the last 5 s of blocks), dBFS."""
     threshold_db: float
-    """What a block must exceed now to be speech: max(threshold_db, floor + noise_margin_db)."""
+    """What a block must exceed now to start an utterance: max(threshold_db, floor + noise_margin_db)."""
     speech: float
     """The share of blocks that were speech, 0..1."""
+    speech_probability: float
+    """The speech detector's highest probability for a block loud enough to ask about, 0..1 (0:
+    none was loud enough, or there is no detector)."""
 
 
 class VoiceActivity:
     """Which blocks of a stream are speech: one ``block``-sample block at a time, a block is speech
-    when its level is above ``threshold_db`` and ``noise_margin_db`` above the background. The one
-    detector of the daemon's segmenter and of ``ser classify``'s "is there speech" check."""
+    when its level is above ``threshold_db`` and ``noise_margin_db`` above the background, and the
+    speech detector (``settings.detector``) finds speech in it. The one detector of the daemon's
+    segmenter and of ``ser classify``'s "is there speech" check."""
 
     def __init__(self, settings: SegmenterSettings, block: int, sample_rate: int):
         self.settings = settings
         self.block = block
-        self._background = BackgroundLevel(block / sample_rate)
+        self.detector = speech_detector(settings.detector)
+        if self.detector is not None and self.detector.block != block:
+            raise BundleError(f"speech detector {self.detector.name}: blocks of {self.detector.block} samples, not {block}")
+        self._background = BackgroundLevel(block / sample_rate, percentile=settings.floor_percentile)
         self._pending = np.empty(0)
-        self._loudest, self._blocks, self._speech_blocks = SILENCE_DB, 0, 0  # since take_levels
+        self._reset_levels()
 
-    def push(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def push(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The complete blocks in ``samples`` (after those held back from before), (blocks, block),
-        and whether each is speech; a partial block waits for the next push."""
+        whether each is speech, and whether each keeps an utterance going (speech, or speech a
+        little less far above the floor: ``hold_margin_db``); a partial block waits for the next push."""
+        settings = self.settings
         self._pending = np.concatenate([self._pending, samples])
         n_blocks = len(self._pending) // self.block
         blocks = self._pending[: n_blocks * self.block].reshape(n_blocks, self.block)
         self._pending = self._pending[n_blocks * self.block :]
-        speech = np.zeros(n_blocks, dtype=bool)
         levels = block_levels(blocks)
+        rise = np.empty(n_blocks)  # dB above the background
         for index, level in enumerate(levels):
             self._background.update(level)
-            speech[index] = level > self.settings.threshold_db and level > self._background.level + self.settings.noise_margin_db
+            rise[index] = level - self._background.level
+        audible = levels > settings.threshold_db
+        loud = audible & (rise > settings.noise_margin_db)
+        holding = audible & (rise > min(settings.hold_margin_db, settings.noise_margin_db))
+        if self.detector is not None:
+            probability = self.detector.push(blocks, holding)
+            voiced = probability >= settings.speech_threshold  # NaN (not asked) is never speech
+            loud, holding = loud & voiced, holding & (voiced | (rise > settings.hold_level_db))
+            self._probability = max(self._probability, float(np.nanmax(probability, initial=0.0)))
         if n_blocks:
             self._loudest = max(self._loudest, float(levels.max()))
             self._blocks += n_blocks
-            self._speech_blocks += int(speech.sum())
-        return blocks, speech
+            self._speech_blocks += int(loud.sum())
+        return blocks, loud, holding
 
     def take_levels(self) -> Levels:
-        """The loudest block, the floor, the threshold now and the share of speech since the last call."""
+        """The loudest block, the floor, the threshold now, the share of speech and the detector's
+        highest probability since the last call."""
         floor = self._background.level
         levels = Levels(
             self._loudest,
             floor,
             max(self.settings.threshold_db, floor + self.settings.noise_margin_db),
             self._speech_blocks / self._blocks if self._blocks else 0.0,
+            self._probability,
         )
-        self._loudest, self._blocks, self._speech_blocks = SILENCE_DB, 0, 0
+        self._reset_levels()
         return levels
 
     def drop_pending(self) -> None:
-        """Forget a partial block (after a gap in the audio); the background is kept."""
+        """Forget a partial block and the detector's context (after a gap in the audio); the background is kept."""
         self._pending = np.empty(0)
+        if self.detector is not None:
+            self.detector.reset()
+
+    def _reset_levels(self) -> None:
+        self._loudest, self._blocks, self._speech_blocks, self._probability = SILENCE_DB, 0, 0, 0.0
 
 
 class Segmenter:
@@ -170,8 +202,8 @@ class Segmenter:
     def push(self, samples: np.ndarray) -> list[Utterance]:
         """Judge the new samples; returns the utterances (or parts) that ended in them."""
         finished = []
-        for block, speech in zip(*self.voice.push(samples)):
-            finished.extend(self._step(block, bool(speech)))
+        for block, speech, holding in zip(*self.voice.push(samples)):
+            finished.extend(self._step(block, bool(speech), bool(holding)))
             self._position += self.block
         return finished
 
@@ -181,7 +213,9 @@ class Segmenter:
         self.reset()
         return [u for u in finished if u is not None]
 
-    def _step(self, block: np.ndarray, speech: bool) -> list[Utterance]:
+    def _step(self, block: np.ndarray, speech: bool, holding: bool) -> list[Utterance]:
+        """One block: speech starts an utterance; once open, a block that holds it (speech, or
+        nearly) keeps it going, and ``hangover_seconds`` of blocks that do not end it."""
         if not self._in_speech:
             if not speech:
                 self._preroll.append(block)
@@ -191,8 +225,8 @@ class Segmenter:
             self._preroll.clear()
             return []
         self._feed(block)
-        self._silent_blocks = 0 if speech else self._silent_blocks + 1
-        if speech:
+        self._silent_blocks = 0 if holding else self._silent_blocks + 1
+        if holding:
             self._speech_to = self._position + self.block
         if self._silent_blocks >= self._hangover_blocks:
             self._in_speech = False
@@ -221,4 +255,11 @@ class Segmenter:
         if self._speech_to - self._speech_from < self._min_speech or self._samples < self._model_min:
             return None
         end = self._start + self._samples
-        return Utterance(self._start / self.rate, end / self.rate, np.concatenate(self._features), self._part)
+        return Utterance(
+            start=self._start / self.rate,
+            end=end / self.rate,
+            features=np.concatenate(self._features),
+            part=self._part,
+            speech_start=self._speech_from / self.rate,
+            speech_end=self._speech_to / self.rate,
+        )

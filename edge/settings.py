@@ -75,8 +75,24 @@ class SegmenterSettings:
     threshold_db: float = -65.0
     """A 16 ms block is speech only if its level is above this, in dB relative to full scale (the
     quietest corpus recordings here, RAVDESS actors 9 and 20 speaking softly, peak at -54 dBFS)."""
-    noise_margin_db: float = 12.0
-    """... and this many dB above the tracked background level (adapts to the room)."""
+    noise_margin_db: float = 9.0
+    """... and this many dB above the room's background level (``floor_percentile``), to start an utterance."""
+    hold_margin_db: float = 7.0
+    """Once an utterance is open, a block keeps it going when it is this many dB above the
+    background (and the detector finds speech in it): a speaker's quieter syllables."""
+    hold_level_db: float = 12.0
+    """Once an utterance is open, a block this many dB above the background keeps it going even
+    where the detector hears no speech: a sigh or a breath between the words."""
+    floor_percentile: float = 30.0
+    """The room's background level is this percentile of the block levels of the last 5 s (0: the
+    quietest block). Other people talking dip now and then; their 30th percentile is their level."""
+    detector: str = "speech-detector"
+    """The speech detector (a shipped bundle's name or a bundle folder) that judges the blocks loud
+    enough to be speech: dishes, a tap or a man miaowing are loud but not speech. "none": the
+    level alone decides."""
+    speech_threshold: float = 0.7
+    """A loud enough block is speech when the detector gives it at least this probability (0-1):
+    higher rejects more noise and misses more soft speech."""
     min_seconds: float = 0.3
     """Utterances with less than this from their first to their last speech block are dropped;
     so are those too short for the model's input (pre-roll and hang-over count there)."""
@@ -90,6 +106,13 @@ class SegmenterSettings:
     about a second of room sound around the speech; with 1.0 s here and 0.8 s of hang-over, 56 of
     59 validation-actor clips (13-16) played through the segmenter got the file's emotion, against
     32 with 0.25 s and 0.4 s."""
+
+    def for_a_clip(self) -> SegmenterSettings:
+        """These settings for a clip heard on its own (a file, an array) instead of a room heard for
+        a while: its quietest block is its background (a clip is mostly speech, so a percentile of
+        its own blocks would be speech), and a loud block is speech at even odds from the detector
+        (at most 0.5): the question is whether it holds speech at all, not where an utterance starts."""
+        return dataclasses.replace(self, floor_percentile=0.0, speech_threshold=min(self.speech_threshold, 0.5))
 
 
 @dataclass(frozen=True)
@@ -221,6 +244,9 @@ def check_settings(settings: DaemonSettings, where: str) -> None:
         (segmenter.min_seconds > segmenter.max_seconds, "segmenter min_seconds", "is above max_seconds"),
         (segmenter.max_seconds <= 0 or segmenter.hangover_seconds <= 0, "segmenter lengths", "must be positive"),
         (segmenter.preroll_seconds < 0, "segmenter preroll_seconds", "must not be negative"),
+        (not 0 < segmenter.speech_threshold <= 1, "segmenter speech_threshold", "must be above 0 and at most 1"),
+        (not 0 <= segmenter.floor_percentile < 100, "segmenter floor_percentile", "must be from 0 up to 100"),
+        (not segmenter.detector, "segmenter detector", 'must name a speech detector bundle, or be "none"'),
         (capture.channels < 1, "capture channels", "must be at least 1"),
         (capture.input not in ("microphone", "-"), "capture input", "must be microphone or - (standard input)"),
         (capture.format not in PCM_FORMATS, "capture format", f"must be one of {', '.join(PCM_FORMATS)}"),

@@ -4,14 +4,16 @@
 # on a Pi, and checks that the device there computes bit for bit what this x86 machine computes:
 # resampled audio, float features, int8 model inputs and int8 model outputs of N real clips and
 # four generated signals, for every shipped bundle, on ai-edge-litert and on tflite-runtime; then
-# compares `ser info` and `ser classify` run inside with the same commands here. Prints the parity
-# report; exits 1 on any difference. Needs root (debootstrap, chroot, mounts) and the network.
+# compares `ser info` and `ser classify` run inside with the same commands here, and what the
+# daemon's segmenter and speech detector make of a stream of clips over household noise. Prints
+# the parity report; exits 1 on any difference. Needs root (debootstrap, chroot, mounts) and the network.
 #
 #     sudo firmware_scripts/arm64-parity.sh [--clips N]     # N real clips (default 120)
 #
 # The rootfs is built once (4-7 minutes) at $SER_ARM64_ROOT (default
 # /var/cache/edge-ser/arm64-bookworm) and reused by every checkout on the machine. Clips come from
-# $SER_CORPUS_DIR (default ../shared/corpora). Results are left in runs/arm64-parity/.
+# $SER_CORPUS_DIR (default ../shared/corpora), the noise from $SER_NOISE_DIR (default
+# ../shared/noise). Results are left in runs/arm64-parity/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 count=120
@@ -28,6 +30,8 @@ root="${SER_ARM64_ROOT:-/var/cache/edge-ser/arm64-bookworm}"
 corpus="${SER_CORPUS_DIR:-../shared/corpora}"
 [ -d "$corpus" ] || { say "no corpus at $corpus (set SER_CORPUS_DIR)"; exit 1; }
 corpus="$(realpath "$corpus")"
+noise="${SER_NOISE_DIR:-../shared/noise}/doing_the_dishes.flac"
+[ -f "$noise" ] || { say "no noise recording at $noise (set SER_NOISE_DIR)"; exit 1; }
 out="$PWD/runs/arm64-parity"
 bundles=$(for manifest in models/*/manifest.json; do basename "$(dirname "$manifest")"; done)
 
@@ -42,12 +46,15 @@ mkdir -p "$out"
 [ -x .venv/bin/python ] || script/setup edge
 script/tflite-runtime-venv
 .venv/bin/python firmware_scripts/parity.py clips "$corpus" "$count" > "$out/clips.txt"
+.venv/bin/python firmware_scripts/parity.py stream "$corpus" "$out/clips.txt" "$noise" "$out/stream.wav"
 say "x86_64: computing on ai-edge-litert and tflite-runtime"
-.venv/bin/python firmware_scripts/parity.py save "$out/x86_64-ai-edge-litert.npz" --root "$corpus" --list "$out/clips.txt"
+.venv/bin/python firmware_scripts/parity.py save "$out/x86_64-ai-edge-litert.npz" --root "$corpus" --list "$out/clips.txt" \
+    --stream "$out/stream.wav"
 PYTHONPATH="$PWD" .cache/venv-tflite-runtime/bin/python firmware_scripts/parity.py \
-    save "$out/x86_64-tflite-runtime.npz" --root "$corpus" --list "$out/clips.txt"
+    save "$out/x86_64-tflite-runtime.npz" --root "$corpus" --list "$out/clips.txt" --stream "$out/stream.wav"
 for bundle in $bundles; do
     .venv/bin/ser info --model "$bundle" --variant int8 > "$out/x86_64-info-$bundle.json" 2> "$out/x86_64-info-$bundle.log"
+    [ "$bundle" = speech-detector ] && continue  # not an emotion model: `ser classify` refuses it
     (cd "$corpus" && xargs -a "$out/clips.txt" "$OLDPWD/.venv/bin/ser" classify --json --variant int8 --model "$bundle") \
         > "$out/x86_64-classify-$bundle.jsonl" 2> "$out/x86_64-classify-$bundle.log"
 done
@@ -71,12 +78,14 @@ inside /src/firmware_scripts/install.sh
 inside /src/script/tflite-runtime-venv /opt/ser/venv-tflite-runtime
 # The installed package and models, as the service runs them (/opt/ser, SER_MODELS_DIR).
 inside env SER_MODELS_DIR=/opt/ser/models /opt/ser/venv/bin/python /src/firmware_scripts/parity.py \
-    save /parity/aarch64-ai-edge-litert.npz --root /corpus --list /parity/clips.txt
+    save /parity/aarch64-ai-edge-litert.npz --root /corpus --list /parity/clips.txt --stream /parity/stream.wav
 inside env SER_MODELS_DIR=/opt/ser/models PYTHONPATH=/src /opt/ser/venv-tflite-runtime/bin/python \
-    /src/firmware_scripts/parity.py save /parity/aarch64-tflite-runtime.npz --root /corpus --list /parity/clips.txt
+    /src/firmware_scripts/parity.py save /parity/aarch64-tflite-runtime.npz --root /corpus --list /parity/clips.txt \
+    --stream /parity/stream.wav
 for bundle in $bundles; do
     inside env SER_MODELS_DIR=/opt/ser/models /opt/ser/venv/bin/ser info --model "$bundle" --variant int8 \
         > "$out/aarch64-info-$bundle.json" 2> "$out/aarch64-info-$bundle.log"
+    [ "$bundle" = speech-detector ] && continue  # not an emotion model: `ser classify` refuses it
     inside sh -c 'cd /corpus && xargs -a /parity/clips.txt env SER_MODELS_DIR=/opt/ser/models /opt/ser/venv/bin/ser classify --json --variant int8 --model "$0"' "$bundle" \
         > "$out/aarch64-classify-$bundle.jsonl" 2> "$out/aarch64-classify-$bundle.log"
 done
@@ -96,6 +105,7 @@ for bundle in $bundles; do
         echo "ser info --model $bundle: DIFFERS or not verified on aarch64 (see $out/aarch64-info-$bundle.log)"
         status=1
     fi
+    [ "$bundle" = speech-detector ] && continue  # not an emotion model: `ser classify` refuses it
     results=$(wc -l < "$out/x86_64-classify-$bundle.jsonl")
     if [ "$results" -gt 0 ] && cmp -s "$out/x86_64-classify-$bundle.jsonl" "$out/aarch64-classify-$bundle.jsonl"; then
         echo "ser classify --variant int8 --model $bundle: $results results, identical on x86_64 and aarch64"

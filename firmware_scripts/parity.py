@@ -1,15 +1,19 @@
 """What the device computes, saved on one machine and compared with another's (x86 vs arm64).
 
     python firmware_scripts/parity.py clips CORPUS_DIR N > clips.txt
-    python firmware_scripts/parity.py save OUT.npz --root CORPUS_DIR --list clips.txt
+    python firmware_scripts/parity.py stream CORPUS_DIR clips.txt NOISE_FILE stream.wav
+    python firmware_scripts/parity.py save OUT.npz --root CORPUS_DIR --list clips.txt [--stream stream.wav]
     python firmware_scripts/parity.py compare REFERENCE.npz OTHER.npz [...more pairs]
 
 ``save`` runs only device code (``edge``, from whichever installation the Python running it has),
 so it works in the device's virtualenv on any architecture. For every clip and a few generated
 signals it stores a hash of the resampled audio, the float64 features, and for each bundle found
 (``SER_MODELS_DIR``, else the checkout's models/) and each interpreter installed, the int8 model
-input windows and the int8 model outputs. ``compare`` prints the parity report and exits 1 if any
-int8 input tensor or model output differs, except the known rounding of ``ROUNDING_RUNTIME``.
+input windows and the int8 model outputs (the speech detector is a bundle too); with a stream (built
+here by ``stream``: clips over household noise, then the noise alone), what the daemon's segmenter
+makes of it: the detector's probability for every block and the utterances' boundaries.
+``compare`` prints the parity report and exits 1 if any int8 input tensor, model output or stream
+result differs, except the known rounding of ``ROUNDING_RUNTIME``.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from pathlib import Path
 
 import click
 import numpy as np
+import soundfile
 
 from edge.audio import load_audio
 from edge.bundle import load_bundle, models_dirs
@@ -29,6 +34,9 @@ from edge.fingerprint import reference_signal
 from edge.frontend import compute_features
 from edge.model_input import prepare
 from edge.runtime import RUNTIMES, Runtime, find_runtime, run_windows
+from edge.segmenter import Segmenter
+from edge.settings import SegmenterSettings
+from edge.speech_detector import speech_detector
 
 # tflite-runtime 2.14 (the last release, 2023) rounds some int8 ADDs one step differently on aarch64:
 # found by making every tensor of gru-multilingual a model output, its first difference is the ADD
@@ -90,8 +98,10 @@ def clips(corpus: Path, count: int):
     help="Folder the listed clips are relative to.",
 )
 @click.option("--list", "clip_list", type=click.File(), required=True, help="File with one clip path per line.")
-def save(out: Path, root: Path, clip_list):
-    """Compute and save features, int8 inputs and int8 outputs of the listed clips."""
+@click.option("--stream", "stream_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
+def save(out: Path, root: Path, clip_list, stream_path: Path | None):
+    """Compute and save features, int8 inputs and int8 outputs of the listed clips, and what the
+    segmenter makes of the stream."""
     names = [line.strip() for line in clip_list if line.strip()]
     bundles = sorted({p.name for d in models_dirs() if d.is_dir() for p in d.iterdir() if (p / "manifest.json").is_file()})
     runtimes = installed_runtimes()
@@ -111,6 +121,8 @@ def save(out: Path, root: Path, clip_list):
                     arrays[f"input|{bundle_name}|{key}"] = manifest.input_quantization.quantize(windows)
                 inputs = arrays[f"input|{bundle_name}|{key}"]
                 arrays[f"output|{bundle_name}|{runtime.name}|{key}"] = run_windows(bundle.interpreter, inputs)
+    if stream_path is not None:
+        arrays |= replay_stream(stream_path)
     about = {
         "machine": platform.machine(),
         "python": platform.python_version(),
@@ -124,6 +136,45 @@ def save(out: Path, root: Path, clip_list):
         f"{' / '.join(map(str, runtimes)) or 'no interpreter'} on {platform.machine()}",
         err=True,
     )
+
+
+@main.command()
+@click.argument("corpus", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("clip_list", type=click.File())
+@click.argument("noise", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+def stream(corpus: Path, clip_list, noise: Path, out: Path):
+    """Write OUT (float WAV, 16 kHz): every tenth listed clip, 2 s apart, over the last 15 % of the
+    NOISE recording at 10 dB below the speech, then 20 s of the noise alone."""
+    rate, rng = 16000, np.random.default_rng(0)
+    names = [line.strip() for line in clip_list if line.strip()][::10]
+    gap = np.zeros(2 * rate)
+    speech = np.concatenate(
+        [part for name in names for part in (gap, load_audio(corpus / name, rate))] + [gap, np.zeros(20 * rate)]
+    )
+    recording = load_audio(noise, rate)
+    background = np.resize(recording[int(0.85 * len(recording)) :], len(speech))
+    background *= np.sqrt(np.mean(speech[speech != 0] ** 2) / np.mean(background**2) / 10)
+    hiss = rng.standard_normal(len(speech)) * 10 ** (-70 / 20)
+    soundfile.write(out, np.clip(speech + background + hiss, -1, 1).astype(np.float32), rate, subtype="FLOAT")
+    click.echo(f"{out}: {len(names)} clips over {noise.name}, {len(speech) / rate:.0f} s", err=True)
+
+
+def replay_stream(path: Path) -> dict[str, np.ndarray]:
+    """The daemon's segmenter (default settings, the default model's frontend) on the stream in
+    the microphone's 0.1 s reads: the speech detector's probability of every block, and each
+    utterance's start, end, first and last speech (seconds)."""
+    settings, frontend = SegmenterSettings(), load_bundle().manifest.frontend
+    samples = load_audio(path, frontend.sample_rate)
+    detector = speech_detector(settings.detector)
+    blocks = samples[: len(samples) // detector.block * detector.block].reshape(-1, detector.block)
+    probabilities = detector.push(blocks, np.ones(len(blocks), dtype=bool))
+    segmenter, read, utterances = Segmenter(settings, frontend), frontend.sample_rate // 10, []
+    for at in range(0, len(samples), read):
+        utterances += segmenter.push(samples[at : at + read])
+    utterances += segmenter.flush()
+    bounds = np.array([(u.start, u.end, u.speech_start, u.speech_end) for u in utterances]).reshape(-1, 4)
+    return {f"stream|probability|{path.name}": probabilities, f"stream|utterances|{path.name}": bounds}
 
 
 def ulp_distance(a: np.ndarray, b: np.ndarray) -> int:
@@ -149,7 +200,7 @@ def compare_pair(reference: Path, other: Path) -> tuple[list[str], int]:
     if missing:
         lines.append(f"  MISSING on one side: {len(missing)} arrays, e.g. {missing[0]}")
     keys = [k for k in a.files if k in b.files and not k.startswith("about|")]
-    clips = {k.split("|")[-1] for k in keys}
+    clips = {k.split("|")[-1] for k in keys if not k.startswith("stream|")}
     real = [c for c in clips if not c.startswith("generated:")]
     lines.append(
         f"  files compared: {len(real)} real clips + {len(clips) - len(real)} generated signals, bundles {about(a, 'bundles')}"
@@ -160,6 +211,7 @@ def compare_pair(reference: Path, other: Path) -> tuple[list[str], int]:
         ("features", "float feature arrays identical"),
         ("input", "int8 input tensors identical"),
         ("output", "int8 model outputs identical"),
+        ("stream", "replayed stream: speech probabilities and utterance boundaries identical"),
     ):
         group = [k for k in keys if k.startswith(kind + "|")]
         same = [k for k in group if a[k].shape == b[k].shape and np.array_equal(a[k], b[k])]
@@ -178,7 +230,7 @@ def compare_pair(reference: Path, other: Path) -> tuple[list[str], int]:
                 f"; {len(rounded)} more differ by {ROUNDING_RUNTIME}'s rounding"
                 f" (at most {steps} steps, same emotion in every window)"
             )
-        if kind in ("input", "output"):
+        if kind in ("input", "output", "stream"):
             differing += len(group) - len(same) - len(rounded)
         lines.append(line + "".join(f"\n    differs: {k}" for k in sorted(set(group) - set(same) - set(rounded))[:10]))
     return lines, differing

@@ -33,6 +33,16 @@ def corpus_dir():
 
 
 @pytest.fixture(scope="session")
+def noise_dir() -> Path:
+    """The shared noise recordings (SER_NOISE_DIR); skipped with a reason where absent, an error under CI."""
+    from trainer.rooms import noise_root
+
+    if not (noise_root() / "running_tap.flac").is_file():
+        unavailable(f"the shared noise recordings are not at {noise_root()} (set SER_NOISE_DIR)")
+    return noise_root()
+
+
+@pytest.fixture(scope="session")
 def speech_files(ravdess_dir) -> list[Path]:
     """A dozen real clips: several actors, both genders, every emotion code."""
     return [

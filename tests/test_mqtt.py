@@ -275,9 +275,9 @@ def test_levels_go_to_mqtt_at_a_low_rate_when_asked(tmp_path, microphone, broker
     subscriber = Subscriber(broker.port, "ser/mqtt/levels", "test-levels")
     service = daemon_with_mqtt(tmp_path, microphone, broker, extra="levels_seconds = 1.0\n")
     quiet = json.loads(subscriber.next(timeout=5)[1])
-    assert set(quiet) == {"level_db", "floor_db", "threshold_db", "speech"} and quiet["speech"] == 0.0
+    assert set(quiet) == {"level_db", "floor_db", "threshold_db", "speech", "speech_probability"} and quiet["speech"] == 0.0
     microphone.play(CLIPS[1])
     heard = [json.loads(subscriber.next(timeout=5)[1]) for _ in range(3)]
-    assert any(h["speech"] > 0 and h["level_db"] > h["threshold_db"] for h in heard)
+    assert any(h["speech"] > 0 and h["level_db"] > h["threshold_db"] and h["speech_probability"] >= 0.5 for h in heard)
     subscriber.close()
     assert service.stop() < 2.0

@@ -36,17 +36,6 @@ def sources(speech_files, noise_dir):
     return training_sources(RoomConfig(simulation=SMALL_BANK), tuple(speech_files[6:]))
 
 
-@pytest.fixture(scope="module")
-def noise_dir():
-    from support.helpers import unavailable
-
-    from trainer.rooms import noise_root
-
-    if not (noise_root() / "running_tap.flac").is_file():
-        unavailable(f"the shared noise recordings are not at {noise_root()} (set SER_NOISE_DIR)")
-    return noise_root()
-
-
 def test_a_room_copy_is_the_same_for_the_same_seed_and_differs_for_another(clip, sources):
     config = RoomConfig(simulation=SMALL_BANK)
     first = room_copy(clip, 16000, config, sources, np.random.default_rng(5))

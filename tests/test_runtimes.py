@@ -10,12 +10,12 @@ import subprocess
 import pytest
 from support.helpers import REPO, run_ser
 
-from edge.bundle import MODELS_DIR
+from edge.bundle import shipped_emotion_models
 
 pytestmark = pytest.mark.integration
 
 TFLITE_RUNTIME_VENV = REPO / ".cache" / "venv-tflite-runtime"
-SHIPPED = sorted(p.name for p in MODELS_DIR.iterdir() if (p / "manifest.json").is_file())
+SHIPPED = shipped_emotion_models()
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import click
 
+from edge.settings import SegmenterSettings
 from trainer.corpus import SHIPPED_CORPORA
 from trainer.gate import GateLimits
 from trainer.recipe import ExperimentDefaults
+from trainer.speech_detector import DetectorOptions
 
 GATE = GateLimits()
 EXPERIMENTS = ExperimentDefaults()
@@ -600,6 +602,56 @@ def rooms(model, corpus_kinds, corpus_path, speakers, out_json, jobs):
     out_json = out_json or bundle.path / "rooms.json"
     write_json(out_json, corpus, result)
     click.echo(f"wrote {out_json}")
+
+
+@main.command("speech-detector")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@corpus_options
+@click.option("--epochs", default=DetectorOptions.epochs, show_default=True)
+@click.option("--hidden", default=DetectorOptions.hidden, show_default=True, help="Units of each hidden layer.")
+@click.option("--window-frames", default=DetectorOptions.window_frames, show_default=True, help="Frames a decision looks at.")
+@click.option("--alone-share", default=DetectorOptions.alone_share, show_default=True, help="Backgrounds alone per clip.")
+@click.option("--jobs", default=2, show_default=True, help="Processes rendering the training clips in rooms.")
+def speech_detector(out_dir, corpus_kinds, corpus_path, epochs, hidden, window_frames, alone_share, jobs):
+    """Train the speech detector on the development speakers' clips in rooms and their backgrounds
+    alone, choose its epoch on the validation speakers, and write its int8 bundle to OUT_DIR; then
+    replay the validation speakers' streams to the segmenter with it (OUT_DIR/streams.json)."""
+    from trainer.speech_detector import train_detector
+    from trainer.streams import evaluate_streams
+
+    corpus = load_corpus(corpus_kinds, corpus_path)
+    options = DetectorOptions(epochs=epochs, hidden=hidden, window_frames=window_frames, alone_share=alone_share)
+    manifest = train_detector(corpus, out_dir, options, command_line(), jobs, log=lambda line: click.echo(line, err=True))
+    result = evaluate_streams(corpus, SegmenterSettings(detector=str(out_dir)), progress=_stream_progress)
+    write_json(out_dir / "streams.json", corpus, result)
+    click.echo(f"wrote {out_dir} ({manifest.model_file}: {manifest.document['model']['size_bytes']} bytes)")
+
+
+@main.command()
+@corpus_options
+@click.option("--detector", default=SegmenterSettings.detector, show_default=True, help='Speech detector bundle, or "none".')
+@click.option("--threshold", default=SegmenterSettings.speech_threshold, show_default=True, help="Its speech threshold.")
+@click.option(
+    "--out", "out_json", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the figures here."
+)
+def streams(corpus_kinds, corpus_path, detector, threshold, out_json):
+    """Replay the validation speakers' streams (quiet room, household noise at 20/10/5 dB, echo with
+    noise, babble, noise alone) to the daemon's segmenter and count its events against the truth."""
+    from trainer.streams import evaluate_streams
+
+    corpus = load_corpus(corpus_kinds, corpus_path)
+    settings = SegmenterSettings(detector=detector, speech_threshold=threshold)
+    result = evaluate_streams(corpus, settings, progress=_stream_progress)
+    if out_json:
+        write_json(out_json, corpus, result)
+
+
+def _stream_progress(name: str, row: dict) -> None:
+    click.echo(
+        f"{name:28} one event {row['one_event']:3}/{row['utterances']:<3} missed {row['missed']:3} split {row['split']:3} "
+        f"merged {row['merged']:3} over no utterance {row['events_over_no_utterance']:3}",
+        err=True,
+    )
 
 
 @main.command()

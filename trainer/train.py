@@ -14,7 +14,7 @@ import tensorflow as tf
 from edge.bundle import ModelBundle, sha256_file
 from edge.manifest import Manifest, build_manifest
 from edge.model_input import Quantization
-from edge.runtime import find_runtime, load_interpreter
+from edge.runtime import Runtime, find_runtime, load_interpreter
 from trainer import fitting
 from trainer.corpus import Corpus
 from trainer.dataset import ClipSet, babble_pool, load_clips
@@ -52,6 +52,25 @@ def fit(options: TrainOptions, train: ClipSet, labels: tuple[str, ...], held_out
     )
 
 
+def int8_manifest(int8_path: Path, model: dict, **sections) -> tuple[Manifest, Runtime, object]:
+    """The manifest of a bundle whose int8 model is ``int8_path`` (without training and metrics):
+    the file's name, sha256 and size join the ``model`` section, and the interpreter's input and
+    output tensors give the shapes and quantization; ``sections`` are build_manifest's other
+    arguments. Also the runtime and the interpreter that loaded the file."""
+    runtime = find_runtime()
+    interpreter = load_interpreter(runtime, int8_path)
+    (input_detail,), (output_detail,) = interpreter.get_input_details(), interpreter.get_output_details()
+    manifest = build_manifest(
+        model={"file": int8_path.name, "sha256": sha256_file(int8_path), "size_bytes": int8_path.stat().st_size, **model},
+        input_shape=input_detail["shape"],
+        input_quantization=Quantization(*input_detail["quantization"]),
+        output_shape=output_detail["shape"],
+        output_quantization=Quantization(*output_detail["quantization"]),
+        **sections,
+    )
+    return manifest, runtime, interpreter
+
+
 def export_bundle(trained: Fit, options: TrainOptions, labels: tuple[str, ...], out_dir: Path) -> tuple[Manifest, ModelBundle]:
     """Write the float32 and full-int8 model files of a trained model into ``out_dir`` and return
     the manifest without its training and metrics sections, and the int8 bundle as the device
@@ -63,28 +82,20 @@ def export_bundle(trained: Fit, options: TrainOptions, labels: tuple[str, ...], 
     int8_path = out_dir / MODEL_FILE
     int8_path.write_bytes(export_tflite(trained.model, options.model, calibration))
 
-    runtime = find_runtime()
-    interpreter = load_interpreter(runtime, int8_path)
-    (input_detail,), (output_detail,) = interpreter.get_input_details(), interpreter.get_output_details()
-    manifest = build_manifest(
+    model = {
+        "float32_file": FLOAT_MODEL_FILE,
+        "float32_sha256": sha256_file(out_dir / FLOAT_MODEL_FILE),
+        "architecture": asdict(options.model),
+        "parameters": int(trained.model.count_params()),
+    }
+    manifest, runtime, interpreter = int8_manifest(
+        int8_path,
+        model,
         name=options.name,
         labels=labels,
-        model={
-            "file": MODEL_FILE,
-            "sha256": sha256_file(int8_path),
-            "size_bytes": int8_path.stat().st_size,
-            "float32_file": FLOAT_MODEL_FILE,
-            "float32_sha256": sha256_file(out_dir / FLOAT_MODEL_FILE),
-            "architecture": asdict(options.model),
-            "parameters": int(trained.model.count_params()),
-        },
         frontend=options.frontend,
         normalisation=trained.normalisation,
         windowing=options.windowing,
-        input_shape=input_detail["shape"],
-        input_quantization=Quantization(*input_detail["quantization"]),
-        output_shape=output_detail["shape"],
-        output_quantization=Quantization(*output_detail["quantization"]),
         command=options.command,
     )
     return manifest, ModelBundle(out_dir, manifest, runtime, interpreter)

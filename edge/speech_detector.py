@@ -1,0 +1,84 @@
+"""Is someone speaking? A small int8 model of ours, block by block, over the frontend's features
+of the last third of a second (``trainer.speech_detector`` trains it; ``models/speech-detector``
+ships it).
+
+It is a bundle like the emotion models, loaded and verified the same way, and it always runs its
+int8 model: its input is the bit-exact frontend's, quantized, and its int8 kernels give the same
+outputs on every CPU, so the same blocks are speech on x86-64 and on the Pi. The segmenter asks it
+only about the blocks its level gate lets through (louder than the room's floor by a margin); its
+frontend follows the whole stream, so that every question has its context.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from edge.bundle import ModelBundle, load_bundle
+from edge.errors import BundleError
+from edge.frontend import StreamingFrontend
+from edge.model_input import normalise
+
+
+def speech_detector(name_or_path: str) -> SpeechDetector | None:
+    """A detector for a new stream, from the bundle ``name_or_path`` (a shipped name or a folder);
+    None for "none" (the level alone decides). Raises BundleError as ``load_bundle`` does."""
+    return None if name_or_path == "none" else SpeechDetector(detector_bundle(name_or_path))
+
+
+@functools.lru_cache(maxsize=4)
+def detector_bundle(name_or_path: str) -> ModelBundle:
+    """The detector bundle, verified, its int8 model loaded once per process: its interpreter keeps
+    no state between windows, so every stream's detector shares it."""
+    return load_bundle(name_or_path, variant="int8")
+
+
+class SpeechDetector:
+    """Feed a stream's blocks in order with ``push``; get each block's speech probability."""
+
+    def __init__(self, bundle: ModelBundle):
+        manifest = bundle.manifest
+        frontend = manifest.frontend
+        if not manifest.is_speech_detector:
+            raise BundleError(f"{bundle.path}: not a speech detector (its labels are {', '.join(manifest.labels)})")
+        if frontend.frame_length % frontend.frame_step or frontend.delta_order:
+            raise BundleError(f"{bundle.path}: a speech detector needs frames of whole blocks and no deltas")
+        self.bundle = bundle
+        self.block = frontend.frame_step
+        """Samples per block: the frontend's frame step."""
+        self._window = manifest.windowing.window_frames
+        self._blocks_per_frame = frontend.frame_length // frontend.frame_step
+        self._frontend = StreamingFrontend(frontend)
+        self.reset()
+
+    @property
+    def name(self) -> str:
+        return self.bundle.manifest.name
+
+    def reset(self) -> None:
+        """Forget the stream (after a gap in the audio)."""
+        self._frontend.reset()
+        self._recent = np.empty((0, self.bundle.manifest.frontend.n_features))  # the last normalised frames
+        self._blocks = self._frames = 0  # blocks pushed and frames computed since the reset
+
+    def push(self, blocks: np.ndarray, asked: np.ndarray) -> np.ndarray:
+        """The probability that each of ``blocks`` (the stream's next complete blocks, (blocks,
+        block)) is speech, for those ``asked``; NaN for the others and for those before the
+        stream has a whole window of frames. A block is judged by the window of frames ending
+        with the frame it completes."""
+        new = normalise(self._frontend.push(blocks.reshape(-1)), self.bundle.manifest.normalisation)
+        recent = np.concatenate([self._recent, new])
+        first_recent = self._frames + len(new) - len(recent)  # the stream's frame number of recent[0]
+        # Frame t spans blocks t .. t + blocks_per_frame - 1: block g completes frame g + 1 - blocks_per_frame.
+        completed = self._blocks + np.arange(len(blocks)) + 1 - self._blocks_per_frame
+        probabilities = np.full(len(blocks), np.nan)
+        judged = np.flatnonzero(asked & (completed >= self._window - 1))
+        if len(judged):
+            ends = completed[judged] - first_recent
+            windows = np.stack([recent[end - self._window + 1 : end + 1] for end in ends])
+            probabilities[judged] = self.bundle.probabilities(windows)[:, 1]
+        self._blocks += len(blocks)
+        self._frames += len(new)
+        self._recent = recent[max(len(recent) - (self._window - 1), 0) :]
+        return probabilities

@@ -1,0 +1,125 @@
+"""The speech detector: speech in a noisy room is speech; dishes, an exercise bike and a running
+tap are not, whatever their level. The segmenter cuts on its decisions, `ser
+classify` refuses a file without speech, and a replayed stream is scored against its truth."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile
+from support.helpers import run_ser, run_train
+
+from edge.bundle import load_bundle
+from edge.segmenter import Segmenter
+from edge.settings import SegmenterSettings
+from edge.speech_detector import speech_detector
+from trainer.corpus import read_corpora
+from trainer.streams import Event, StreamCondition, build_stream, conditions, replay, score, stream_material
+
+RATE = 16000
+NOISES = ("doing_the_dishes.flac", "exercise_bike.flac", "running_tap.flac")
+pytestmark = pytest.mark.usefixtures("noise_dir")
+
+
+@pytest.fixture(scope="module")
+def material(corpus_dir):
+    """Eight clips of the streams' speakers (the detector never trained on them) and the babble talkers."""
+    kinds = ("ravdess", "emodb", "savee", "casia", "emotiontts", "ased")
+    for kind in kinds:
+        corpus_dir(kind)
+    clips, talkers = stream_material(read_corpora(list(kinds), None))
+    return clips[:8], talkers
+
+
+@pytest.fixture(scope="module")
+def manifest():
+    return load_bundle().manifest
+
+
+def replayed(stream, manifest, settings: SegmenterSettings = SegmenterSettings()):
+    return replay(stream, Segmenter(settings, manifest.frontend, manifest.windowing.min_frames))
+
+
+def test_eight_utterances_over_household_noise_at_10_db_give_one_event_each_and_nothing_else(material, manifest):
+    clips, talkers = material
+    stream = build_stream(StreamCondition("household 10 dB", "household", 10), clips, talkers)
+    figures = score(stream.truth, replayed(stream, manifest))
+    assert (figures["one_event"], figures["events_over_no_utterance"]) == (8, 0), figures
+    print(figures)
+    assert figures["start_error_median_s"] < 0.2 and figures["end_error_median_s"] < 0.4, figures
+
+
+@pytest.mark.parametrize("noise", NOISES)
+def test_household_noise_alone_gives_no_utterance_at_any_level(noise, manifest):
+    for level_dbfs in (-50.0, -40.0, -25.0):
+        stream = build_stream(
+            StreamCondition(f"{noise} alone", noise, speech=False), [], noise_seconds=30.0, noise_dbfs=level_dbfs
+        )
+        assert replayed(stream, manifest) == [], f"{noise} at {level_dbfs} dBFS"
+
+
+def test_streamed_probabilities_are_the_same_however_the_stream_is_cut(material):
+    clips, talkers = material
+    stream = build_stream(StreamCondition("babble 10 dB", "babble", 10), clips[:2], talkers)
+    detector = speech_detector(SegmenterSettings().detector)
+    blocks = stream.samples[: len(stream.samples) // detector.block * detector.block].reshape(-1, detector.block)
+    asked = np.random.default_rng(0).random(len(blocks)) < 0.5
+    whole = detector.push(blocks, asked)
+    for size in (1, 7, 64):
+        detector.reset()
+        pieces = [detector.push(blocks[i : i + size], asked[i : i + size]) for i in range(0, len(blocks), size)]
+        assert np.array_equal(np.concatenate(pieces), whole, equal_nan=True)
+    assert np.isnan(whole[~asked]).all() and not np.isnan(whole[asked][20:]).any()
+
+
+def test_ser_classify_says_no_speech_for_noise_files_and_classifies_speech(tmp_path, material, noise_dir):
+    noises = []
+    for noise in NOISES[:3]:
+        samples, _ = soundfile.read(noise_dir / noise)
+        path = tmp_path / f"{noise[:-5]}.wav"
+        soundfile.write(path, samples[-5 * RATE :] / np.abs(samples[-5 * RATE :]).max() * 0.3, RATE)
+        noises.append(path)
+    result = run_ser("classify", "--json", *map(str, noises), str(material[0][0]))
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert result.returncode == 1, result.stderr
+    assert [(r["file"], r.get("error")) for r in records] == [(str(p), f"{p}: no speech found") for p in noises] + [
+        (str(material[0][0]), None)
+    ], result.stdout
+
+
+def test_the_score_counts_one_event_missed_split_merged_and_events_over_nothing():
+    truth = ((1.0, 2.0), (4.0, 5.0), (7.0, 8.0), (10.0, 11.0), (11.5, 12.0))
+    events = [
+        Event(1.1, 2.1, 2.9),  # one event, 0.1 s late at both ends
+        Event(7.0, 7.4, 8.0),  # the third utterance split in two
+        Event(7.6, 8.0, 8.8),
+        Event(10.0, 12.0, 12.8),  # the fourth and fifth merged
+        Event(14.0, 14.5, 15.3),  # over nothing
+    ]
+    figures = score(truth, events)
+    assert {k: figures[k] for k in ("one_event", "missed", "split", "merged", "events_over_no_utterance")} == {
+        "one_event": 1,
+        "missed": 1,
+        "split": 1,
+        "merged": 2,
+        "events_over_no_utterance": 1,
+    }
+    assert figures["start_error_median_s"] == pytest.approx(0.1) and figures["delay_median_s"] == pytest.approx(0.9)
+
+
+@pytest.mark.integration
+def test_ser_train_speech_detector_writes_a_bundle_the_segmenter_loads_and_scores_it_on_streams(corpus_dir, tmp_path):
+    corpus_dir("ravdess")
+    out = tmp_path / "detector"
+    result = run_train("speech-detector", str(out), "--corpus", "ravdess", "--epochs", "1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    manifest = load_bundle(str(out), variant="int8").manifest  # verified: files, hashes, fingerprint
+    assert manifest.is_speech_detector and manifest.windowing.window_frames == 20
+    speakers = manifest.document["training"]["speakers"]
+    assert not set(speakers["train"]) & {"13", "14", "15", "16", "17", "18", "19", "20"}, speakers
+    figures = json.loads((out / "streams.json").read_text())
+    assert set(figures["conditions"]) == {c.name for c in conditions()}
+    assert figures["utterances_per_stream"] == 80 and figures["speakers"] == ["13", "14", "15", "16"]
+    assert Segmenter(SegmenterSettings(detector=str(out)), manifest.frontend).voice.detector.name == "detector"
