@@ -49,6 +49,7 @@ class SpeechDetector:
         """Samples per block: the frontend's frame step."""
         self._window = manifest.windowing.window_frames
         self._blocks_per_frame = frontend.frame_length // frontend.frame_step
+        self._kept_blocks = self._window + self._blocks_per_frame  # a window's frames and the dropped one
         self._frontend = StreamingFrontend(frontend)
         self.reset()
 
@@ -58,27 +59,53 @@ class SpeechDetector:
 
     def reset(self) -> None:
         """Forget the stream (after a gap in the audio)."""
-        self._frontend.reset()
+        self._blocks = 0  # blocks pushed since the reset
+        self._history = np.empty(0)  # the samples of the last blocks, enough to rebuild a window's frames
+        self._warm = False  # whether the frontend has had every block since _first_frame's
         self._recent = np.empty((0, self.bundle.manifest.frontend.n_features))  # the last normalised frames
-        self._blocks = self._frames = 0  # blocks pushed and frames computed since the reset
+        self._next_frame = 0  # the stream's frame number of the frame after _recent's last
 
     def push(self, blocks: np.ndarray, asked: np.ndarray) -> np.ndarray:
         """The probability that each of ``blocks`` (the stream's next complete blocks, (blocks,
         block)) is speech, for those ``asked``; NaN for the others and for those before the
         stream has a whole window of frames. A block is judged by the window of frames ending
-        with the frame it completes."""
-        new = normalise(self._frontend.push(blocks.reshape(-1)), self.bundle.manifest.normalisation)
-        recent = np.concatenate([self._recent, new])
-        first_recent = self._frames + len(new) - len(recent)  # the stream's frame number of recent[0]
-        # Frame t spans blocks t .. t + blocks_per_frame - 1: block g completes frame g + 1 - blocks_per_frame.
-        completed = self._blocks + np.arange(len(blocks)) + 1 - self._blocks_per_frame
+        with the frame it completes.
+
+        The frontend runs only while blocks are asked about (in a quiet room, never): a push with
+        none lets it go cold, and the next that has one starts it again on the blocks kept from
+        before, enough for a whole window. Its frames are the same bits either way: each frame
+        is computed from its own samples, except the first after a start, whose pre-emphasis
+        lacks the sample before it, and which is dropped."""
+        samples = blocks.reshape(-1)
+        history = self._history
+        self._history = np.concatenate([history, samples])[-self._kept_blocks * self.block :]
+        blocks_before, self._blocks = self._blocks, self._blocks + len(blocks)
         probabilities = np.full(len(blocks), np.nan)
-        judged = np.flatnonzero(asked & (completed >= self._window - 1))
+        if not asked.any():
+            self._warm = False
+            return probabilities
+        normalisation = self.bundle.manifest.normalisation
+        if self._warm:
+            self._add_frames(normalise(self._frontend.push(samples), normalisation))
+        else:
+            self._frontend.reset()
+            started = blocks_before - len(history) // self.block  # the stream's block (and frame) number of its first sample
+            frames = normalise(self._frontend.push(np.concatenate([history, samples])), normalisation)
+            self._recent, self._next_frame = frames[:0], started
+            self._add_frames(frames if started == 0 else frames[1:], dropped=started > 0)
+            self._warm = True
+        # Frame t spans blocks t .. t + blocks_per_frame - 1: block g completes frame g + 1 - blocks_per_frame.
+        completed = blocks_before + np.arange(len(blocks)) + 1 - self._blocks_per_frame
+        first_recent = self._next_frame - len(self._recent)
+        judged = np.flatnonzero(asked & (completed - self._window + 1 >= first_recent))
         if len(judged):
             ends = completed[judged] - first_recent
-            windows = np.stack([recent[end - self._window + 1 : end + 1] for end in ends])
+            windows = np.stack([self._recent[end - self._window + 1 : end + 1] for end in ends])
             probabilities[judged] = self.bundle.probabilities(windows)[:, 1]
-        self._blocks += len(blocks)
-        self._frames += len(new)
-        self._recent = recent[max(len(recent) - (self._window - 1), 0) :]
+        self._recent = self._recent[max(len(self._recent) - (self._window - 1), 0) :]
         return probabilities
+
+    def _add_frames(self, frames: np.ndarray, dropped: bool = False) -> None:
+        self._next_frame += int(dropped)
+        self._recent = np.concatenate([self._recent, frames])
+        self._next_frame += len(frames)

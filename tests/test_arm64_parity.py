@@ -2,8 +2,9 @@
 
 firmware_scripts/arm64-parity.sh installs the package into an arm64 Debian Bookworm rootfs under
 qemu with install.sh and compares resampled audio, float features, int8 model inputs and int8
-model outputs on 120 real clips and 4 generated signals, for both shipped bundles on ai-edge-litert
-and tflite-runtime, and `ser info` / `ser classify` run inside. Several minutes: the rootfs is
+model outputs on 120 real clips and 4 generated signals, for the shipped bundles (both emotion
+models and the speech detector) on ai-edge-litert and tflite-runtime, what the daemon's segmenter
+makes of a stream of clips over household noise, and `ser info` / `ser classify` run inside. Several minutes: the rootfs is
 cached outside the checkout ($SER_ARM64_ROOT) and built on the first run. Then the installed
 daemon, inside, listens to this machine's virtual microphone.
 """
@@ -68,7 +69,7 @@ def test_int8_inputs_and_outputs_are_identical_on_arm64_for_both_interpreters(pa
     rounding, never in the emotion a window gets."""
     assert parity_report.count(f"files compared: {CLIPS} real clips + 4 generated signals") == 2
     assert "ai-edge-litert" in parity_report and "tflite-runtime" in parity_report
-    signals, bundles = CLIPS + 4, 2
+    signals, bundles = CLIPS + 4, 3  # the two emotion models and the speech detector
     assert counts(parity_report, "int8 input tensors identical") == [(signals * bundles, signals * bundles)] * 2
     litert_outputs, runtime_outputs = counts(parity_report, "int8 model outputs identical")
     assert litert_outputs == (signals * bundles, signals * bundles)
@@ -79,13 +80,20 @@ def test_int8_inputs_and_outputs_are_identical_on_arm64_for_both_interpreters(pa
 
 def test_audio_and_float_features_are_the_same_bits_on_arm64(parity_report):
     assert counts(parity_report, "resampled audio identical") == [(CLIPS + 4, CLIPS + 4)] * 2
-    assert counts(parity_report, "float feature arrays identical") == [(2 * (CLIPS + 4), 2 * (CLIPS + 4))] * 2
+    assert counts(parity_report, "float feature arrays identical") == [(3 * (CLIPS + 4), 3 * (CLIPS + 4))] * 2
     assert parity_report.count("(largest difference 0 ulp)") == 2
 
 
+def test_the_speech_detector_decides_every_block_of_a_stream_and_cuts_it_the_same_on_arm64(parity_report):
+    """Its probability for every block of a stream of clips over household noise, and the
+    utterances the daemon's segmenter cuts from it, on both interpreters."""
+    assert counts(parity_report, "replayed stream: speech probabilities and utterance boundaries identical") == [(2, 2)] * 2
+
+
 def test_ser_info_verifies_and_ser_classify_agrees_inside_arm64(parity_report):
-    for bundle in ("lstm-multilingual", "gru-multilingual"):
+    for bundle in ("lstm-multilingual", "gru-multilingual", "speech-detector"):
         assert re.search(rf"ser info --model {bundle}: same manifest; fingerprint: \w+\.\.\. verified on aarch64", parity_report)
+    for bundle in ("lstm-multilingual", "gru-multilingual"):
         assert f"ser classify --variant int8 --model {bundle}: {CLIPS} results, identical" in parity_report
 
 

@@ -408,12 +408,14 @@ def test_ser_levels_shows_a_played_clip_rise_above_the_floor(microphone):
     microphone.play(STEADY_CLIPS[1])
     out, err = levels.communicate(timeout=30)
     assert levels.returncode == 0, err
-    rows = [line.split() for line in out.splitlines()[1:]]  # time, level, dBFS, floor, dBFS, threshold, dBFS, yes/no, share
+    # time, level, dBFS, floor, dBFS, threshold, dBFS, speech probability, yes/no, share
+    rows = [line.split() for line in out.splitlines()[1:]]
     assert len(rows) >= 5
     level, floor, threshold = (float(rows[0][i]) for i in (1, 3, 5))
-    assert rows[0][7] == "no" and level <= threshold  # the silent room before the clip
-    loud = [row for row in rows if row[7] == "yes"]
-    assert loud and all(float(row[1]) > float(row[5]) > float(row[3]) for row in loud)  # level above threshold above floor
+    assert rows[0][8] == "no" and level <= threshold  # the silent room before the clip
+    speech = [row for row in rows if row[8] == "yes"]
+    assert speech and all(float(row[1]) > float(row[5]) > float(row[3]) for row in speech)  # level above threshold above floor
+    assert all(float(row[7]) >= SegmenterSettings().speech_threshold for row in speech)  # and the detector heard speech
     assert [line.split(":")[0] for line in err.splitlines()] == ["INFO edge.microphone", "default"]  # no ALSA or JACK chatter
 
 

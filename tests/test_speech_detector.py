@@ -12,6 +12,8 @@ import soundfile
 from support.helpers import run_ser, run_train
 
 from edge.bundle import load_bundle
+from edge.frontend import compute_features
+from edge.model_input import normalise
 from edge.segmenter import Segmenter
 from edge.settings import SegmenterSettings
 from edge.speech_detector import speech_detector
@@ -60,18 +62,30 @@ def test_household_noise_alone_gives_no_utterance_at_any_level(noise, manifest):
         assert replayed(stream, manifest) == [], f"{noise} at {level_dbfs} dBFS"
 
 
-def test_streamed_probabilities_are_the_same_however_the_stream_is_cut(material):
+def test_streamed_probabilities_are_the_offline_ones_however_the_stream_is_cut_and_asked(material):
+    """The detector's frontend runs only while blocks are asked about; whenever it starts again,
+    a block's probability is that of the window of the whole stream's offline features ending
+    with the frame the block completes."""
     clips, talkers = material
     stream = build_stream(StreamCondition("babble 10 dB", "babble", 10), clips[:2], talkers)
     detector = speech_detector(SegmenterSettings().detector)
     blocks = stream.samples[: len(stream.samples) // detector.block * detector.block].reshape(-1, detector.block)
-    asked = np.random.default_rng(0).random(len(blocks)) < 0.5
-    whole = detector.push(blocks, asked)
-    for size in (1, 7, 64):
-        detector.reset()
-        pieces = [detector.push(blocks[i : i + size], asked[i : i + size]) for i in range(0, len(blocks), size)]
-        assert np.array_equal(np.concatenate(pieces), whole, equal_nan=True)
-    assert np.isnan(whole[~asked]).all() and not np.isnan(whole[asked][20:]).any()
+    manifest = detector.bundle.manifest
+    frames = normalise(compute_features(blocks.reshape(-1), manifest.frontend), manifest.normalisation)
+    window = manifest.windowing.window_frames
+    completed = np.arange(len(blocks)) - 1  # a frame is two blocks: block g completes frame g - 1
+    offline = np.full(len(blocks), np.nan)
+    whole = np.flatnonzero(completed >= window - 1)
+    offline[whole] = detector.bundle.probabilities(np.stack([frames[t - window + 1 : t + 1] for t in completed[whole]]))[:, 1]
+    rng = np.random.default_rng(0)
+    bursts = np.repeat(rng.random(len(blocks) // 25 + 1) < 0.3, 25)[: len(blocks)]  # asked in stretches, as speech comes
+    for asked in (np.ones(len(blocks), dtype=bool), rng.random(len(blocks)) < 0.5, bursts & (rng.random(len(blocks)) < 0.8)):
+        for size in (1, 6, 64):
+            detector.reset()
+            pieces = [detector.push(blocks[i : i + size], asked[i : i + size]) for i in range(0, len(blocks), size)]
+            streamed = np.concatenate(pieces)
+            assert np.array_equal(streamed[asked], offline[asked], equal_nan=True), size
+            assert np.isnan(streamed[~asked]).all()
 
 
 def test_ser_classify_says_no_speech_for_noise_files_and_classifies_speech(tmp_path, material, noise_dir):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from edge.manifest import SPEECH_DETECTOR_LABELS
 from edge.settings import SegmenterSettings
 from trainer.corpus import SHIPPED_CORPORA
 from trainer.gate import GateLimits
@@ -616,7 +617,7 @@ def speech_detector(out_dir, corpus_kinds, corpus_path, epochs, hidden, window_f
     """Train the speech detector on the development speakers' clips in rooms and their backgrounds
     alone, choose its epoch on the validation speakers, and write its int8 bundle to OUT_DIR; then
     replay the validation speakers' streams to the segmenter with it (OUT_DIR/streams.json)."""
-    from trainer.speech_detector import train_detector
+    from trainer.speech_detector import model_card, train_detector
     from trainer.streams import evaluate_streams
 
     corpus = load_corpus(corpus_kinds, corpus_path)
@@ -624,6 +625,7 @@ def speech_detector(out_dir, corpus_kinds, corpus_path, epochs, hidden, window_f
     manifest = train_detector(corpus, out_dir, options, command_line(), jobs, log=lambda line: click.echo(line, err=True))
     result = evaluate_streams(corpus, SegmenterSettings(detector=str(out_dir)), progress=_stream_progress)
     write_json(out_dir / "streams.json", corpus, result)
+    (out_dir / "MODEL_CARD.md").write_text(model_card(manifest.document, result))
     click.echo(f"wrote {out_dir} ({manifest.model_file}: {manifest.document['model']['size_bytes']} bytes)")
 
 
@@ -665,6 +667,13 @@ def report(bundle_dir, corpus_kinds, corpus_path):
     from trainer.report import write_report
 
     manifest = json.loads((bundle_dir / "manifest.json").read_text())
+    if manifest["labels"] == list(SPEECH_DETECTOR_LABELS):  # its card shows its streams
+        from trainer.speech_detector import model_card
+
+        card = bundle_dir / "MODEL_CARD.md"
+        card.write_text(model_card(manifest, json.loads((bundle_dir / "streams.json").read_text())))
+        click.echo(f"wrote {card}")
+        return
     corpus = load_corpus(corpus_kinds, corpus_path)
     experiments = read_experiments(bundle_dir)
     path = write_report(manifest, corpus, bundle_dir, experiments)

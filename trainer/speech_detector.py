@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing
+import textwrap
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -295,3 +296,70 @@ def train_detector(corpus: Corpus, out_dir: Path, options: DetectorOptions, comm
     )
     manifest.write(out_dir)
     return manifest
+
+
+def model_card(manifest: dict, streams: dict) -> str:
+    """The detector's MODEL_CARD.md: what it is, what it learnt from, how it does on the
+    validation speakers' streams (``streams``: ``trainer.streams.evaluate_streams``'s figures)."""
+    training, model = manifest["training"], manifest["model"]
+    speakers = training["speakers"]
+    rows = [
+        f"| {name} | {row['one_event']} / {row['utterances']} | {row['missed']} | {row['split']} | {row['merged']} "
+        f"| {row['events_over_no_utterance']} |"
+        if row["utterances"]
+        else f"| {name} | | | | | {row['events_over_no_utterance']} |"
+        for name, row in streams["conditions"].items()
+    ]
+    corpora = ", ".join(sorted({speaker.partition("/")[0] for speaker in speakers["train"] if "/" in speaker}))
+    settings = streams["settings"]
+    return "\n".join(
+        [
+            f"# Model card: {manifest['name']}",
+            "",
+            "A speech detector, not an emotion model: for each 16 ms block that the segmenter's level gate",
+            "lets through, the probability that someone speaks in it, from the frontend's features of the last",
+            f"{model['architecture']['window_frames']} frames (13 cepstra with the log energy, zero-crossing rate and pitch).",
+            f"A dense network of {model['parameters']:,} parameters, full int8 ({model['size_bytes']:,} bytes); the device",
+            "runs the int8 model only, so its decisions are the same on every CPU.",
+            "",
+            "## What it learnt from",
+            "",
+            f"- {training['clips']['train']:,} clips of {len(speakers['train'])} development speakers ({corpora}),",
+            "  each in a simulated room between a second of its background: household noise (dishes,",
+            "  exercise bike, running tap, a man miaowing),",
+            "  other people talking (three to six training speakers at once), white or pink noise, at -5 to 25 dB,",
+            "  at -70 to -10 dBFS, with a microphone's colouring and hiss; and as many backgrounds alone. A frame is",
+            "  speech where the clip's speaker speaks, and nothing else is, not even other people talking.",
+            f"- Chosen (its epoch) on the {len(speakers['validation'])} validation speakers, who never trained it:",
+            *textwrap.wrap(", ".join(speakers["validation"]) + ".", 96, initial_indent="  ", subsequent_indent="  "),
+            "  The test speakers of the emotion models never trained it either.",
+            "- The noise is the Speech Commands data set's background noise (Warden 2018, arXiv:1804.03209,",
+            "  CC BY 4.0): the first 80 % of each recording trained it, the last 15 % built the streams below.",
+            "",
+            "## On streams of the validation speakers",
+            "",
+            f"{streams['utterances_per_stream']} utterances per stream, 2 s apart, at a room's level, over a background no",
+            "training used; and 2 minutes of each noise alone at -40 dBFS (`trainer/streams.py`). The",
+            f"segmenter's settings: speech threshold {settings['speech_threshold']:g}, margins "
+            f"{settings['noise_margin_db']:g} dB to start and {settings['hold_margin_db']:g} dB to hold,",
+            f"the background the {settings['floor_percentile']:g}th percentile of the last 5 s.",
+            "",
+            "| stream | one event | missed | split | merged | events over no utterance |",
+            "|---|---|---|---|---|---|",
+            *rows,
+            "",
+            "## Limits",
+            "",
+            "- Other people talking are speech to it about a third of the time: in a room of talkers the",
+            "  speaker is told from them by level, and some of their louder moments still become events.",
+            "- A human voice that is not speech (a man miaowing) is sometimes speech to it.",
+            "- Soft speech under loud noise (5 dB) is missed more often than the level alone would miss it.",
+            "",
+            "## Licence",
+            "",
+            "It learnt from the shipped corpora (RAVDESS: CC BY-NC-SA 4.0; EmoDB, SAVEE, CASIA, ASED: research",
+            "use; emotiontts: CC BY-NC-SA) and the Speech Commands noise (CC BY 4.0): research and",
+            "non-commercial use, with attribution and share-alike.",
+            "",
+        ]
+    )
