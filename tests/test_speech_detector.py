@@ -11,7 +11,9 @@ import pytest
 import soundfile
 from support.helpers import run_ser, run_train
 
+from edge.api import EmotionModel
 from edge.bundle import load_bundle
+from edge.errors import AudioError
 from edge.frontend import compute_features
 from edge.model_input import normalise
 from edge.segmenter import Segmenter
@@ -137,3 +139,13 @@ def test_ser_train_speech_detector_writes_a_bundle_the_segmenter_loads_and_score
     assert set(figures["conditions"]) == {c.name for c in conditions()}
     assert figures["utterances_per_stream"] == 80 and figures["speakers"] == ["13", "14", "15", "16"]
     assert Segmenter(SegmenterSettings(detector=str(out)), manifest.frontend).voice.detector.name == "detector"
+
+
+def test_the_python_api_says_no_speech_for_an_array_of_noise_and_a_stream_of_it_gives_no_event(noise_dir):
+    model = EmotionModel.load()
+    stream = build_stream(StreamCondition("running tap alone", "running_tap.flac", speech=False), [], noise_seconds=20.0)
+    with pytest.raises(AudioError, match="^audio: no speech found$"):
+        model.classify(stream.samples, RATE)
+    listening = model.stream(RATE, live=False)
+    events = [e for i in range(0, len(stream.samples), 1600) for e in listening.push(stream.samples[i : i + 1600])]
+    assert events + listening.close() == []
