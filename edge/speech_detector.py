@@ -3,8 +3,9 @@ of the last third of a second (``trainer.speech_detector`` trains it; ``models/s
 ships it).
 
 It is a bundle like the emotion models, loaded and verified the same way, and it always runs its
-int8 model: its input is the bit-exact frontend's, quantized, and its int8 kernels give the same
-outputs on every CPU, so the same blocks are speech on x86-64 and on the Pi. The segmenter asks it
+int8 model: its input is the bit-exact frontend's, quantized, and the model is computed in
+integers here (``edge.int8_dense``: TFLite's own int8 kernels round differently on arm64), so the
+same blocks are speech on x86-64 and on the Pi. The segmenter asks it
 only about the blocks its level gate lets through (louder than the room's floor by a margin); its
 frontend follows the whole stream, so that every question has its context.
 """
@@ -15,9 +16,11 @@ import functools
 
 import numpy as np
 
+from edge import reproducible
 from edge.bundle import ModelBundle, load_bundle
 from edge.errors import BundleError
 from edge.frontend import StreamingFrontend
+from edge.int8_dense import Int8Dense
 from edge.model_input import normalise
 
 
@@ -51,6 +54,7 @@ class SpeechDetector:
         self._blocks_per_frame = frontend.frame_length // frontend.frame_step
         self._kept_blocks = self._window + self._blocks_per_frame  # a window's frames and the dropped one
         self._frontend = StreamingFrontend(frontend)
+        self._network = Int8Dense(bundle.interpreter)
         self.reset()
 
     @property
@@ -101,9 +105,16 @@ class SpeechDetector:
         if len(judged):
             ends = completed[judged] - first_recent
             windows = np.stack([self._recent[end - self._window + 1 : end + 1] for end in ends])
-            probabilities[judged] = self.bundle.probabilities(windows)[:, 1]
+            probabilities[judged] = self.window_probabilities(windows)
         self._recent = self._recent[max(len(self._recent) - (self._window - 1), 0) :]
         return probabilities
+
+    def window_probabilities(self, windows: np.ndarray) -> np.ndarray:
+        """The speech probability of normalised windows, (windows, frames, features) → (windows,):
+        the int8 model computed in integers (``edge.int8_dense``), the softmax in edge.reproducible."""
+        manifest = self.bundle.manifest
+        outputs = self._network(manifest.input_quantization.quantize(windows))
+        return reproducible.softmax(manifest.output_quantization.dequantize(outputs))[:, 1]
 
     def _add_frames(self, frames: np.ndarray, dropped: bool = False) -> None:
         self._next_frame += int(dropped)

@@ -9,7 +9,8 @@
 so it works in the device's virtualenv on any architecture. For every clip and a few generated
 signals it stores a hash of the resampled audio, the float64 features, and for each bundle found
 (``SER_MODELS_DIR``, else the checkout's models/) and each interpreter installed, the int8 model
-input windows and the int8 model outputs (the speech detector is a bundle too); with a stream (built
+input windows and the int8 model outputs (the speech detector is a bundle too: its outputs are
+what the device computes, ``edge.int8_dense``); with a stream (built
 here by ``stream``: clips over household noise, then the noise alone), what the daemon's segmenter
 makes of it: the detector's probability for every block and the utterances' boundaries.
 ``compare`` prints the parity report and exits 1 if any int8 input tensor, model output or stream
@@ -32,6 +33,7 @@ from edge.bundle import load_bundle, models_dirs
 from edge.errors import BundleError
 from edge.fingerprint import reference_signal
 from edge.frontend import compute_features
+from edge.int8_dense import Int8Dense
 from edge.model_input import prepare
 from edge.runtime import RUNTIMES, Runtime, find_runtime, run_windows
 from edge.segmenter import Segmenter
@@ -120,7 +122,11 @@ def save(out: Path, root: Path, clip_list, stream_path: Path | None):
                     windows = prepare(features, manifest.normalisation, manifest.windowing)
                     arrays[f"input|{bundle_name}|{key}"] = manifest.input_quantization.quantize(windows)
                 inputs = arrays[f"input|{bundle_name}|{key}"]
-                arrays[f"output|{bundle_name}|{runtime.name}|{key}"] = run_windows(bundle.interpreter, inputs)
+                arrays[f"output|{bundle_name}|{runtime.name}|{key}"] = (
+                    Int8Dense(bundle.interpreter)(inputs)
+                    if manifest.is_speech_detector
+                    else run_windows(bundle.interpreter, inputs)
+                )
     if stream_path is not None:
         arrays |= replay_stream(stream_path)
     about = {

@@ -78,7 +78,7 @@ def test_streamed_probabilities_are_the_offline_ones_however_the_stream_is_cut_a
     completed = np.arange(len(blocks)) - 1  # a frame is two blocks: block g completes frame g - 1
     offline = np.full(len(blocks), np.nan)
     whole = np.flatnonzero(completed >= window - 1)
-    offline[whole] = detector.bundle.probabilities(np.stack([frames[t - window + 1 : t + 1] for t in completed[whole]]))[:, 1]
+    offline[whole] = detector.window_probabilities(np.stack([frames[t - window + 1 : t + 1] for t in completed[whole]]))
     rng = np.random.default_rng(0)
     bursts = np.repeat(rng.random(len(blocks) // 25 + 1) < 0.3, 25)[: len(blocks)]  # asked in stretches, as speech comes
     for asked in (np.ones(len(blocks), dtype=bool), rng.random(len(blocks)) < 0.5, bursts & (rng.random(len(blocks)) < 0.8)):
