@@ -21,7 +21,7 @@ from edge.events import UNCERTAIN, EmotionEvent, EventFilter, EventStamper, Stat
 from edge.microphone import Backoff, Microphone, MicrophoneError, require_pyaudio
 from edge.pipe import EndOfInput, PipeInput
 from edge.settings import CaptureSettings, DaemonSettings, SettingsError
-from edge.speech_detector import detector_bundle
+from edge.speech_detector import detector_model
 from edge.systemd import ServiceNotifier
 
 if TYPE_CHECKING:
@@ -223,7 +223,7 @@ class EmotionService:
     def _apply_reload(self) -> None:
         """New settings and model, or the old ones kept (with a reload_failed status) if either fails."""
         self.notifier.reloading()
-        detector_bundle.cache_clear()  # a speech detector replaced on disk is verified again
+        detector_model.cache_clear()  # a speech detector replaced on disk is verified again
         try:
             settings = self._reload_settings()
             classifier, stream = self._load(settings)

@@ -5,9 +5,9 @@ ships it).
 It is a bundle like the emotion models, loaded and verified the same way, and it always runs its
 int8 model: its input is the bit-exact frontend's, quantized, and the model is computed in
 integers here (``edge.int8_dense``: TFLite's own int8 kernels round differently on arm64), so the
-same blocks are speech on x86-64 and on the Pi. The segmenter asks it
-only about the blocks its level gate lets through (louder than the room's floor by a margin); its
-frontend follows the whole stream, so that every question has its context.
+same blocks are speech on x86-64 and on the Pi. The segmenter asks it only about the blocks its
+level gate lets through (louder than the room's floor by a margin); its frontend runs only then,
+restarted on the blocks kept from before, so that every question has its context.
 """
 
 from __future__ import annotations
@@ -27,24 +27,25 @@ from edge.model_input import normalise
 def speech_detector(name_or_path: str) -> SpeechDetector | None:
     """A detector for a new stream, from the bundle ``name_or_path`` (a shipped name or a folder);
     None for "none" (the level alone decides). Raises BundleError as ``load_bundle`` does."""
-    return None if name_or_path == "none" else SpeechDetector(detector_bundle(name_or_path))
+    return None if name_or_path == "none" else SpeechDetector(*detector_model(name_or_path))
 
 
 @functools.lru_cache(maxsize=4)
-def detector_bundle(name_or_path: str) -> ModelBundle:
-    """The detector bundle, verified, its int8 model loaded once per process: its interpreter keeps
-    no state between windows, so every stream's detector shares it."""
-    return load_bundle(name_or_path, variant="int8")
+def detector_model(name_or_path: str) -> tuple[ModelBundle, Int8Dense]:
+    """The detector bundle, verified, and its int8 network, read once per process: the network keeps
+    no state between windows, so every stream's detector (each file of ``ser classify``) shares it."""
+    bundle = load_bundle(name_or_path, variant="int8")
+    if not bundle.manifest.is_speech_detector:
+        raise BundleError(f"{bundle.path}: not a speech detector (its labels are {', '.join(bundle.manifest.labels)})")
+    return bundle, Int8Dense(bundle.interpreter)
 
 
 class SpeechDetector:
     """Feed a stream's blocks in order with ``push``; get each block's speech probability."""
 
-    def __init__(self, bundle: ModelBundle):
+    def __init__(self, bundle: ModelBundle, network: Int8Dense):
         manifest = bundle.manifest
         frontend = manifest.frontend
-        if not manifest.is_speech_detector:
-            raise BundleError(f"{bundle.path}: not a speech detector (its labels are {', '.join(manifest.labels)})")
         if frontend.frame_length % frontend.frame_step or frontend.delta_order:
             raise BundleError(f"{bundle.path}: a speech detector needs frames of whole blocks and no deltas")
         self.bundle = bundle
@@ -54,7 +55,7 @@ class SpeechDetector:
         self._blocks_per_frame = frontend.frame_length // frontend.frame_step
         self._kept_blocks = self._window + self._blocks_per_frame  # a window's frames and the dropped one
         self._frontend = StreamingFrontend(frontend)
-        self._network = Int8Dense(bundle.interpreter)
+        self._network = network
         self.reset()
 
     @property

@@ -115,6 +115,7 @@ def save(out: Path, root: Path, clip_list, stream_path: Path | None):
         for runtime in runtimes:
             bundle = load_bundle(bundle_name, runtime=runtime.name, variant="int8")  # verifies the fingerprint
             manifest = bundle.manifest
+            network = Int8Dense(bundle.interpreter) if manifest.is_speech_detector else None  # what the device runs
             for key, samples in signals.items():
                 if f"input|{bundle_name}|{key}" not in arrays:
                     features = compute_features(samples, manifest.frontend)
@@ -123,9 +124,7 @@ def save(out: Path, root: Path, clip_list, stream_path: Path | None):
                     arrays[f"input|{bundle_name}|{key}"] = manifest.input_quantization.quantize(windows)
                 inputs = arrays[f"input|{bundle_name}|{key}"]
                 arrays[f"output|{bundle_name}|{runtime.name}|{key}"] = (
-                    Int8Dense(bundle.interpreter)(inputs)
-                    if manifest.is_speech_detector
-                    else run_windows(bundle.interpreter, inputs)
+                    network(inputs) if network else run_windows(bundle.interpreter, inputs)
                 )
     if stream_path is not None:
         arrays |= replay_stream(stream_path)

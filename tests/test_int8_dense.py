@@ -8,7 +8,7 @@ import pytest
 
 from edge.int8_dense import Int8Dense, multiply_by_quantized_multiplier, quantize_multiplier
 from edge.runtime import run_windows
-from edge.speech_detector import detector_bundle
+from edge.speech_detector import detector_model
 
 
 @pytest.mark.parametrize(
@@ -37,7 +37,7 @@ def test_rescaling_rounds_as_tflites_reference_does_twice(x, real, expected):
 
 
 def test_the_network_gives_the_interpreters_outputs_up_to_one_rounding_step():
-    bundle = detector_bundle("speech-detector")
+    bundle, _ = detector_model("speech-detector")
     windows = bundle.manifest.input_quantization.quantize(np.random.default_rng(0).standard_normal((500, 20, 15)))
     ours, tflite = Int8Dense(bundle.interpreter)(windows).astype(int), run_windows(bundle.interpreter, windows).astype(int)
     assert np.abs(ours - tflite).max() <= 1 and np.mean((ours == tflite).all(axis=1)) > 0.98
