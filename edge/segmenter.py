@@ -2,11 +2,11 @@
 
 The stream is judged in blocks of one frame step (16 ms for the shipped models). A block is loud
 when its level (DC removed) is above an absolute threshold and above the room's background (a low
-percentile of the last 5 s of block levels) by a margin; a loud block is speech when the speech
+percentile of the last 10 s of block levels) by a margin; a loud block is speech when the speech
 detector (``edge.speech_detector``) hears speech in it (``VoiceActivity``). An utterance starts at
-the first speech block (plus a little pre-roll), goes on while blocks are speech a little less far
-above the background (or far above it, whatever the detector says), and ends after a hang-over
-without. Its samples go through the streaming frontend as they arrive, restarted at the
+the first speech block (plus a little pre-roll), goes on while blocks are a little less far above
+the background and a little less surely speech (or far enough above it, whatever the detector
+says), and ends after a hang-over without; it is kept if its speech blocks span ``min_seconds``. Its samples go through the streaming frontend as they arrive, restarted at the
 utterance's first sample, so the features are bit-for-bit ``compute_features`` of exactly the
 utterance's samples and only the flush and the model remain once it ends.
 """
@@ -95,7 +95,7 @@ class Levels:
     level_db: float
     """The loudest block, dBFS."""
     floor_db: float
-    """The background level it tracks now (``floor_percentile`` of the last 5 s of blocks), dBFS."""
+    """The background level it tracks now (``floor_percentile`` of the last ``floor_seconds`` of blocks), dBFS."""
     threshold_db: float
     """What a block must exceed now to start an utterance: max(threshold_db, floor + noise_margin_db)."""
     speech: float
@@ -117,14 +117,15 @@ class VoiceActivity:
         self.detector = speech_detector(settings.detector)
         if self.detector is not None and self.detector.block != block:
             raise BundleError(f"speech detector {self.detector.name}: blocks of {self.detector.block} samples, not {block}")
-        self._background = BackgroundLevel(block / sample_rate, percentile=settings.floor_percentile)
+        self._background = BackgroundLevel(block / sample_rate, settings.floor_seconds, settings.floor_percentile)
         self._pending = np.empty(0)
         self._reset_levels()
 
     def push(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The complete blocks in ``samples`` (after those held back from before), (blocks, block),
-        whether each is speech, and whether each keeps an utterance going (speech, or speech a
-        little less far above the floor: ``hold_margin_db``); a partial block waits for the next push."""
+        whether each is speech (could start an utterance), and whether each keeps an utterance
+        going (``hold_margin_db`` above the floor and ``hold_threshold`` likely speech, or
+        ``hold_level_db`` above it); a partial block waits for the next push."""
         settings = self.settings
         self._pending = np.concatenate([self._pending, samples])
         n_blocks = len(self._pending) // self.block
@@ -140,8 +141,9 @@ class VoiceActivity:
         holding = audible & (rise > min(settings.hold_margin_db, settings.noise_margin_db))
         if self.detector is not None:
             probability = self.detector.push(blocks, holding)
-            voiced = probability >= settings.speech_threshold  # NaN (not asked) is never speech
-            loud, holding = loud & voiced, holding & (voiced | (rise > settings.hold_level_db))
+            # NaN (not asked) is never speech. A lower bar to go on than to start (hysteresis).
+            voiced, held = probability >= settings.speech_threshold, probability >= settings.hold_threshold
+            loud, holding = loud & voiced, holding & (held | (rise > settings.hold_level_db))
             self._probability = max(self._probability, float(np.nanmax(probability, initial=0.0)))
         if n_blocks:
             self._loudest = max(self._loudest, float(levels.max()))
@@ -221,20 +223,23 @@ class Segmenter:
                 self._preroll.append(block)
                 return []
             self._begin(self._position - len(self._preroll) * self.block, part=1, samples=[*self._preroll, block])
-            self._speech_from, self._speech_to = self._position, self._position + self.block
+            self._speech_from = self._position
+            self._speech_to = self._last_speech_to = self._position + self.block
             self._preroll.clear()
             return []
         self._feed(block)
         self._silent_blocks = 0 if holding else self._silent_blocks + 1
         if holding:
             self._speech_to = self._position + self.block
+        if speech:
+            self._last_speech_to = self._position + self.block
         if self._silent_blocks >= self._hangover_blocks:
             self._in_speech = False
             return [u for u in [self._finish()] if u is not None]
         if self._samples >= self._max_samples:
             part = self._finish()
             self._begin(self._position + self.block, part=self._part + 1, samples=[])
-            self._speech_from = self._speech_to = self._position + self.block
+            self._speech_from = self._speech_to = self._last_speech_to = self._position + self.block
             return [u for u in [part] if u is not None]
         return []
 
@@ -250,9 +255,9 @@ class Segmenter:
         self._samples += len(block)
 
     def _finish(self) -> Utterance | None:
-        """Close the current utterance; None when it has too little speech or too few frames."""
+        """Close the current utterance; None when its speech blocks span too little or it has too few frames."""
         self._features.append(self._frontend.flush())
-        if self._speech_to - self._speech_from < self._min_speech or self._samples < self._model_min:
+        if self._last_speech_to - self._speech_from < self._min_speech or self._samples < self._model_min:
             return None
         end = self._start + self._samples
         return Utterance(

@@ -54,10 +54,12 @@ class CaptureSettings:
     resampled to the model's rate."""
     channels: int = 1
     """Channels to open; they are averaged to mono."""
-    block_seconds: float = 0.1
-    """Audio per block delivered by the device. Each block wakes the service once; 0.1 s took the
-    daemon from 4.2 % to 2.4 % of a core against 32 ms blocks (docs/benchmarks.md), and the voice
-    activity detector still judges 16 ms at a time."""
+    block_seconds: float = 0.2
+    """Audio per block delivered by the device. Each block wakes the service once, and the wake-ups
+    cost more than the sums: 0.1 s took the daemon from 4.2 % to 2.4 % of a core against 32 ms
+    blocks, 0.2 s from 2.8 % to 1.7 % against 0.1 s with the speech detector (docs/benchmarks.md),
+    for events about 0.1 s later. The voice activity detector still judges 16 ms at a time, with
+    the same decisions whatever the block."""
     buffer_seconds: float = 5.0
     """Most audio held between capture and processing; blocks beyond it are dropped and counted."""
     stall_seconds: float = 2.0
@@ -75,27 +77,35 @@ class SegmenterSettings:
     threshold_db: float = -65.0
     """A 16 ms block is speech only if its level is above this, in dB relative to full scale (the
     quietest corpus recordings here, RAVDESS actors 9 and 20 speaking softly, peak at -54 dBFS)."""
-    noise_margin_db: float = 9.0
+    noise_margin_db: float = 7.0
     """... and this many dB above the room's background level (``floor_percentile``), to start an utterance."""
-    hold_margin_db: float = 7.0
+    hold_margin_db: float = 5.0
     """Once an utterance is open, a block keeps it going when it is this many dB above the
-    background (and the detector finds speech in it): a speaker's quieter syllables."""
-    hold_level_db: float = 12.0
+    background (and the detector finds speech in it, at ``hold_threshold``): a speaker's quieter syllables."""
+    hold_level_db: float = 7.0
     """Once an utterance is open, a block this many dB above the background keeps it going even
     where the detector hears no speech: a sigh or a breath between the words."""
-    floor_percentile: float = 30.0
-    """The room's background level is this percentile of the block levels of the last 5 s (0: the
-    quietest block). Other people talking dip now and then; their 30th percentile is their level."""
+    floor_percentile: float = 40.0
+    """The room's background level is this percentile of the block levels of the last
+    ``floor_seconds`` (0: the quietest block). Other people talking dip now and then; the 40th
+    percentile of 10 s is about their level, and a speaker's long sentence barely moves it."""
+    floor_seconds: float = 10.0
+    """How much of the stream the background level looks back on: a new steady noise (a
+    television switched on) is the background after about 60 % of this."""
     detector: str = "speech-detector"
     """The speech detector (a shipped bundle's name or a bundle folder) that judges the blocks loud
     enough to be speech: dishes, a tap or a man miaowing are loud but not speech. "none": the
     level alone decides."""
     speech_threshold: float = 0.7
-    """A loud enough block is speech when the detector gives it at least this probability (0-1):
-    higher rejects more noise and misses more soft speech."""
+    """A loud enough block starts an utterance when the detector gives it at least this probability
+    (0-1): higher rejects more noise and misses more soft speech."""
+    hold_threshold: float = 0.3
+    """Once an utterance is open, a block keeps it going from this probability on (at most
+    ``speech_threshold``): a speaker's weaker syllables hold it, the start still needs clear speech."""
     min_seconds: float = 0.3
-    """Utterances with less than this from their first to their last speech block are dropped;
-    so are those too short for the model's input (pre-roll and hang-over count there)."""
+    """Utterances with less than this from their first to their last speech block (a block that
+    could start one) are dropped; so are those too short for the model's input (pre-roll and
+    hang-over count there)."""
     max_seconds: float = 10.0
     """Longer utterances are emitted in parts of at most this length."""
     hangover_seconds: float = 0.8
@@ -112,7 +122,9 @@ class SegmenterSettings:
         a while: its quietest block is its background (a clip is mostly speech, so a percentile of
         its own blocks would be speech), and a loud block is speech at even odds from the detector
         (at most 0.5): the question is whether it holds speech at all, not where an utterance starts."""
-        return dataclasses.replace(self, floor_percentile=0.0, speech_threshold=min(self.speech_threshold, 0.5))
+        speech_threshold = min(self.speech_threshold, 0.5)
+        hold_threshold = min(self.hold_threshold, speech_threshold)
+        return dataclasses.replace(self, floor_percentile=0.0, speech_threshold=speech_threshold, hold_threshold=hold_threshold)
 
 
 @dataclass(frozen=True)
@@ -246,6 +258,12 @@ def check_settings(settings: DaemonSettings, where: str) -> None:
         (segmenter.preroll_seconds < 0, "segmenter preroll_seconds", "must not be negative"),
         (not 0 < segmenter.speech_threshold <= 1, "segmenter speech_threshold", "must be above 0 and at most 1"),
         (not 0 <= segmenter.floor_percentile < 100, "segmenter floor_percentile", "must be from 0 up to 100"),
+        (
+            not 0 < segmenter.hold_threshold <= segmenter.speech_threshold,
+            "segmenter hold_threshold",
+            "must be above 0 and at most speech_threshold",
+        ),
+        (segmenter.floor_seconds <= 0, "segmenter floor_seconds", "must be above 0"),
         (not segmenter.detector, "segmenter detector", 'must name a speech detector bundle, or be "none"'),
         (capture.channels < 1, "capture channels", "must be at least 1"),
         (capture.input not in ("microphone", "-"), "capture input", "must be microphone or - (standard input)"),

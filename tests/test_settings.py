@@ -59,6 +59,8 @@ def test_sections_and_types_are_read(tmp_path):
         ("[capture]\nrate = 16000\n", "[capture]: unknown setting(s) rate"),
         ('[mqtt]\nport = "1883"\n', "port must be int"),
         ("[segmenter]\nmin_seconds = 20.0\n", "min_seconds is above max_seconds"),
+        ("[segmenter]\nhold_threshold = 0.8\n", "hold_threshold must be above 0 and at most speech_threshold"),
+        ("[segmenter]\nfloor_seconds = 0.0\n", "floor_seconds must be above 0"),
         ('device_id = "a/b"\n', "device_id must be non-empty and free of / + #"),
         ("[mqtt]\nqos = 3\n", "qos must be 0, 1 or 2"),
         ("mqtt = 1\n", "[mqtt] must be a table"),

@@ -340,9 +340,10 @@ def model_card(manifest: dict, streams: dict) -> str:
             "",
             f"{streams['utterances_per_stream']} utterances per stream, 2 s apart, at a room's level, over a background no",
             "training used; and 2 minutes of each noise alone at -40 dBFS (`trainer/streams.py`). The",
-            f"segmenter's settings: speech threshold {settings['speech_threshold']:g}, margins "
-            f"{settings['noise_margin_db']:g} dB to start and {settings['hold_margin_db']:g} dB to hold,",
-            f"the background the {settings['floor_percentile']:g}th percentile of the last 5 s.",
+            f"segmenter's settings: speech threshold {settings['speech_threshold']:g} to start and "
+            f"{settings['hold_threshold']:g} to hold, margins {settings['noise_margin_db']:g} dB to start and",
+            f"{settings['hold_margin_db']:g} dB to hold ({settings['hold_level_db']:g} dB whatever the detector says), the "
+            f"background the {settings['floor_percentile']:g}th percentile of the last {settings['floor_seconds']:g} s.",
             "",
             "| stream | one event | missed | split | merged | events over no utterance |",
             "|---|---|---|---|---|---|",
@@ -351,8 +352,9 @@ def model_card(manifest: dict, streams: dict) -> str:
             "## Limits",
             "",
             "- Other people talking are speech to it about a third of the time: in a room of talkers the",
-            "  speaker is told from them by level, and some of their louder moments still become events.",
-            "- A human voice that is not speech (a man miaowing) is sometimes speech to it.",
+            "  speaker is told from them by level, and their louder moments can still become events.",
+            "- A human voice that is not speech (a man miaowing) is sometimes speech to it, and so is some",
+            "  clattering of dishes, even in the part of the recording it trained on.",
             "- Soft speech under loud noise (5 dB) is missed more often than the level alone would miss it.",
             "",
             "## Licence",
