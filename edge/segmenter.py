@@ -6,9 +6,10 @@ percentile of the last 10 s of block levels) by a margin; a loud block is speech
 detector (``edge.speech_detector``) hears speech in it (``VoiceActivity``). An utterance starts at
 the first speech block (plus a little pre-roll), goes on while blocks are a little less far above
 the background and a little less surely speech (or far enough above it, whatever the detector
-says), and ends after a hang-over without; it is kept if its speech blocks span ``min_seconds``. Its samples go through the streaming frontend as they arrive, restarted at the
-utterance's first sample, so the features are bit-for-bit ``compute_features`` of exactly the
-utterance's samples and only the flush and the model remain once it ends.
+says), and ends after a hang-over without; it is kept if its speech blocks span ``min_seconds``.
+Its samples go through the streaming frontend as they arrive, restarted at the utterance's first
+sample, so the features are bit-for-bit ``compute_features`` of exactly the utterance's samples
+and only the flush and the model remain once it ends.
 """
 
 from __future__ import annotations
