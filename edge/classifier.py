@@ -18,7 +18,7 @@ from edge.bundle import ModelBundle
 from edge.errors import AudioError, BundleError
 from edge.frontend import StreamingFrontend, compute_features
 from edge.model_input import ClipStatistics, clip_shift_and_scale, normalise, prepare, trim_range, window_starts, windows
-from edge.segmenter import VoiceActivity
+from edge.segmenter import Segmenter
 from edge.settings import SegmenterSettings
 
 
@@ -45,10 +45,6 @@ def pool(window_probabilities: np.ndarray) -> np.ndarray:
     return pooled / pooled.sum() if pooled.sum() > 0 else np.full(len(pooled), 1 / len(pooled))
 
 
-MIN_SPEECH_SECONDS = 0.2
-"""A clip holds speech when at least this much of it is speech: a syllable. Household noise alone
-(dishes, exercise bike, running tap at -40 to -25 dBFS) gives at most 0.13 s; 1 of the 5,493 corpus
-clips has less (a one-word CASIA clip: 0.14 s)."""
 KEPT_FRAMES = 3750  # a minute of frames (1.4 MB) is kept after decoding; longer files are decoded again
 
 
@@ -99,14 +95,19 @@ class Classifier:
         config = self.manifest.frontend
         features = compute_features(samples, config)
         self._check_length(len(features), what)
-        self.check_speech(int(VoiceActivity(self.speech, config.frame_step, config.sample_rate).push(samples)[1].sum()), what)
+        speech = self.speech_cutter()
+        self.check_speech(len(speech.push(samples)) + len(speech.flush()), what)
         return self.classify_features(features, what)
 
-    def check_speech(self, speech_blocks: int, what: str) -> None:
-        """Raise AudioError unless the voice-activity detector found at least ``MIN_SPEECH_SECONDS``
-        of speech: a recording of dishes, a tap or a hum gets "no speech found", never an emotion."""
-        config = self.manifest.frontend
-        if speech_blocks * config.frame_step < MIN_SPEECH_SECONDS * config.sample_rate:
+    def speech_cutter(self) -> Segmenter:
+        """The daemon's segmenter with the settings for a clip, cutting boundaries only: a clip holds
+        speech when it cuts an utterance from it."""
+        return Segmenter(self.speech, self.manifest.frontend, with_features=False)
+
+    def check_speech(self, utterances: int, what: str) -> None:
+        """Raise AudioError unless ``speech_cutter`` found an utterance: a recording of dishes, a tap
+        or a hum gets "no speech found", never an emotion."""
+        if utterances == 0:
             raise AudioError(f"{what}: no speech found")
 
     def _file_features(self, path: Path, block_seconds: float, on_samples=None) -> Iterator[np.ndarray]:
@@ -123,14 +124,13 @@ class Classifier:
         """Classify an audio file in constant memory; the result is bit for bit
         ``classify_samples(load_audio(path))``. Raises AudioError naming the file if it cannot be
         used, is too short, or holds no speech (``check_speech``)."""
-        what, config = str(path), self.manifest.frontend
+        what = str(path)
         windowing, normalisation = self.manifest.windowing, self.manifest.normalisation
-        voice = VoiceActivity(self.speech, config.frame_step, config.sample_rate)
-        speech_blocks = 0
+        speech, utterances = self.speech_cutter(), 0
 
         def listen(samples: np.ndarray) -> None:
-            nonlocal speech_blocks
-            speech_blocks += int(voice.push(samples)[1].sum())
+            nonlocal utterances
+            utterances += len(speech.push(samples))
 
         # Pass 1: how many frames, whether there is speech, and the energies if silence is trimmed.
         # A file of up to a minute keeps its features for the later passes instead of decoding again.
@@ -142,7 +142,7 @@ class Classifier:
             if kept is not None:
                 kept = kept + [features] if frames <= KEPT_FRAMES else None
         self._check_length(frames, what)
-        self.check_speech(speech_blocks, what)
+        self.check_speech(utterances + len(speech.flush()), what)
 
         def again() -> Iterator[np.ndarray]:
             return iter(kept) if kept is not None else self._file_features(path, block_seconds)

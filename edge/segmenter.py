@@ -177,9 +177,11 @@ class VoiceActivity:
 
 
 class Segmenter:
-    """Feed mono float samples at the frontend's rate with ``push``; get finished utterances."""
+    """Feed mono float samples at the frontend's rate with ``push``; get finished utterances.
+    ``with_features=False``: the utterances' boundaries only (their features empty), for asking
+    whether a clip holds speech at all."""
 
-    def __init__(self, settings: SegmenterSettings, frontend: FrontendConfig, min_frames: int = 1):
+    def __init__(self, settings: SegmenterSettings, frontend: FrontendConfig, min_frames: int = 1, with_features: bool = True):
         self.settings = settings
         self.rate = frontend.sample_rate
         self.block = frontend.frame_step
@@ -190,7 +192,8 @@ class Segmenter:
         # Never emit what the model cannot classify: at least min_frames frames.
         self._model_min = (min_frames - 1) * frontend.frame_step + frontend.frame_length
         self._min_speech = round(settings.min_seconds * self.rate)
-        self._frontend = StreamingFrontend(frontend, FEATURE_BATCH_FRAMES)
+        self._frontend = StreamingFrontend(frontend, FEATURE_BATCH_FRAMES) if with_features else None
+        self._no_features = np.empty((0, frontend.n_features))
         self.voice = VoiceActivity(settings, self.block, self.rate)
         self.reset()
 
@@ -200,7 +203,8 @@ class Segmenter:
         self._position = 0  # samples judged so far
         self._preroll: collections.deque[np.ndarray] = collections.deque(maxlen=self._preroll_blocks)
         self._in_speech = False
-        self._frontend.reset()
+        if self._frontend is not None:
+            self._frontend.reset()
 
     def push(self, samples: np.ndarray) -> list[Utterance]:
         """Judge the new samples; returns the utterances (or parts) that ended in them."""
@@ -247,24 +251,27 @@ class Segmenter:
     def _begin(self, start: int, part: int, samples: list[np.ndarray]) -> None:
         self._in_speech, self._start, self._part = True, start, part
         self._samples, self._silent_blocks, self._features = 0, 0, []
-        self._frontend.reset()
+        if self._frontend is not None:
+            self._frontend.reset()
         for block in samples:
             self._feed(block)
 
     def _feed(self, block: np.ndarray) -> None:
-        self._features.append(self._frontend.push(block))
+        if self._frontend is not None:
+            self._features.append(self._frontend.push(block))
         self._samples += len(block)
 
     def _finish(self) -> Utterance | None:
         """Close the current utterance; None when its speech blocks span too little or it has too few frames."""
-        self._features.append(self._frontend.flush())
+        if self._frontend is not None:
+            self._features.append(self._frontend.flush())
         if self._last_speech_to - self._speech_from < self._min_speech or self._samples < self._model_min:
             return None
         end = self._start + self._samples
         return Utterance(
             start=self._start / self.rate,
             end=end / self.rate,
-            features=np.concatenate(self._features),
+            features=np.concatenate(self._features) if self._features else self._no_features,
             part=self._part,
             speech_start=self._speech_from / self.rate,
             speech_end=self._speech_to / self.rate,

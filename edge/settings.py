@@ -56,10 +56,9 @@ class CaptureSettings:
     """Channels to open; they are averaged to mono."""
     block_seconds: float = 0.2
     """Audio per block delivered by the device. Each block wakes the service once, and the wake-ups
-    cost more than the sums: 0.1 s took the daemon from 4.2 % to 2.4 % of a core against 32 ms
-    blocks, 0.2 s from 2.8 % to 1.7 % against 0.1 s with the speech detector (docs/benchmarks.md),
-    for events about 0.1 s later. The voice activity detector still judges 16 ms at a time, with
-    the same decisions whatever the block."""
+    cost more than the sums: longer blocks cost less CPU, and an event may come up to a block later
+    (docs/benchmarks.md has the figures). The voice activity detector still judges 16 ms at a time,
+    with the same decisions whatever the block."""
     buffer_seconds: float = 5.0
     """Most audio held between capture and processing; blocks beyond it are dropped and counted."""
     stall_seconds: float = 2.0
@@ -68,6 +67,14 @@ class CaptureSettings:
     """First wait before reopening a lost microphone; doubles on each failure."""
     retry_max_seconds: float = 30.0
     """Longest wait between attempts to reopen the microphone."""
+
+
+CLIP_MIN_SPEECH_SECONDS = 0.2
+"""A clip holds speech when the segmenter finds an utterance in it with this much from its first
+to its last speech block: a syllable (a few one-word corpus clips have little more)."""
+CLIP_SPEECH_THRESHOLD = 0.6
+"""The speech probability that starts an utterance in a clip, at most: a little below a room's, as
+a clip may start with its speech, before the detector has a whole window of it."""
 
 
 @dataclass(frozen=True)
@@ -120,11 +127,17 @@ class SegmenterSettings:
     def for_a_clip(self) -> SegmenterSettings:
         """These settings for a clip heard on its own (a file, an array) instead of a room heard for
         a while: its quietest block is its background (a clip is mostly speech, so a percentile of
-        its own blocks would be speech), and a loud block is speech at even odds from the detector
-        (at most 0.5): the question is whether it holds speech at all, not where an utterance starts."""
-        speech_threshold = min(self.speech_threshold, 0.5)
-        hold_threshold = min(self.hold_threshold, speech_threshold)
-        return dataclasses.replace(self, floor_percentile=0.0, speech_threshold=speech_threshold, hold_threshold=hold_threshold)
+        its own blocks would be speech), a loud block is speech from ``CLIP_SPEECH_THRESHOLD`` on,
+        and an utterance needs ``CLIP_MIN_SPEECH_SECONDS`` of speech blocks: the question is
+        whether it holds speech at all, not where an utterance starts."""
+        speech_threshold = min(self.speech_threshold, CLIP_SPEECH_THRESHOLD)
+        return dataclasses.replace(
+            self,
+            floor_percentile=0.0,
+            speech_threshold=speech_threshold,
+            hold_threshold=min(self.hold_threshold, speech_threshold),
+            min_seconds=min(self.min_seconds, CLIP_MIN_SPEECH_SECONDS),
+        )
 
 
 @dataclass(frozen=True)
