@@ -49,11 +49,13 @@ class EmotionService:
         output: Sink,
         notifier: ServiceNotifier | None = None,
         reload_settings: Callable[[], DaemonSettings] | None = None,
+        open_input: Callable[[CaptureSettings, int], Microphone | PipeInput] = audio_input,
     ):
         self.settings = settings
         self.output = output
         self.notifier = notifier or ServiceNotifier({})
         self._reload_settings = reload_settings or (lambda: self.settings)
+        self._open_input = open_input  # the microphone or standard input, from the capture settings
         self._stop = threading.Event()
         self._reload = threading.Event()
         self.classifier: Classifier | None = None  # loaded by run(), replaced by a reload
@@ -91,7 +93,7 @@ class EmotionService:
         self._start_mqtt()
         self.status("started", f"device {self.settings.device_id}")
         self.status("model_loaded", self._describe_model())
-        self._input = audio_input(self.settings.capture, self.classifier.manifest.frontend.sample_rate)
+        self._input = self._open_input(self.settings.capture, self.classifier.manifest.frontend.sample_rate)
         self.notifier.ready(f"running {self.classifier.manifest.name}, opening the microphone")
         try:
             while not self._stop.is_set():
@@ -233,7 +235,8 @@ class EmotionService:
             return
         old, self.settings = self.settings, settings
         self.classifier, self.stream = classifier, stream
-        self._stamper = EventStamper(settings.device_id, settings.topic_prefix)
+        # The same stamper: sequence numbers go on growing through a reload (docs/events.md).
+        self._stamper.device_id, self._stamper.topic_prefix = settings.device_id, settings.topic_prefix
         self._filter = EventFilter(settings.events)
         if settings.mqtt != old.mqtt or (settings.device_id, settings.topic_prefix) != (old.device_id, old.topic_prefix):
             if self._mqtt is not None:
@@ -245,6 +248,6 @@ class EmotionService:
         self.status("reloaded", self._describe_model())
         if settings.capture != old.capture or self._input.target_rate != classifier.manifest.frontend.sample_rate:
             self._input.close()
-            self._input = audio_input(settings.capture, classifier.manifest.frontend.sample_rate)
+            self._input = self._open_input(settings.capture, classifier.manifest.frontend.sample_rate)
             self._reopen = Backoff(settings.capture.retry_min_seconds, settings.capture.retry_max_seconds)  # opened by the loop
         self.notifier.ready(f"listening with {classifier.manifest.name}")

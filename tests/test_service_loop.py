@@ -1,0 +1,107 @@
+"""The listening service's loop in process: standard input is a real pipe the test writes PCM
+into, the events land in a list. What a user sees of the loop (the event sequence, the last
+event at the end of the input, a pause) without a microphone or a subprocess."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+import pytest
+from support.helpers import read_speech
+
+from edge.daemon import EmotionService
+from edge.pipe import PipeInput
+from edge.settings import CaptureSettings, DaemonSettings
+
+RATE = 16000
+
+
+class CollectingSink:
+    """The events the service publishes, in order; ``wait_for`` blocks until one matches."""
+
+    def __init__(self):
+        self.events: list[tuple[str, dict]] = []
+        self._changed = threading.Condition()
+
+    def publish(self, topic: str, payload: dict) -> None:
+        with self._changed:
+            self.events.append((topic, payload))
+            self._changed.notify_all()
+
+    def wait_for(self, match, timeout: float = 60.0) -> None:
+        with self._changed:
+            assert self._changed.wait_for(lambda: any(match(p) for _, p in self.events), timeout), self.events
+
+    def emotions(self) -> list[dict]:
+        return [p for _, p in self.events if p["type"] == "emotion"]
+
+
+def pcm(samples: np.ndarray) -> bytes:
+    return (np.clip(samples, -1, 1 - 2**-15) * 32768).astype("<i2").tobytes()
+
+
+@pytest.fixture
+def pipe_service():
+    """A service reading s16le from a pipe: (service, sink, write end of the pipe)."""
+    read_end, write_end = os.pipe()
+    sink = CollectingSink()
+    settings = DaemonSettings(device_id="loop-test", capture=CaptureSettings(input="-"))
+    service = EmotionService(settings, sink, open_input=lambda capture, rate: PipeInput(capture, rate, fd=read_end))
+    yield service, sink, write_end
+    os.close(read_end)
+
+
+def run_feeding(service: EmotionService, feed) -> None:
+    """Run the service until the input ends; ``feed`` writes to the pipe from another thread."""
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    service.run()
+    writer.join(timeout=10)
+
+
+def test_a_reload_keeps_the_event_sequence_growing(pipe_service, speech_files):
+    service, sink, write_end = pipe_service
+    gap = np.zeros(2 * RATE)
+
+    def feed():
+        os.write(write_end, pcm(np.concatenate([gap, read_speech(speech_files[0]), gap])))
+        sink.wait_for(lambda p: p["type"] == "emotion")
+        service.request_reload()
+        sink.wait_for(lambda p: p.get("status") == "reloaded")
+        os.write(write_end, pcm(np.concatenate([read_speech(speech_files[1]), gap])))
+        os.close(write_end)
+
+    run_feeding(service, feed)
+    sequences = [p["sequence"] for _, p in sink.events]
+    assert sequences == list(range(1, len(sequences) + 1)), sink.events
+    kinds = [p.get("status", p["type"]) for _, p in sink.events]
+    assert kinds.index("emotion") < kinds.index("reloaded") < len(kinds) - 1 - kinds[::-1].index("emotion")
+    assert len(sink.emotions()) == 2 and kinds[-1] == "stopped"
+
+
+def test_the_end_of_the_input_gives_the_last_utterance_and_stops(pipe_service, speech_files):
+    service, sink, write_end = pipe_service
+
+    def feed():
+        os.write(write_end, pcm(np.concatenate([np.zeros(RATE), read_speech(speech_files[2])])))  # no pause after it
+        os.close(write_end)
+
+    run_feeding(service, feed)
+    assert len(sink.emotions()) == 1
+    assert [p.get("status") for _, p in sink.events][-1] == "stopped"
+
+
+def test_audio_heard_while_paused_gives_no_event(pipe_service, speech_files):
+    service, sink, write_end = pipe_service
+    gap = np.zeros(2 * RATE)
+    service.request_pause(True)
+
+    def feed():
+        sink.wait_for(lambda p: p.get("status") == "paused")
+        os.write(write_end, pcm(np.concatenate([gap, read_speech(speech_files[3]), gap])))
+        os.close(write_end)
+
+    run_feeding(service, feed)
+    assert sink.emotions() == []
