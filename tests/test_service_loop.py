@@ -12,7 +12,8 @@ import pytest
 from support.helpers import read_speech
 
 from edge.daemon import EmotionService
-from edge.pipe import PipeInput
+from edge.microphone import InputDevice, MicrophoneError
+from edge.pipe import EndOfInput, PipeInput
 from edge.settings import CaptureSettings, DaemonSettings
 
 RATE = 16000
@@ -105,3 +106,54 @@ def test_audio_heard_while_paused_gives_no_event(pipe_service, speech_files):
 
     run_feeding(service, feed)
     assert sink.emotions() == []
+
+
+class FlakyMicrophone:
+    """A microphone that is missing at first, then delivers ``first`` in 0.1 s reads, disappears
+    (its stream stops), comes back and delivers ``second``, then ends the input."""
+
+    def __init__(self, capture, target_rate, first: np.ndarray, second: np.ndarray):
+        self.target_rate, self.rate, self.dropped_seconds = target_rate, target_rate, 0.0
+        self.device, self.is_open, self.opened = None, False, 0
+        self._parts, self._pending = [first, second], []
+
+    def open(self):
+        self.opened += 1
+        if self.opened == 1:
+            raise MicrophoneError("device 'flaky': cannot open (no such device)")
+        read = RATE // 10
+        part = self._parts.pop(0)
+        self._pending = [part[i : i + read] for i in range(0, len(part), read)]
+        self.device, self.is_open = InputDevice(3, "flaky", 1, RATE, "ALSA", True), True
+        return self.device
+
+    def read(self, timeout: float) -> np.ndarray:
+        if self._pending:
+            return self._pending.pop(0)
+        if self._parts:
+            raise MicrophoneError("device 'flaky': the input stream stopped")
+        raise EndOfInput("the test is over")
+
+    def close(self) -> None:
+        self.is_open = False
+
+
+def test_a_microphone_that_is_missing_then_disappears_and_comes_back_is_said_and_heard(speech_files):
+    gap = np.zeros(2 * RATE)
+    first, second = (np.concatenate([gap, read_speech(path), gap]) for path in speech_files[4:6])
+    sink = CollectingSink()
+    settings = DaemonSettings(device_id="loop-test", capture=CaptureSettings(retry_min_seconds=0.01, retry_max_seconds=0.02))
+    microphone = None
+
+    def open_input(capture, rate):
+        nonlocal microphone
+        microphone = FlakyMicrophone(capture, rate, first, second)
+        return microphone
+
+    EmotionService(settings, sink, open_input=open_input).run()
+    kinds = [p.get("status", p["type"]) for _, p in sink.events]
+    assert kinds == [
+        "started", "model_loaded", "microphone_lost", "microphone_back", "emotion",
+        "microphone_lost", "microphone_back", "emotion", "stopped",
+    ]  # fmt: skip
+    assert microphone.opened == 3
