@@ -123,7 +123,11 @@ class Classifier:
     def classify_file(self, path: str | Path, block_seconds: float = BLOCK_SECONDS) -> Prediction:
         """Classify an audio file in constant memory; the result is bit for bit
         ``classify_samples(load_audio(path))``. Raises AudioError naming the file if it cannot be
-        used, is too short, or holds no speech (``check_speech``)."""
+        used, is too short, or holds no speech (``check_speech``).
+
+        A file of up to a minute is decoded once (its features are kept); a longer one once for
+        its features, length, speech and clip statistics, and again for its windows; and where
+        the bundle trims silence, again in between for the statistics of what is left."""
         what = str(path)
         windowing, normalisation = self.manifest.windowing, self.manifest.normalisation
         speech, utterances = self.speech_cutter(), 0
@@ -132,13 +136,18 @@ class Classifier:
             nonlocal utterances
             utterances += len(speech.push(samples))
 
-        # Pass 1: how many frames, whether there is speech, and the energies if silence is trimmed.
-        # A file of up to a minute keeps its features for the later passes instead of decoding again.
+        # Pass 1: how many frames, whether there is speech, the energies if silence is trimmed, and
+        # the clip statistics if it is not (all frames count). A file of up to a minute keeps its
+        # features for the later passes instead of decoding again.
+        trimmed, per_clip = windowing.trim_db > 0, normalisation.subtract_clip_mean
+        statistics = ClipStatistics(normalisation.divide_clip_std) if per_clip and not trimmed else None
         frames, energies, kept = 0, [], []
         for features in self._file_features(path, block_seconds, listen):
             frames += len(features)
-            if windowing.trim_db > 0:
+            if trimmed:
                 energies.append(features[:, 0])
+            if statistics is not None:
+                statistics.add(features)
             if kept is not None:
                 kept = kept + [features] if frames <= KEPT_FRAMES else None
         self._check_length(frames, what)
@@ -147,10 +156,11 @@ class Classifier:
         def again() -> Iterator[np.ndarray]:
             return iter(kept) if kept is not None else self._file_features(path, block_seconds)
 
-        first, last = trim_range(np.concatenate(energies), windowing.trim_db) if energies else (0, frames)
+        first, last = trim_range(np.concatenate(energies), windowing.trim_db) if trimmed else (0, frames)
         shift, scale = 0.0, 1.0
-        if normalisation.subtract_clip_mean:
-            statistics = self._kept_statistics(again(), first, last, normalisation.divide_clip_std)
+        if per_clip:
+            if statistics is None:  # of the frames the trim keeps, known only now
+                statistics = self._kept_statistics(again(), first, last, normalisation.divide_clip_std)
             shift, scale = clip_shift_and_scale(statistics, normalisation.subtract_clip_mean, normalisation.divide_clip_std)
         probabilities = self._streamed_window_probabilities(again(), first, last, shift, scale)
         return self._prediction(probabilities, frames)

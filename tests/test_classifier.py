@@ -53,6 +53,27 @@ def test_a_file_streamed_in_blocks_of_any_size_gives_the_whole_files_bits(
 
 
 @pytest.mark.parametrize(
+    "windowing, long_file_decodes", [({}, 2), ({"trim_db": 20.0}, 3)], ids=["untrimmed", "silence trimmed"]
+)
+def test_a_file_is_decoded_once_up_to_a_minute_and_twice_beyond_three_times_if_trimmed(
+    shipped_bundle, files, tmp_path, windowing, long_file_decodes, monkeypatch
+):
+    decodes, read_blocks = [], edge.classifier.read_blocks
+
+    def counted(*args, **kwargs):
+        decodes.append(args[0])
+        return read_blocks(*args, **kwargs)
+
+    monkeypatch.setattr(edge.classifier, "read_blocks", counted)
+    long_file = write(tmp_path / "long.flac", np.tile(load_audio(files[0], 16000), 20))  # over a minute
+    classifier = with_windowing(shipped_bundle, **windowing)
+    classifier.classify_file(files[0])
+    assert len(decodes) == 1
+    classifier.classify_file(long_file)
+    assert len(decodes) == 1 + long_file_decodes
+
+
+@pytest.mark.parametrize(
     "per_clip",
     [{"subtract_clip_mean": False, "divide_clip_std": False}, {"divide_clip_std": False}],
     ids=["without the clip's statistics", "with the clip mean alone"],
