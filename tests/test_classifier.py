@@ -52,9 +52,7 @@ def test_a_file_streamed_in_blocks_of_any_size_gives_the_whole_files_bits(
             assert classifier.classify_file(path, block_seconds) == whole, (path, block_seconds)
 
 
-@pytest.mark.parametrize(
-    "windowing, long_file_decodes", [({}, 2), ({"trim_db": 20.0}, 3)], ids=["untrimmed", "silence trimmed"]
-)
+@pytest.mark.parametrize("windowing, long_file_decodes", [({}, 2), ({"trim_db": 20.0}, 3)], ids=["untrimmed", "silence trimmed"])
 def test_a_file_is_decoded_once_up_to_a_minute_and_twice_beyond_three_times_if_trimmed(
     shipped_bundle, files, tmp_path, windowing, long_file_decodes, monkeypatch
 ):
