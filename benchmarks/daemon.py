@@ -39,7 +39,7 @@ def continuous_speech(clips: list[Path], seconds: float, threshold_db: float) ->
     """Clips separated by GAP_SECONDS of silence until ``seconds``; and where each clip's speech
     ends (its last 16 ms block above ``threshold_db``), in seconds from the start."""
     from edge.audio import load_audio
-    from edge.segmenter import block_levels
+    from edge.voice_activity import block_levels
 
     pieces, speech_ends, position = [np.zeros(16000)], [], 1.0
     while position < seconds:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from edge import reproducible
+from edge.config import DEFAULT_MODEL, VARIANTS
 from edge.errors import BundleError
 from edge.manifest import MANIFEST_FILE, Manifest, parse_manifest
 from edge.model_input import Quantization
@@ -33,7 +34,6 @@ def _shipped_models_dir() -> Path:
 
 MODELS_DIR = _shipped_models_dir()
 MODELS_DIR_VARIABLE = "SER_MODELS_DIR"  # where an installed device keeps its bundles (firmware_scripts/install.sh)
-DEFAULT_MODEL = "lstm-multilingual"
 
 
 def shipped_emotion_models() -> list[str]:
@@ -133,7 +133,6 @@ class ModelBundle:
         return reproducible.softmax(outputs)
 
 
-VARIANTS = ("int8", "float32")
 # The faster variant per CPU, as measured (docs/benchmarks.md): on x86-64 TFLite's fused int8
 # LSTM kernel takes 4-6 ms per window against 0.6-0.9 ms in float32. On the Pi's ARM cores the
 # int8 model is the one built for the device; it stays the default there until measured on one.

@@ -18,8 +18,8 @@ from edge.bundle import ModelBundle
 from edge.errors import AudioError, BundleError
 from edge.frontend import StreamingFrontend, compute_features
 from edge.model_input import ClipStatistics, clip_shift_and_scale, normalise, prepare, trim_range, window_starts, windows
-from edge.segmenter import Segmenter
 from edge.settings import SegmenterSettings
+from edge.voice_activity import SpeechCheck
 
 
 @dataclass(frozen=True)
@@ -95,19 +95,20 @@ class Classifier:
         config = self.manifest.frontend
         features = compute_features(samples, config)
         self._check_length(len(features), what)
-        speech = self.speech_cutter()
-        self.check_speech(len(speech.push(samples)) + len(speech.flush()), what)
+        speech = self.speech_check()
+        speech.push(samples)
+        self.check_speech(speech, what)
         return self.classify_features(features, what)
 
-    def speech_cutter(self) -> Segmenter:
-        """The daemon's segmenter with the settings for a clip, cutting boundaries only: a clip holds
-        speech when it cuts an utterance from it."""
-        return Segmenter(self.speech, self.manifest.frontend, with_features=False)
+    def speech_check(self) -> SpeechCheck:
+        """Whether a clip holds speech, by the daemon's rules with the settings for a clip."""
+        return SpeechCheck(self.speech, self.manifest.frontend.frame_step, self.manifest.frontend.sample_rate)
 
-    def check_speech(self, utterances: int, what: str) -> None:
-        """Raise AudioError unless ``speech_cutter`` found an utterance: a recording of dishes, a tap
-        or a hum gets "no speech found", never an emotion."""
-        if utterances == 0:
+    @staticmethod
+    def check_speech(speech: SpeechCheck, what: str) -> None:
+        """Raise AudioError unless ``speech`` found an utterance in the whole clip: a recording of
+        dishes, a tap or a hum gets "no speech found", never an emotion."""
+        if not speech.found():
             raise AudioError(f"{what}: no speech found")
 
     def _file_features(self, path: Path, block_seconds: float, on_samples=None) -> Iterator[np.ndarray]:
@@ -130,11 +131,7 @@ class Classifier:
         the bundle trims silence, again in between for the statistics of what is left."""
         what = str(path)
         windowing, normalisation = self.manifest.windowing, self.manifest.normalisation
-        speech, utterances = self.speech_cutter(), 0
-
-        def listen(samples: np.ndarray) -> None:
-            nonlocal utterances
-            utterances += len(speech.push(samples))
+        speech = self.speech_check()
 
         # Pass 1: how many frames, whether there is speech, the energies if silence is trimmed, and
         # the clip statistics if it is not (all frames count). A file of up to a minute keeps its
@@ -142,7 +139,7 @@ class Classifier:
         trimmed, per_clip = windowing.trim_db > 0, normalisation.subtract_clip_mean
         statistics = ClipStatistics(normalisation.divide_clip_std) if per_clip and not trimmed else None
         frames, energies, kept = 0, [], []
-        for features in self._file_features(path, block_seconds, listen):
+        for features in self._file_features(path, block_seconds, speech.push):
             frames += len(features)
             if trimmed:
                 energies.append(features[:, 0])
@@ -151,7 +148,7 @@ class Classifier:
             if kept is not None:
                 kept = kept + [features] if frames <= KEPT_FRAMES else None
         self._check_length(frames, what)
-        self.check_speech(utterances + len(speech.flush()), what)
+        self.check_speech(speech, what)
 
         def again() -> Iterator[np.ndarray]:
             return iter(kept) if kept is not None else self._file_features(path, block_seconds)

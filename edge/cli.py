@@ -14,7 +14,9 @@ process.tune()  # before numpy loads
 
 import click
 
+from edge.config import DEFAULT_MODEL, VARIANTS
 from edge.errors import SerError
+from edge.runtime import RUNTIME_NAMES
 
 
 def expand_inputs(paths: tuple[Path, ...]) -> list[Path]:
@@ -44,17 +46,17 @@ model_option = click.option(
     "-m",
     default=None,
     metavar="NAME|DIR",
-    help="A shipped bundle's name or a bundle folder (default: lstm-multilingual).",
+    help=f"A shipped bundle's name or a bundle folder (default: {DEFAULT_MODEL}).",
 )
 variant_option = click.option(
     "--variant",
-    type=click.Choice(["int8", "float32"]),
+    type=click.Choice(VARIANTS),
     default=None,
     help="Model file to run (default: the faster on this CPU, float32 only if as accurate).",
 )
 runtime_option = click.option(
     "--runtime",
-    type=click.Choice(["ai-edge-litert", "tflite-runtime", "tensorflow"]),
+    type=click.Choice(RUNTIME_NAMES),
     default=None,
     help="TFLite interpreter (default: the first installed, in that order).",
 )
@@ -350,9 +352,9 @@ def levels(config_file, model, runtime, variant, interval, seconds, **overrides)
     threshold a block must pass, the speech detector's highest probability for a block that passed
     it, and how much counted as speech: to set threshold_db and speech_threshold for the room."""
     from edge.bundle import read_manifest, resolve_bundle_path
-    from edge.daemon import audio_input
+    from edge.daemon import READ_TIMEOUT, audio_input
     from edge.pipe import EndOfInput
-    from edge.segmenter import VoiceActivity
+    from edge.voice_activity import VoiceActivity
 
     _configure_logging(overrides)
     try:
@@ -384,7 +386,7 @@ def levels(config_file, model, runtime, variant, interval, seconds, **overrides)
     try:
         while seconds is None or time.monotonic() - started < seconds:
             try:
-                voice.push(source.read(0.25))
+                voice.push(source.read(READ_TIMEOUT))
             except EndOfInput:
                 break
             except SerError as error:

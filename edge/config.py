@@ -16,6 +16,10 @@ EXTRA_FEATURES = ("rms", "zcr", "pitch")
 MAX_PITCH_FRAME_LENGTH = 4096  # samples: edge.frontend.autocorrelation stays exact up to here
 WINDOW_FUNCTIONS = ("rectangular", "hamming", "hann")
 POOLING_METHODS = ("mean",)
+DEFAULT_MODEL = "lstm-multilingual"
+"""The shipped bundle that runs when none is named (``ser``, the daemon, the Python API)."""
+VARIANTS = ("int8", "float32")
+"""A bundle's model files: the int8 model every bundle has, and a float32 one it may have."""
 
 
 def check(what: str, rules) -> None:

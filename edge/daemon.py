@@ -13,15 +13,15 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from edge.api import EmotionStream
 from edge.bundle import load_bundle
 from edge.classifier import Classifier
 from edge.errors import SerError
-from edge.events import UNCERTAIN, EmotionEvent, EventFilter, EventStamper, StatusEvent
+from edge.events import MICROPHONE_AFTER, UNCERTAIN, EmotionEvent, EventFilter, EventStamper, StatusEvent
 from edge.microphone import Backoff, Microphone, MicrophoneError, require_pyaudio
 from edge.pipe import EndOfInput, PipeInput
-from edge.settings import CaptureSettings, DaemonSettings, SettingsError
+from edge.settings import MICROPHONE, STANDARD_INPUT, CaptureSettings, DaemonSettings, SettingsError
 from edge.speech_detector import detector_model
+from edge.stream import EmotionStream
 from edge.systemd import ServiceNotifier
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ class Sink(Protocol):
 
 def audio_input(capture: CaptureSettings, target_rate: int) -> Microphone | PipeInput:
     """The microphone, or standard input if the settings say ``input = "-"``."""
-    return PipeInput(capture, target_rate) if capture.input == "-" else Microphone(capture, target_rate)
+    return PipeInput(capture, target_rate) if capture.input == STANDARD_INPUT else Microphone(capture, target_rate)
 
 
 class EmotionService:
@@ -63,6 +63,7 @@ class EmotionService:
         self._mqtt: MqttDevice | None = None  # when settings.mqtt.host is set
         self._input: Microphone | PipeInput | None = None
         self._input_lost = False  # lost (or never opened) and said so: the next open is "back"
+        self._microphone = "closed"  # as the status events so far say (MICROPHONE_AFTER), for a new broker
         self._reopen = Backoff(settings.capture.retry_min_seconds, settings.capture.retry_max_seconds)
         self._stamper = EventStamper(settings.device_id, settings.topic_prefix)
         self._filter = EventFilter(settings.events)
@@ -88,7 +89,7 @@ class EmotionService:
         feeds the watchdog) without one. Raises SerError if the model cannot be loaded or PyAudio
         is missing at start (a reload failure keeps the old model instead)."""
         self.classifier, self.stream = self._load(self.settings)
-        if self.settings.capture.input == "microphone":
+        if self.settings.capture.input == MICROPHONE:
             require_pyaudio()  # a missing extra is not fixed by retrying
         self._start_mqtt()
         self.status("started", f"device {self.settings.device_id}")
@@ -153,6 +154,7 @@ class EmotionService:
     def status(self, status: str, detail: str = "") -> None:
         """A status event with the drop counters, the same text to systemd and the log."""
         dropped_audio = self._input.dropped_seconds if self._input else 0.0
+        self._microphone = MICROPHONE_AFTER.get(status, self._microphone)
         self.emit(StatusEvent(status, detail, self._mqtt.dropped if self._mqtt else 0, dropped_audio))
         text = f"{status.replace('_', ' ')}: {detail}" if detail else status.replace("_", " ")
         self.notifier.status(text)
@@ -172,7 +174,7 @@ class EmotionService:
         # The input delivers audio at the model's rate already; a pipe delivers every sample, perhaps
         # faster than real time, so its event times count from its start.
         return classifier, EmotionStream(
-            classifier, classifier.manifest.frontend.sample_rate, settings.segmenter, live=settings.capture.input == "microphone"
+            classifier, classifier.manifest.frontend.sample_rate, settings.segmenter, live=settings.capture.input == MICROPHONE
         )
 
     def _model_labels(self) -> tuple[tuple[str, ...], str]:
@@ -183,9 +185,8 @@ class EmotionService:
         if self.settings.mqtt.host:
             from edge.mqtt_device import MqttDevice  # paho and ssl only when a broker is configured
 
-            microphone = "open" if self._input is not None and self._input.is_open else "lost" if self._input_lost else "closed"
             self._mqtt = MqttDevice(self.settings, on_listening=lambda listening: self.request_pause(not listening))
-            self._mqtt.start(*self._model_labels(), listening=not self.paused, microphone=microphone)
+            self._mqtt.start(*self._model_labels(), listening=not self.paused, microphone=self._microphone)
 
     def _describe_model(self) -> str:
         bundle = self.classifier.bundle

@@ -104,6 +104,24 @@ class EventFilter:
         return event
 
 
+# The device's MQTT topics besides its events' (``<prefix>/<device_id>/<kind>``, docs/events.md),
+# and the fixed payloads they carry.
+AVAILABILITY, LAST_EMOTION, STATE, LEVELS = "availability", "last_emotion", "state", "levels"
+LISTENING, LISTENING_COMMAND = "listening", "listening/set"
+ONLINE, OFFLINE = "online", "offline"
+"""``availability``'s payloads (and Home Assistant's own on its status topic)."""
+ON, OFF = "ON", "OFF"
+"""The listening switch's states and commands."""
+MICROPHONE_AFTER = {
+    "started": "closed",
+    "microphone_open": "open",
+    "microphone_back": "open",
+    "microphone_lost": "lost",
+    "stopped": "closed",
+}
+"""The microphone's state (open, lost, closed) after a status event; other events leave it as it was."""
+
+
 def device_topic(topic_prefix: str, device_id: str, kind: str) -> str:
     """``<prefix>/<device_id>/<kind>``: where the device's ``kind`` of message goes."""
     return f"{topic_prefix}/{device_id}/{kind}"

@@ -18,6 +18,19 @@ from __future__ import annotations
 import re
 
 import edge
+from edge.events import (
+    AVAILABILITY,
+    LAST_EMOTION,
+    LISTENING,
+    LISTENING_COMMAND,
+    OFF,
+    OFFLINE,
+    ON,
+    ONLINE,
+    STATE,
+    EmotionEvent,
+    device_topic,
+)
 
 # Jinja templates Home Assistant applies to our payloads (docs/events.md).
 EVENT_TEMPLATE = (
@@ -35,7 +48,10 @@ def discovery_configs(
     topic_prefix: str, device_id: str, labels: tuple[str, ...], model: str, discovery_prefix: str = "homeassistant"
 ) -> dict[str, dict]:
     """Discovery topic → config for every entity of the device; ``labels`` includes ``uncertain``."""
-    base = f"{topic_prefix}/{device_id}"
+
+    def topic(kind: str) -> str:
+        return device_topic(topic_prefix, device_id, kind)
+
     node = object_id(device_id)
     common = {
         "device": {
@@ -46,15 +62,15 @@ def discovery_configs(
             "sw_version": edge.__version__,
         },
         "origin": {"name": "edge-ser", "sw_version": edge.__version__},
-        "availability_topic": f"{base}/availability",
-        "payload_available": "online",
-        "payload_not_available": "offline",
+        "availability_topic": topic(AVAILABILITY),
+        "payload_available": ONLINE,
+        "payload_not_available": OFFLINE,
     }
-    state, last = f"{base}/state", f"{base}/last_emotion"
+    state, last = topic(STATE), topic(LAST_EMOTION)
     entities = {
         ("event", "emotion"): {
             "name": "Emotion",
-            "state_topic": f"{base}/emotion",
+            "state_topic": topic(EmotionEvent.kind),
             "event_types": list(labels),
             "value_template": EVENT_TEMPLATE,
             "icon": "mdi:account-voice",
@@ -77,12 +93,12 @@ def discovery_configs(
         },
         ("switch", "listening"): {
             "name": "Listening",
-            "state_topic": f"{base}/listening",
-            "command_topic": f"{base}/listening/set",
-            "payload_on": "ON",
-            "payload_off": "OFF",
-            "state_on": "ON",
-            "state_off": "OFF",
+            "state_topic": topic(LISTENING),
+            "command_topic": topic(LISTENING_COMMAND),
+            "payload_on": ON,
+            "payload_off": OFF,
+            "state_on": ON,
+            "state_off": OFF,
             "icon": "mdi:microphone",
         },
         ("sensor", "status"): {

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable
 
 from edge.errors import SerError
+from edge.events import OFFLINE, ONLINE
 from edge.settings import MqttSettings, read_credentials
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class MqttPublisher:
             client.username_pw_set(*read_credentials(settings.credentials_file))
         if settings.tls:
             client.tls_set(ca_certs=settings.ca_file, cert_reqs=ssl.CERT_REQUIRED)
-        client.will_set(availability_topic, "offline", qos=1, retain=True)
+        client.will_set(availability_topic, OFFLINE, qos=1, retain=True)
         client.reconnect_delay_set(round(settings.reconnect_min_seconds) or 1, round(settings.reconnect_max_seconds))
         client.max_queued_messages_set(settings.queue_size)
         client.on_connect = self._on_connect
@@ -66,7 +67,7 @@ class MqttPublisher:
         log.info("MQTT connected to %s:%d", self.settings.host, self.settings.port)
         self._last_failure = None
         with self._lock:
-            client.publish(self.availability_topic, "online", qos=1, retain=True)
+            client.publish(self.availability_topic, ONLINE, qos=1, retain=True)
             for topic in self._subscriptions:
                 client.subscribe(topic, qos=1)
             while self._pending:
@@ -120,7 +121,7 @@ class MqttPublisher:
         with self._lock:
             connected = self._connected
         if connected:
-            info = self._client.publish(self.availability_topic, "offline", qos=1, retain=True)
+            info = self._client.publish(self.availability_topic, OFFLINE, qos=1, retain=True)
             try:
                 info.wait_for_publish(timeout)
             except (RuntimeError, ValueError):

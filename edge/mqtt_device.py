@@ -22,26 +22,31 @@ import time
 from collections.abc import Callable
 
 from edge.errors import SerError
-from edge.events import device_topic
+from edge.events import (
+    AVAILABILITY,
+    LAST_EMOTION,
+    LEVELS,
+    LISTENING,
+    LISTENING_COMMAND,
+    MICROPHONE_AFTER,
+    OFF,
+    ON,
+    ONLINE,
+    STATE,
+    device_topic,
+)
 from edge.homeassistant import discovery_configs
 from edge.mqtt import MqttPublisher
 from edge.settings import DaemonSettings
 
 log = logging.getLogger(__name__)
-RETAINED = ("last_emotion", "state", "listening")  # the device's retained topics besides availability
-MICROPHONE_AFTER = {
-    "started": "closed",
-    "microphone_open": "open",
-    "microphone_back": "open",
-    "microphone_lost": "lost",
-    "stopped": "closed",
-}
+RETAINED = (LAST_EMOTION, STATE, LISTENING)  # the device's retained topics besides availability
 
 
 def _publisher(settings: DaemonSettings) -> MqttPublisher:
     return MqttPublisher(
         settings.mqtt,
-        device_topic(settings.topic_prefix, settings.device_id, "availability"),
+        device_topic(settings.topic_prefix, settings.device_id, AVAILABILITY),
         client_id=f"{settings.topic_prefix}-{settings.device_id}",
     )
 
@@ -73,7 +78,7 @@ class MqttDevice:
         """Connect in the background, announce the device with the model's ``labels`` (including
         ``uncertain``) and publish the switch's state; ``microphone`` is its state so far (a new
         broker after a reload: later status events keep it up to date)."""
-        self._publisher.subscribe(self.topic("listening/set"), self._on_listening_command)
+        self._publisher.subscribe(self.topic(LISTENING_COMMAND), self._on_listening_command)
         if self.settings.mqtt.discovery:
             self._publisher.subscribe(f"{self.settings.mqtt.discovery_prefix}/status", self._on_home_assistant_status)
         self._publisher.start()
@@ -99,7 +104,7 @@ class MqttDevice:
         switch's state on pause and resume)."""
         self._publisher.publish(topic, payload)
         if payload["type"] == "emotion":
-            self._publisher.publish(self.topic("last_emotion"), payload, retain=True)
+            self._publisher.publish(self.topic(LAST_EMOTION), payload, retain=True)
             return
         status = payload["status"]
         self._microphone = MICROPHONE_AFTER.get(status, self._microphone)
@@ -109,12 +114,12 @@ class MqttDevice:
         state = {
             "status": status,
             "microphone": self._microphone,
-            "listening": "ON" if self._listening else "OFF",
+            "listening": ON if self._listening else OFF,
             "dropped_events": payload["dropped_events"],
             "dropped_audio_seconds": payload["dropped_audio_seconds"],
             "time": payload["time"],
         }
-        self._publisher.publish(self.topic("state"), state, retain=True)
+        self._publisher.publish(self.topic(STATE), state, retain=True)
 
     def levels_due(self) -> bool:
         """Whether the levels diagnostic is asked for and due now."""
@@ -122,23 +127,23 @@ class MqttDevice:
         return every > 0 and time.monotonic() >= self._levels_due
 
     def publish_levels(self, levels) -> None:
-        """The detector's ``edge.segmenter.Levels``, rounded, on ``levels``."""
+        """The detector's ``edge.voice_activity.Levels``, rounded, on ``levels``."""
         self._levels_due = time.monotonic() + self.settings.mqtt.levels_seconds
-        self._publisher.publish(self.topic("levels"), {k: round(v, 2) for k, v in dataclasses.asdict(levels).items()})
+        self._publisher.publish(self.topic(LEVELS), {k: round(v, 2) for k, v in dataclasses.asdict(levels).items()})
 
     def _publish_listening(self) -> None:
         """The pause switch's state, retained, as Home Assistant's MQTT switch expects it."""
-        self._publisher.publish(self.topic("listening"), "ON" if self._listening else "OFF", retain=True)
+        self._publisher.publish(self.topic(LISTENING), ON if self._listening else OFF, retain=True)
 
     def _on_listening_command(self, text: str) -> None:
         command = text.strip().upper()
-        if command in ("ON", "OFF"):
-            self._on_listening(command == "ON")
+        if command in (ON, OFF):
+            self._on_listening(command == ON)
         else:
-            log.warning("listening command %r ignored: send ON or OFF", text)
+            log.warning("listening command %r ignored: send %s or %s", text, ON, OFF)
 
     def _on_home_assistant_status(self, text: str) -> None:
-        if text.strip() == "online":  # Home Assistant (re)started: it wants the configs again
+        if text.strip() == ONLINE:  # Home Assistant (re)started: it wants the configs again
             self.announce(self._labels, self._model)
 
 

@@ -18,6 +18,8 @@ RUNTIMES = (
     ("tflite_runtime.interpreter", "tflite-runtime"),
     ("tensorflow.lite.python.interpreter", "tensorflow"),  # tf.lite.Interpreter
 )
+RUNTIME_NAMES = tuple(name for _, name in RUNTIMES)
+"""What ``--runtime`` and the ``runtime`` setting may name."""
 
 
 @dataclass(frozen=True)

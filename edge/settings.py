@@ -27,7 +27,7 @@ import hmac
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge.config import check, checked_fields
+from edge.config import VARIANTS, check, checked_fields
 from edge.errors import SerError
 
 
@@ -38,11 +38,15 @@ class SettingsError(SerError):
 PCM_FORMATS = ("s16le", "s32le", "f32le")  # raw PCM on standard input, as arecord, parecord and pw-record write it
 
 
+MICROPHONE, STANDARD_INPUT = "microphone", "-"
+"""The inputs the daemon listens to (``[capture] input``): PyAudio's device, or raw PCM on standard input."""
+
+
 @dataclass(frozen=True)
 class CaptureSettings:
     """How audio is read: from the microphone (PyAudio), or raw PCM from standard input."""
 
-    input: str = "microphone"
+    input: str = MICROPHONE
     """microphone (PyAudio), or "-": raw PCM from standard input (arecord, parecord, pw-record, a
     sidecar); the end of the input ends the service after the last utterance's event."""
     format: str = "s16le"
@@ -279,7 +283,7 @@ def check_settings(settings: DaemonSettings, where: str) -> None:
         (segmenter.floor_seconds <= 0, "segmenter floor_seconds", "must be above 0"),
         (not segmenter.detector, "segmenter detector", 'must name a speech detector bundle, or be "none"'),
         (capture.channels < 1, "capture channels", "must be at least 1"),
-        (capture.input not in ("microphone", "-"), "capture input", "must be microphone or - (standard input)"),
+        (capture.input not in (MICROPHONE, STANDARD_INPUT), "capture input", "must be microphone or - (standard input)"),
         (capture.format not in PCM_FORMATS, "capture format", f"must be one of {', '.join(PCM_FORMATS)}"),
         (capture.sample_rate is not None and capture.sample_rate < 1, "capture sample_rate", "must be positive"),
         (
@@ -295,7 +299,7 @@ def check_settings(settings: DaemonSettings, where: str) -> None:
             "events labels",
             "must be a list of emotion names",
         ),
-        (settings.variant not in (None, "int8", "float32"), "variant", "must be int8 or float32"),
+        (settings.variant not in (None, *VARIANTS), "variant", f"must be {' or '.join(VARIANTS)}"),
         (mqtt.queue_size < 1, "mqtt queue_size", "must be at least 1"),
         (mqtt.levels_seconds < 0, "mqtt levels_seconds", "must not be negative"),
         (

@@ -61,7 +61,8 @@ def shipped_bundle():
 @pytest.fixture
 def bundle_copy(tmp_path) -> Path:
     """A writable copy of the shipped default bundle, for tampering with."""
-    from edge.bundle import DEFAULT_MODEL, MODELS_DIR
+    from edge.bundle import MODELS_DIR
+    from edge.config import DEFAULT_MODEL
 
     target = tmp_path / "bundle"
     shutil.copytree(MODELS_DIR / DEFAULT_MODEL, target)

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from support.helpers import read_speech, run_ser
 
-from edge.bundle import DEFAULT_MODEL, choose_variant, load_bundle, read_manifest
+from edge.bundle import choose_variant, load_bundle, read_manifest
 from edge.classifier import Classifier
+from edge.config import DEFAULT_MODEL
 from edge.errors import BundleError
 from edge.fingerprint import fingerprint, reference_signal
 from edge.frontend import compute_features

@@ -13,8 +13,9 @@ from edge.bundle import load_bundle
 from edge.classifier import Classifier
 from edge.errors import AudioError
 from edge.frontend import compute_features
-from edge.segmenter import SILENCE_DB, BackgroundLevel, Segmenter, block_levels
+from edge.segmenter import Segmenter
 from edge.settings import SegmenterSettings
+from edge.voice_activity import SILENCE_DB, BackgroundLevel, block_levels
 from trainer.corpus import SHIPPED_CORPORA
 
 RATE = 16000
@@ -69,19 +70,6 @@ def test_silence_between_two_clips_separates_them_and_a_short_pause_does_not(man
     # The clips carry their own quiet edges; cut to the speech, a 0.3 s gap is a pause, not an end.
     voiced = [x[np.flatnonzero(np.abs(x) > 0.01)[0] : np.flatnonzero(np.abs(x) > 0.01)[-1]] for x in (one, two)]
     assert len(run(segmenter, np.concatenate([silence(1), voiced[0], silence(0.3), voiced[1], silence(2)]))) == 1
-
-
-def test_cutting_without_features_gives_the_same_utterances(manifest, speech_files):
-    """``ser classify`` asks a segmenter that computes no features whether a file holds speech:
-    its utterances are the full segmenter's, boundaries for boundaries."""
-    stream = np.concatenate([silence(1), read_speech(speech_files[0]), silence(2), read_speech(speech_files[1]), silence(2)])
-    full = run(Segmenter(SegmenterSettings(), manifest.frontend, manifest.windowing.min_frames), stream)
-    cut = run(Segmenter(SegmenterSettings(), manifest.frontend, manifest.windowing.min_frames, with_features=False), stream)
-    assert len(full) == 2
-    assert [(u.start, u.end, u.speech_start, u.speech_end) for u in cut] == [
-        (u.start, u.end, u.speech_start, u.speech_end) for u in full
-    ]
-    assert all(u.features.shape == (0, manifest.frontend.n_features) for u in cut)
 
 
 def test_a_long_utterance_is_emitted_in_parts_of_at_most_max_seconds(manifest, speech_files):
@@ -184,9 +172,10 @@ def test_every_clip_of_every_corpus_but_one_word_has_speech_for_the_detector(cor
     classifier, checked, refused = Classifier(shipped_bundle), 0, []
     for kind in SHIPPED_CORPORA:
         for path in sorted(corpus_dir(kind).rglob("*.flac")):
-            speech = classifier.speech_cutter()
+            speech = classifier.speech_check()
+            speech.push(read_speech(path))
             try:
-                classifier.check_speech(len(speech.push(read_speech(path)) + speech.flush()), str(path))
+                classifier.check_speech(speech, str(path))
             except AudioError as error:
                 refused.append(str(error))
             checked += 1

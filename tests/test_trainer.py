@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from support.helpers import SMOKE_SPLIT, run_ser, run_train
 
-from edge.bundle import DEFAULT_MODEL
+from edge.config import DEFAULT_MODEL
 from trainer.corpus import (
     CANONICAL_LABELS,
     combine,

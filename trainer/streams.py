@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from edge.audio import load_audio
-from edge.segmenter import Segmenter, block_levels
+from edge.segmenter import Segmenter
 from edge.settings import SegmenterSettings
+from edge.voice_activity import block_levels
 from trainer.corpus import Corpus, default_test_speakers
 from trainer.room_evaluation import BABBLE_TALKERS, EVALUATED_NOISES, EVALUATION_ROOMS, MICROPHONE_FLOOR_DBFS, ROOM_LEVEL_DBFS
 from trainer.rooms import babble, impulse_responses, noise_root, noise_samples, noise_segments, power, reverberate, stretch_of
