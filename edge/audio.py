@@ -9,6 +9,7 @@ from __future__ import annotations
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import soxr
@@ -23,6 +24,36 @@ takes from a folder and the corpus readers take from a corpus."""
 def to_mono(samples: np.ndarray) -> np.ndarray:
     """Average the channels of a (frames, channels) array; a 1-D array is already mono."""
     return samples if samples.ndim == 1 else samples.mean(axis=1)
+
+
+class InputName(Protocol):
+    """What an open input is called in status events: a sound card's device, or standard input."""
+
+    name: str
+    index: int | None
+    """The device's PortAudio index; None for standard input."""
+
+
+class AudioInput(Protocol):
+    """A live input of mono float64 blocks at ``target_rate``: the microphone (``edge.microphone``)
+    or standard input (``edge.pipe``)."""
+
+    target_rate: int
+    rate: int
+    """Its own sample rate, in Hz."""
+    dropped_seconds: float
+    """Audio dropped because processing fell behind."""
+
+    @property
+    def is_open(self) -> bool: ...
+
+    def open(self) -> InputName: ...
+
+    def read(self, timeout: float) -> np.ndarray:
+        """The next block (possibly empty), within ``timeout`` seconds."""
+        ...
+
+    def close(self) -> None: ...
 
 
 RESAMPLING_QUALITY = "HQ"  # soxr's high quality: files and the microphone are resampled alike

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
+from edge.audio import AudioInput
 from edge.bundle import load_bundle
 from edge.classifier import Classifier
 from edge.errors import SerError
@@ -35,7 +36,7 @@ class Sink(Protocol):
     def publish(self, topic: str, payload: dict) -> None: ...
 
 
-def audio_input(capture: CaptureSettings, target_rate: int) -> Microphone | PipeInput:
+def audio_input(capture: CaptureSettings, target_rate: int) -> AudioInput:
     """The microphone, or standard input if the settings say ``input = "-"``."""
     return PipeInput(capture, target_rate) if capture.input == STANDARD_INPUT else Microphone(capture, target_rate)
 
@@ -49,7 +50,7 @@ class EmotionService:
         output: Sink,
         notifier: ServiceNotifier | None = None,
         reload_settings: Callable[[], DaemonSettings] | None = None,
-        open_input: Callable[[CaptureSettings, int], Microphone | PipeInput] = audio_input,
+        open_input: Callable[[CaptureSettings, int], AudioInput] = audio_input,
     ):
         self.settings = settings
         self.output = output
@@ -61,7 +62,7 @@ class EmotionService:
         self.classifier: Classifier | None = None  # loaded by run(), replaced by a reload
         self.stream: EmotionStream | None = None  # audio in, events out, for that classifier
         self._mqtt: MqttDevice | None = None  # when settings.mqtt.host is set
-        self._input: Microphone | PipeInput | None = None
+        self._input: AudioInput | None = None
         self._input_lost = False  # lost (or never opened) and said so: the next open is "back"
         self._microphone = "closed"  # as the status events so far say (MICROPHONE_AFTER), for a new broker
         self._reopen = Backoff(settings.capture.retry_min_seconds, settings.capture.retry_max_seconds)
@@ -212,7 +213,7 @@ class EmotionService:
             return
         self.stream.reset()
         self._reopen.reset()
-        detail = f"{device.name} (index {device.index}), {self._input.rate} Hz" if device.index >= 0 else device.name
+        detail = f"{device.name} (index {device.index}), {self._input.rate} Hz" if device.index is not None else device.name
         self.status("microphone_back" if self._input_lost else "microphone_open", detail)
         self._input_lost = False
         self.notifier.status(f"listening on {device.name} with {self.classifier.manifest.name}")

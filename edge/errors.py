@@ -11,3 +11,15 @@ class AudioError(SerError):
 
 class BundleError(SerError):
     """A model bundle that is missing, malformed, tampered with, or not runnable here."""
+
+
+class SettingsError(SerError):
+    """A configuration file or override that cannot be used."""
+
+
+class MicrophoneError(SerError):
+    """The microphone cannot be opened, or stopped delivering audio."""
+
+
+class MissingPyAudio(SerError):
+    """PyAudio (the `mic` extra) is not installed: nothing to retry, the installation is incomplete."""

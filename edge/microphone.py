@@ -16,14 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge.audio import StreamResampler, pcm16_to_float, to_mono
-from edge.errors import SerError
+from edge.errors import MicrophoneError, MissingPyAudio
 from edge.settings import CaptureSettings
 
 log = logging.getLogger(__name__)
-
-
-class MicrophoneError(SerError):
-    """The microphone cannot be opened, or stopped delivering audio."""
 
 
 @dataclass(frozen=True)
@@ -67,10 +63,6 @@ def quiet_audio_libraries() -> None:
         _QUIET_HANDLERS.append(drop)
     except (OSError, AttributeError):
         pass  # no JACK client library
-
-
-class MissingPyAudio(SerError):
-    """PyAudio (the `mic` extra) is not installed: nothing to retry, the installation is incomplete."""
 
 
 def require_pyaudio():
@@ -160,7 +152,8 @@ class Backoff:
 
 
 class Microphone:
-    """An open input stream; ``read`` returns mono float64 samples at ``target_rate``."""
+    """An open input stream; ``read`` returns mono float64 samples at ``target_rate`` (an
+    ``edge.audio.AudioInput``)."""
 
     def __init__(self, settings: CaptureSettings, target_rate: int):
         self.settings = settings

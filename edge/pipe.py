@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge.audio import StreamResampler, to_mono
-from edge.errors import SerError
 from edge.settings import CaptureSettings
 
 # Sample format: (numpy dtype, the value that stands for full scale).
@@ -24,8 +23,8 @@ DEFAULT_RATE = 16000
 READ_BYTES = 65536
 
 
-class EndOfInput(SerError):
-    """The input has ended: no more audio will come."""
+class EndOfInput(Exception):
+    """The input has ended: no more audio will come (not an error: the service stops cleanly)."""
 
 
 @dataclass(frozen=True)
@@ -33,12 +32,12 @@ class PipeDevice:
     """What the status events name as the input."""
 
     name: str = "standard input"
-    index: int = -1
+    index: int | None = None
 
 
 class PipeInput:
-    """Standard input (or the file descriptor ``fd``) as mono float64 blocks at ``target_rate``;
-    the same ``open``/``read``/``close`` as ``edge.microphone.Microphone``."""
+    """Standard input (or the file descriptor ``fd``) as mono float64 blocks at ``target_rate``: an
+    ``edge.audio.AudioInput``, as ``edge.microphone.Microphone`` is."""
 
     def __init__(self, settings: CaptureSettings, target_rate: int, fd: int | None = None):
         self.settings = settings
@@ -49,13 +48,17 @@ class PipeInput:
         self._fd = sys.stdin.fileno() if fd is None else fd
         self._dtype, self._full_scale = PCM_DTYPES[settings.format]
         self._frame_bytes = np.dtype(self._dtype).itemsize * settings.channels
-        self.is_open = False
+        self._open = False
+
+    @property
+    def is_open(self) -> bool:
+        return self._open
 
     def open(self) -> PipeDevice:
         self._resampler = StreamResampler(self.rate, self.target_rate)
         self._partial = b""  # bytes of an incomplete sample frame, completed by the next read
         self._ended = False
-        self.is_open = True
+        self._open = True
         return self.device
 
     def read(self, timeout: float) -> np.ndarray:
@@ -78,4 +81,4 @@ class PipeInput:
         return self._resampler.push(to_mono(frames.reshape(-1, self.settings.channels)))
 
     def close(self) -> None:
-        self.is_open = False
+        self._open = False

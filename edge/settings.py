@@ -28,12 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge.config import VARIANTS, check, checked_fields
-from edge.errors import SerError
-
-
-class SettingsError(SerError):
-    """A configuration file or override that cannot be used."""
-
+from edge.errors import SettingsError
 
 PCM_FORMATS = ("s16le", "s32le", "f32le")  # raw PCM on standard input, as arecord, parecord and pw-record write it
 
