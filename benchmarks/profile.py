@@ -17,6 +17,7 @@ from edge.frontend import (
     constants_for,
     deltas,
     frame_signal,
+    frames_span,
     pitch,
     power_spectrum,
     preemphasis,
@@ -72,7 +73,7 @@ def run(signal: np.ndarray, config: FrontendConfig, repeats: int = 7) -> list[di
     daemon computes FEATURE_BATCH_FRAMES frames per step), of the whole offline frontend, and of
     the whole frontend fed as the daemon's segmenter feeds it (frame_step-sample blocks)."""
     seconds = len(signal) / config.sample_rate
-    batch = signal[: (MOST_FRAMES - 1) * config.frame_step + config.frame_length + 1]
+    batch = signal[: frames_span(MOST_FRAMES, config.frame_length, config.frame_step) + 1]
     per_second = config.sample_rate / config.frame_step / MOST_FRAMES  # batches per second of audio
     rows, total = [], 0.0
     for name, function in step_functions(batch, config).items():

@@ -16,7 +16,7 @@ import numpy as np
 from edge.audio import BLOCK_SECONDS, read_blocks
 from edge.bundle import ModelBundle
 from edge.errors import AudioError, BundleError
-from edge.frontend import StreamingFrontend, compute_features
+from edge.frontend import StreamingFrontend, compute_features, frames_span
 from edge.model_input import ClipStatistics, clip_shift_and_scale, normalise, prepare, trim_range, window_starts, windows
 from edge.settings import SegmenterSettings
 from edge.voice_activity import SpeechCheck
@@ -66,7 +66,7 @@ class Classifier:
     def _seconds(self, frames: int) -> float:
         """Seconds of audio that ``frames`` complete frames span."""
         frontend = self.manifest.frontend
-        return ((frames - 1) * frontend.frame_step + frontend.frame_length) / frontend.sample_rate
+        return frames_span(frames, frontend.frame_length, frontend.frame_step) / frontend.sample_rate
 
     def _check_length(self, frames: int, what: str) -> None:
         min_frames = self.manifest.windowing.min_frames

@@ -90,6 +90,11 @@ def frame_count(n_samples: int, frame_length: int, frame_step: int) -> int:
     return 0 if n_samples < frame_length else 1 + (n_samples - frame_length) // frame_step
 
 
+def frames_span(n_frames: int, frame_length: int, frame_step: int) -> int:
+    """Samples that ``n_frames`` (at least 1) consecutive frames cover: ``frame_count``'s inverse."""
+    return (n_frames - 1) * frame_step + frame_length
+
+
 def frame_signal(signal: np.ndarray, frame_length: int, frame_step: int) -> np.ndarray:
     """The complete frames of ``signal`` as a (frames, frame_length) read-only view."""
     count = frame_count(len(signal), frame_length, frame_step)
@@ -327,7 +332,7 @@ class StreamingFrontend:
             start = first * config.frame_step
             steps.append(
                 static_features(
-                    pending[start : start + (n - 1) * config.frame_step + config.frame_length + 1], config, self._constants
+                    pending[start : start + frames_span(n, config.frame_length, config.frame_step) + 1], config, self._constants
                 )
             )
         frames = np.concatenate(steps)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge.config import FrontendConfig
-from edge.frontend import MOST_FRAMES, StreamingFrontend
+from edge.frontend import MOST_FRAMES, StreamingFrontend, frames_span
 from edge.settings import SegmenterSettings
 from edge.voice_activity import Span, Step, UtteranceCutter, VoiceActivity
 
@@ -54,7 +54,7 @@ class Segmenter:
         self.rate = frontend.sample_rate
         self.block = frontend.frame_step
         # Never emit what the model cannot classify: at least min_frames frames.
-        model_min = (min_frames - 1) * frontend.frame_step + frontend.frame_length
+        model_min = frames_span(min_frames, frontend.frame_length, frontend.frame_step)
         self.voice = VoiceActivity(settings, self.block, self.rate)
         self._cutter = UtteranceCutter(settings, self.block, self.rate, min_samples=model_min)
         self._frontend = StreamingFrontend(frontend, FEATURE_BATCH_FRAMES)
