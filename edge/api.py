@@ -4,7 +4,7 @@ sample rate, or of live audio arriving in blocks (with the daemon's own segmente
     from edge.api import EmotionModel
 
     model = EmotionModel.load()                        # the shipped default, or a name or a bundle folder
-    print(model.classify_file("clip.wav").label)
+    print(model.classify_file("clip.wav").emotion)
     print(model.classify(samples, sample_rate=44100))  # mono, or (frames, channels)
     stream = model.stream(sample_rate=48000)
     for block in blocks:                               # any size

@@ -26,8 +26,8 @@ from edge.voice_activity import SpeechCheck
 class Prediction:
     """The emotion of one clip."""
 
-    label: str
-    """The most probable class."""
+    emotion: str
+    """The most probable class (an ``EmotionEvent``'s ``emotion`` too)."""
     confidence: float
     """Its pooled probability (0..1)."""
     scores: dict[str, float]
@@ -77,7 +77,7 @@ class Classifier:
         pooled = pool(probabilities)
         best = int(np.argmax(pooled))
         return Prediction(
-            label=self.manifest.labels[best],
+            emotion=self.manifest.labels[best],
             confidence=float(pooled[best]),
             scores={label: float(p) for label, p in zip(self.manifest.labels, pooled)},
             windows=len(probabilities),

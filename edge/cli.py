@@ -155,7 +155,7 @@ def classify(paths, model, runtime, variant, as_json, jobs):
         elif as_json:
             record = {
                 "file": str(path),
-                "emotion": result.label,
+                "emotion": result.emotion,
                 "confidence": round(result.confidence, 4),
                 "scores": {k: round(v, 4) for k, v in result.scores.items()},
                 "duration": round(result.duration, 3),
@@ -164,7 +164,7 @@ def classify(paths, model, runtime, variant, as_json, jobs):
             click.echo(json.dumps(record))
         else:
             scores = " ".join(f"{result.scores[label]:5.2f}" for label in labels)
-            click.echo(f"{str(path)[-40:]:40} {result.label:10} {result.confidence:5.2f}  {scores}")
+            click.echo(f"{str(path)[-40:]:40} {result.emotion:10} {result.confidence:5.2f}  {scores}")
     if failures:
         click.echo(f"{failures} of {len(files)} file(s) could not be classified", err=True)
         sys.exit(1)

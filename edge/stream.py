@@ -78,7 +78,7 @@ class EmotionStream:
             start, end = self._started_at + utterance.start, self._started_at + utterance.end
         bundle = self.classifier.bundle
         return EmotionEvent(
-            emotion=prediction.label,
+            emotion=prediction.emotion,
             confidence=prediction.confidence,
             scores=prediction.scores,
             start=start,

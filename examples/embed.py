@@ -30,12 +30,12 @@ def main(paths: list[Path]) -> None:
         except SerError as error:  # unreadable, too short, no speech: one line, the others go on
             print(f"  {path.name}: {error}")
             continue
-        print(f"  {path.name}: {prediction.label} ({prediction.confidence:.2f})")
+        print(f"  {path.name}: {prediction.emotion} ({prediction.confidence:.2f})")
 
     print("\nan array at 48 kHz:")
     samples, rate = soundfile.read(paths[0])
     at_48k = np.interp(np.arange(0, len(samples), rate / 48000), np.arange(len(samples)), samples)
-    print(f"  {model.classify(at_48k, sample_rate=48000).label}")
+    print(f"  {model.classify(at_48k, sample_rate=48000).emotion}")
 
     print("\nlive audio, 20 ms blocks at 48 kHz:")
     stream = model.stream(sample_rate=48000)

@@ -37,7 +37,7 @@ def test_a_file_and_the_same_audio_as_an_array_give_the_same_emotion(model, spee
     from_file = model.classify_file(path)
     assert model.classify(read_speech(path), sample_rate=RATE) == from_file
     stereo_44k = np.stack([resample(read_speech(path), RATE, 44100)] * 2, axis=1)
-    assert model.classify(stereo_44k, sample_rate=44100).label == from_file.label
+    assert model.classify(stereo_44k, sample_rate=44100).emotion == from_file.emotion
     soundfile.write(tmp_path / "silence.wav", np.zeros(3 * RATE), RATE)
     with pytest.raises(AudioError, match="no speech found"):
         model.classify_file(tmp_path / "silence.wav")
@@ -56,7 +56,7 @@ def test_a_stream_at_the_models_rate_gives_the_daemons_segmenter_and_classifier_
     expected = [model.classifier.classify_features(u.features) for u in [*segmenter.push(audio), *segmenter.flush()]]
     stream = model.stream()
     events = [e for start in range(0, len(audio), block) for e in stream.push(audio[start : start + block])] + stream.close()
-    assert [(e.emotion, e.confidence, e.scores) for e in events] == [(p.label, p.confidence, p.scores) for p in expected]
+    assert [(e.emotion, e.confidence, e.scores) for e in events] == [(p.emotion, p.confidence, p.scores) for p in expected]
     assert len(events) == 3 and all(e.model == "lstm-multilingual" and e.end > e.start for e in events)
 
 

@@ -67,7 +67,7 @@ def offline_utterance_emotions(samples: np.ndarray, bundle):
     for offset in range(frontend.frame_step):
         segmenter = Segmenter(SegmenterSettings(), frontend, bundle.manifest.windowing.min_frames)
         (utterance,) = segmenter.push(np.concatenate([silence, np.zeros(offset), samples, silence]))
-        yield classifier.classify_features(utterance.features).label
+        yield classifier.classify_features(utterance.features).emotion
 
 
 def heard_samples(path, heard: np.ndarray) -> np.ndarray:
@@ -324,7 +324,7 @@ def test_pcm_piped_into_listen_gives_the_events_the_microphone_gives_for_the_sam
     classifier, manifest = Classifier(shipped_bundle), shipped_bundle.manifest
     segmenter = Segmenter(SegmenterSettings(), manifest.frontend, manifest.windowing.min_frames)
     offline = [classifier.classify_features(u.features) for u in [*segmenter.push(pcm / 32768.0), *segmenter.flush()]]
-    assert [(e["emotion"], e["confidence"]) for e in piped] == [(p.label, round(p.confidence, 4)) for p in offline]
+    assert [(e["emotion"], e["confidence"]) for e in piped] == [(p.emotion, round(p.confidence, 4)) for p in offline]
     # The same audio played into the virtual microphone: the same events.
     soundfile.write(tmp_path / "played.wav", pcm, 16000, subtype="PCM_16")
     service = start_daemon(tmp_path, microphone, "--rate", "16000")
