@@ -137,6 +137,20 @@ class ModelBundle:
 # LSTM kernel takes 4-6 ms per window against 0.6-0.9 ms in float32. On the Pi's ARM cores the
 # int8 model is the one built for the device; it stays the default there until measured on one.
 FASTER_VARIANT = {"x86_64": "float32", "AMD64": "float32"}
+AS_ACCURATE_POINTS = {"uar": 1.5, "accuracy": 3.0}
+"""Percentage points on the test speakers by which one variant of a model may score below the
+other and still count as as accurate: the trainer's gate lets int8 lose this much against float32,
+and the device runs float32 where it is faster unless it lost more than this against int8 (one
+clip of 240 is 0.4 points: a stricter rule would choose by noise)."""
+
+
+def float32_as_accurate(manifest: Manifest) -> bool:
+    """Whether the float32 model scored as well as the int8 model on the test speakers, within
+    ``AS_ACCURATE_POINTS`` of its accuracy and UAR (False where the manifest lacks the scores)."""
+    scores = [manifest.test_scores.get(variant, {}) for variant in ("float32", "int8")]
+    return all(key in s for s in scores for key in AS_ACCURATE_POINTS) and all(
+        scores[0][key] >= scores[1][key] - AS_ACCURATE_POINTS[key] / 100 for key in AS_ACCURATE_POINTS
+    )
 
 
 def choose_variant(manifest: Manifest, requested: str | None, machine: str) -> str:
@@ -149,12 +163,12 @@ def choose_variant(manifest: Manifest, requested: str | None, machine: str) -> s
             raise BundleError(f"{manifest.name}: the bundle has no verifiable float32 model (file and sha256)")
         return requested
     faster = FASTER_VARIANT.get(machine, "int8")
-    return "float32" if faster == "float32" and manifest.float32_file and manifest.float32_as_accurate else "int8"
+    return "float32" if faster == "float32" and manifest.float32_file and float32_as_accurate(manifest) else "int8"
 
 
-def _check_tensor(detail: dict, shape: list[int], quantization: Quantization | None, what: str, path: Path) -> None:
+def _check_tensor(detail: dict, shape: tuple[int, ...], quantization: Quantization | None, what: str, path: Path) -> None:
     scale, zero_point = detail["quantization"]
-    actual = (list(detail["shape"]), detail["dtype"].__name__, scale, zero_point)
+    actual = (tuple(detail["shape"]), detail["dtype"].__name__, scale, zero_point)
     expected = (shape, "int8", quantization.scale, quantization.zero_point) if quantization else (shape, "float32", 0.0, 0)
     if actual != expected:
         raise BundleError(
@@ -188,10 +202,7 @@ def load_bundle(
     found = find_runtime(runtime)
     interpreter = load_interpreter(found, model_path, num_threads)
     (input_detail,), (output_detail,) = interpreter.get_input_details(), interpreter.get_output_details()
-    document = manifest.document
     int8 = variant == "int8"
-    _check_tensor(input_detail, document["input"]["shape"], manifest.input_quantization if int8 else None, "input", model_path)
-    _check_tensor(
-        output_detail, document["output"]["shape"], manifest.output_quantization if int8 else None, "output", model_path
-    )
+    _check_tensor(input_detail, manifest.input_shape, manifest.input_quantization if int8 else None, "input", model_path)
+    _check_tensor(output_detail, manifest.output_shape, manifest.output_quantization if int8 else None, "output", model_path)
     return ModelBundle(path, manifest, found, interpreter, variant)

@@ -19,12 +19,6 @@ from edge.model_input import Quantization
 
 SCHEMA_VERSION = 1
 MANIFEST_FILE = "manifest.json"
-AS_ACCURATE_POINTS = {"uar": 1.5, "accuracy": 3.0}
-"""Percentage points on the test speakers by which one variant of a model may score below the
-other and still count as as accurate: the trainer's gate lets int8 lose this much against float32,
-and the device runs float32 where it is faster unless it lost more than this against int8 (one
-clip of 240 is 0.4 points: a stricter rule would choose by noise)."""
-
 SPEECH_DETECTOR_LABELS = ("no_speech", "speech")
 """The labels that make a bundle a speech detector (``edge.speech_detector``) rather than an emotion model."""
 
@@ -70,13 +64,27 @@ class Manifest:
     """File name of the float32 TFLite model, if the bundle has one the device may run."""
     float32_sha256: str | None
     """Its sha256."""
-    float32_as_accurate: bool
-    """Whether the float32 model scored as well as the int8 model on the test speakers, within
-    ``AS_ACCURATE_POINTS`` of its accuracy and UAR."""
+    test_scores: dict[str, dict[str, float]]
+    """Each variant's scores on the test speakers, as far as the manifest has them: variant →
+    metric (accuracy, uar, ...) → value (0..1)."""
+    training_corpus: str | None
+    """The corpus (or corpora, joined with +) it was trained on, if the manifest says."""
+    test_speakers: tuple[str, ...]
+    """The speakers its test scores are of (none for a bundle that does not say)."""
     fingerprint: str
     """sha256 of the int8 input the reference signal becomes (see edge.fingerprint)."""
     document: dict
     """The whole manifest as written, for display."""
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The model input's shape: one window of frames by features."""
+        return (1, self.windowing.window_frames, self.frontend.n_features)
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """The model output's shape: one score per label."""
+        return (1, len(self.labels))
 
     @property
     def is_speech_detector(self) -> bool:
@@ -141,7 +149,7 @@ def parse_manifest(document: dict) -> Manifest:
     expected_shapes = {"input": [1, windowing.window_frames, frontend.n_features], "output": [1, len(labels)]}
     for section, shape in expected_shapes.items():
         if document[section].get("shape") != shape:
-            raise ValueError(f"{section}.shape must be {shape}, got {document[section].get('shape')}")
+            raise ValueError(f"{section}.shape must be {shape}, got {document[section].get('shape')}")  # Manifest.*_shape
     if document["output"].get("activation") != "softmax":
         raise ValueError("output.activation must be softmax: the model ends at its logits, the device applies the softmax")
     model, fingerprint_section = document["model"], document["fingerprint"]
@@ -152,11 +160,13 @@ def parse_manifest(document: dict) -> Manifest:
             raise ValueError(f"model.{key} must be a plain file name inside the bundle folder, got {model[key]!r}")
     if not isinstance(fingerprint_section.get("sha256"), str):
         raise ValueError("fingerprint needs sha256")
-    metrics = document.get("metrics") or {}
-    scores = [metrics.get(v) or {} for v in ("float32", "int8")]
-    as_accurate = all(isinstance(s.get(k), (int, float)) for s in scores for k in AS_ACCURATE_POINTS) and all(
-        scores[0][k] >= scores[1][k] - AS_ACCURATE_POINTS[k] / 100 for k in AS_ACCURATE_POINTS
-    )
+    metrics, training = document.get("metrics") or {}, document.get("training") or {}
+    test_scores = {
+        variant: {key: float(value) for key, value in scores.items() if isinstance(value, (int, float))}
+        for variant, scores in metrics.items()
+        if isinstance(scores, dict)
+    }
+    test_speakers = (training.get("speakers") or {}).get("test") or ()
     return Manifest(
         name=document["name"],
         labels=tuple(labels),
@@ -169,7 +179,9 @@ def parse_manifest(document: dict) -> Manifest:
         model_sha256=model["sha256"],
         float32_file=model.get("float32_file") if isinstance(model.get("float32_sha256"), str) else None,
         float32_sha256=model.get("float32_sha256") if isinstance(model.get("float32_file"), str) else None,
-        float32_as_accurate=as_accurate,
+        test_scores=test_scores,
+        training_corpus=training.get("corpus") if isinstance(training.get("corpus"), str) else None,
+        test_speakers=tuple(str(s) for s in test_speakers),
         fingerprint=fingerprint_section["sha256"],
         document=document,
     )

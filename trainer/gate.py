@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge.bundle import ModelBundle
+from edge.bundle import AS_ACCURATE_POINTS, ModelBundle
 from edge.classifier import Classifier, pool
-from edge.manifest import AS_ACCURATE_POINTS, Manifest
+from edge.manifest import Manifest
 from edge.runtime import load_interpreter
 from trainer.corpus import Corpus, Utterance
 from trainer.evaluate import classification_metrics
@@ -32,9 +32,8 @@ def gate_utterances(manifest: Manifest, corpus: Corpus, speakers: tuple[str, ...
     """The clips a gate compares on: those of ``speakers`` (by default the bundle's own test
     speakers, if it was trained on this corpus; else every speaker) whose labels the model has, and
     how many clips were left out for their labels."""
-    training = manifest.document["training"]
-    if speakers is None and training.get("corpus") == corpus.name:
-        speakers = tuple(training["speakers"]["test"])
+    if speakers is None and manifest.training_corpus == corpus.name:
+        speakers = manifest.test_speakers
     chosen = [u for u in corpus.utterances if (speakers is None or u.speaker in speakers) and u.label in manifest.labels]
     return chosen, sum(1 for u in corpus.utterances if u.label not in manifest.labels)
 
