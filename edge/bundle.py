@@ -94,9 +94,9 @@ def read_manifest(bundle_dir: Path) -> Manifest:
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise BundleError(f"{path}: not valid JSON ({error})") from None
     try:
-        return parse_manifest(document)
+        return parse_manifest(document, str(path))
     except ValueError as error:
-        raise BundleError(f"{path}: {error}") from None
+        raise BundleError(str(error)) from None
 
 
 def sha256_file(path: Path) -> str:

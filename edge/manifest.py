@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.config import FrontendConfig, Normalisation, WindowingConfig
+from edge.config import FrontendConfig, Normalisation, WindowingConfig, check
 from edge.fingerprint import REFERENCE_SIGNAL_NAME, fingerprint
 from edge.model_input import Quantization
 
@@ -118,48 +118,77 @@ def is_plain_file_name(name: object) -> bool:
     return isinstance(name, str) and name not in ("", ".", "..") and not any(c in name for c in "/\\\0")
 
 
-def _parse_quantization(section: dict, what: str) -> Quantization:
-    if section.get("dtype") != "int8":
-        raise ValueError(f"{what}.dtype must be int8")
-    scale, zero_point = section.get("scale"), section.get("zero_point")
-    if not isinstance(scale, (int, float)) or scale <= 0 or not isinstance(zero_point, int):
-        raise ValueError(f"{what} needs a positive scale and an integer zero_point")
-    return Quantization(float(scale), zero_point)
+def _quantization_rules(document: dict, section: str) -> list[tuple[bool, str, str]]:
+    """The ``check`` rules of an int8 tensor's section (input or output)."""
+    scale, zero_point = document[section].get("scale"), document[section].get("zero_point")
+    scale_ok = isinstance(scale, (int, float)) and not isinstance(scale, bool) and scale > 0
+    return [
+        (document[section].get("dtype") != "int8", f"{section}.dtype", "must be int8"),
+        (not scale_ok or not isinstance(zero_point, int), section, "needs a positive scale and an integer zero_point"),
+    ]
 
 
-def parse_manifest(document: dict) -> Manifest:
-    """Validate a manifest document; raises ValueError naming the first problem found."""
-    if not isinstance(document, dict):
-        raise ValueError("the manifest must be a JSON object")
-    if document.get("schema_version") != SCHEMA_VERSION:
-        raise ValueError(f"schema_version must be {SCHEMA_VERSION}, got {document.get('schema_version')!r}")
-    for key, kind in REQUIRED_SECTIONS.items():
-        if not isinstance(document.get(key), kind):
-            raise ValueError(f"missing or malformed field {key!r} (expected {kind.__name__})")
+def parse_manifest(document: dict, what: str = "manifest") -> Manifest:
+    """Validate a manifest document; raises ValueError naming ``what`` (the manifest's file), the
+    field and the reason, with the ``edge.config.check`` rules, a stage at a time (each needs the last)."""
+    check(what, [(not isinstance(document, dict), "the document", "must be a JSON object")])
+    version = document.get("schema_version")
+    check(what, [(version != SCHEMA_VERSION, "schema_version", f"must be {SCHEMA_VERSION}, got {version!r}")])
+    sections = REQUIRED_SECTIONS.items()
+    check(
+        what, [(not isinstance(document.get(key), kind), key, f"is missing or not a {kind.__name__}") for key, kind in sections]
+    )
     labels = document["labels"]
-    if not labels or len(set(labels)) != len(labels) or not all(isinstance(x, str) and x for x in labels):
-        raise ValueError("labels must be distinct non-empty strings")
-    frontend = FrontendConfig.from_dict(document["frontend"])
-    normalisation = Normalisation.from_dict(document["normalisation"])
-    windowing = WindowingConfig.from_dict(document["windowing"])
-    if windowing.trim_db > 0 and not frontend.append_energy:
-        raise ValueError("windowing.trim_db needs frontend.append_energy (feature 0 is the log energy)")
-    if len(normalisation.mean) != frontend.n_features:
-        raise ValueError(f"normalisation has {len(normalisation.mean)} features, the frontend {frontend.n_features}")
-    expected_shapes = {"input": [1, windowing.window_frames, frontend.n_features], "output": [1, len(labels)]}
-    for section, shape in expected_shapes.items():
-        if document[section].get("shape") != shape:
-            raise ValueError(f"{section}.shape must be {shape}, got {document[section].get('shape')}")  # Manifest.*_shape
-    if document["output"].get("activation") != "softmax":
-        raise ValueError("output.activation must be softmax: the model ends at its logits, the device applies the softmax")
+    distinct = bool(labels) and all(isinstance(x, str) and x for x in labels) and len(set(labels)) == len(labels)
+    check(what, [(not distinct, "labels", "must be distinct non-empty strings")])
+    try:
+        frontend = FrontendConfig.from_dict(document["frontend"])
+        normalisation = Normalisation.from_dict(document["normalisation"])
+        windowing = WindowingConfig.from_dict(document["windowing"])
+    except ValueError as error:
+        raise ValueError(f"{what}: {error}") from None
+    shapes = {"input": [1, windowing.window_frames, frontend.n_features], "output": [1, len(labels)]}  # Manifest.*_shape
+    got_shape = {section: document[section].get("shape") for section in shapes}
     model, fingerprint_section = document["model"], document["fingerprint"]
-    if not isinstance(model.get("file"), str) or not isinstance(model.get("sha256"), str):
-        raise ValueError("model needs file and sha256")
-    for key in ("file", "float32_file"):
-        if key in model and not is_plain_file_name(model[key]):
-            raise ValueError(f"model.{key} must be a plain file name inside the bundle folder, got {model[key]!r}")
-    if not isinstance(fingerprint_section.get("sha256"), str):
-        raise ValueError("fingerprint needs sha256")
+    model_named = isinstance(model.get("file"), str) and isinstance(model.get("sha256"), str)
+    check(
+        what,
+        [
+            (
+                windowing.trim_db > 0 and not frontend.append_energy,
+                "windowing.trim_db",
+                "needs frontend.append_energy (feature 0 is the log energy)",
+            ),
+            (
+                len(normalisation.mean) != frontend.n_features,
+                "normalisation",
+                f"has {len(normalisation.mean)} features, the frontend {frontend.n_features}",
+            ),
+            *(
+                (got_shape[key] != shape, f"{key}.shape", f"must be {shape}, got {got_shape[key]}")
+                for key, shape in shapes.items()
+            ),
+            (
+                document["output"].get("activation") != "softmax",
+                "output.activation",
+                "must be softmax: the model ends at its logits, the device applies the softmax",
+            ),
+            *_quantization_rules(document, "input"),
+            *_quantization_rules(document, "output"),
+            (not model_named, "model", "needs file and sha256"),
+            *(
+                (
+                    key in model and not is_plain_file_name(model[key]),
+                    f"model.{key}",
+                    "must be a plain file name inside the bundle folder",
+                )
+                for key in ("file", "float32_file")
+            ),
+            (not isinstance(fingerprint_section.get("sha256"), str), "fingerprint", "needs sha256"),
+        ],
+    )
+    input_quantization = Quantization(float(document["input"]["scale"]), document["input"]["zero_point"])
+    output_quantization = Quantization(float(document["output"]["scale"]), document["output"]["zero_point"])
     metrics, training = document.get("metrics") or {}, document.get("training") or {}
     test_scores = {
         variant: {key: float(value) for key, value in scores.items() if isinstance(value, (int, float))}
@@ -173,8 +202,8 @@ def parse_manifest(document: dict) -> Manifest:
         frontend=frontend,
         normalisation=normalisation,
         windowing=windowing,
-        input_quantization=_parse_quantization(document["input"], "input"),
-        output_quantization=_parse_quantization(document["output"], "output"),
+        input_quantization=input_quantization,
+        output_quantization=output_quantization,
         model_file=model["file"],
         model_sha256=model["sha256"],
         float32_file=model.get("float32_file") if isinstance(model.get("float32_sha256"), str) else None,
