@@ -219,7 +219,7 @@ OVERRIDES = [
     ("--device", "capture.device", str, "Input device index or name (see `ser devices`)."),
     ("--rate", "capture.sample_rate", int, "Capture rate in Hz (default: the device's; 16000 for standard input)."),
     ("--channels", "capture.channels", int, "Channels to open or read (averaged to mono)."),
-    ("--device-id", "device_id", str, "Device name in topics and payloads (default: host name)."),
+    ("--device-id", "device_id", str, "Device name in topics and payloads (default: ser- and a keyed hash of the machine id)."),
     ("--hangover", "segmenter.hangover_seconds", float, "Seconds of silence that end an utterance."),
     ("--min-seconds", "segmenter.min_seconds", float, "Shortest speech kept, in seconds."),
     ("--max-seconds", "segmenter.max_seconds", float, "Longer utterances are emitted in parts."),

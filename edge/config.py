@@ -7,7 +7,6 @@ carries it and the device rebuilds exactly what the trainer used.
 from __future__ import annotations
 
 import dataclasses
-import json
 import types
 import typing
 from dataclasses import dataclass
@@ -171,13 +170,6 @@ class FrontendConfig:
     @classmethod
     def from_dict(cls, data: dict) -> FrontendConfig:
         return cls(**checked_fields(cls, data, "frontend config"))
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> FrontendConfig:
-        return cls.from_dict(json.loads(text))
 
 
 @dataclass(frozen=True)

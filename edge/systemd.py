@@ -30,10 +30,6 @@ class ServiceNotifier:
             # the processing loop itself. A message that does not fit is dropped instead.
             self._socket.setblocking(False)
 
-    @property
-    def enabled(self) -> bool:
-        return self._socket is not None
-
     def notify(self, *fields: str) -> None:
         """Send ``KEY=value`` fields in one datagram; a vanished socket is ignored."""
         if self._socket is None:

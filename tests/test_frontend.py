@@ -212,9 +212,10 @@ def test_pitch_needs_frames_its_exact_autocorrelation_can_handle():
 
 
 def test_config_round_trips_through_json():
+    """As a manifest carries it: its dict as JSON, read back."""
     for config in CONFIGS.values():
-        text = config.to_json()
-        assert FrontendConfig.from_json(text) == config
+        text = json.dumps(config.to_dict())
+        assert FrontendConfig.from_dict(json.loads(text)) == config
         assert json.loads(text)["extras"] == list(config.extras)
 
 

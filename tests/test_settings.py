@@ -35,6 +35,33 @@ def test_the_shipped_example_config_parses(tmp_path):
     assert settings.mqtt.host is None and settings.capture.device is None
 
 
+def test_the_example_config_shows_every_setting_with_its_default():
+    """Each key of each section is in the shipped ser.toml, commented out with its default value."""
+    import dataclasses
+    import tomllib
+
+    from support.helpers import REPO
+
+    from edge.settings import SECTIONS
+
+    lines = (REPO / EXAMPLE).read_text().splitlines()
+    shown, section = {}, ""
+    for line in lines:
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1]
+        elif line.startswith("# ") and " = " in line.split("#")[1]:
+            key_value = line[2:].split("  #")[0].strip()
+            key = key_value.split(" = ")[0]
+            if key.isidentifier():
+                shown[(section, key)] = tomllib.loads(key_value)[key]
+    for name, cls in SECTIONS.items():
+        for field in dataclasses.fields(cls):
+            assert (name, field.name) in shown, f"[{name}] {field.name} is not in {EXAMPLE}"
+            default = field.default if field.default is not dataclasses.MISSING else None
+            if default is not None and not isinstance(default, tuple):
+                assert shown[(name, field.name)] == default, f"[{name}] {field.name}: {EXAMPLE} shows another value"
+
+
 def test_sections_and_types_are_read(tmp_path):
     path = tmp_path / "ser.toml"
     path.write_text(
