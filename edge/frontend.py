@@ -160,7 +160,7 @@ def autocorrelation(frames: np.ndarray, longest_lag: int) -> np.ndarray:
 
     Computed as the inverse FFT of the power spectrum (numpy's own FFT, zero-padded so that the
     correlation is not circular, to a length of small prime factors, which it transforms fastest:
-    800 points for 512-sample frames and lags up to 266, a third faster than 1024) and rounded to
+    800 points for 512-sample frames and lags up to 266, rather than 1024) and rounded to
     the nearest integer. That rounding restores the exact value because the FFT's error is far
     below 1/2: it is at most about sum(q^2) * 2^-53 * 3 log2(n_fft) (Percival's bound for FFT
     convolution), under 0.01 for frames of up to 4,096 full-scale samples, whose sums reach 2^42.

@@ -118,10 +118,9 @@ class SegmenterSettings:
     """Silence that ends an utterance; shorter pauses stay inside it. The event follows this long
     after the speech ends."""
     preroll_seconds: float = 1.0
-    """Audio kept from before the first speech block. The shipped models learnt from clips with
-    about a second of room sound around the speech; with 1.0 s here and 0.8 s of hang-over, 56 of
-    59 validation-actor clips (13-16) played through the segmenter got the file's emotion, against
-    32 with 0.25 s and 0.4 s."""
+    """Audio kept from before the first speech block: the shipped models learnt from clips with
+    about a second of room sound around the speech, and hear an utterance best with as much
+    (docs/benchmarks.md, "The segmenter's pre-roll and hang-over")."""
 
     def for_a_clip(self) -> SegmenterSettings:
         """These settings for a clip heard on its own (a file, an array) instead of a room heard for
