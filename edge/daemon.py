@@ -37,8 +37,12 @@ class Sink(Protocol):
 
 
 def audio_input(capture: CaptureSettings, target_rate: int) -> AudioInput:
-    """The microphone, or standard input if the settings say ``input = "-"``."""
-    return PipeInput(capture, target_rate) if capture.input == STANDARD_INPUT else Microphone(capture, target_rate)
+    """The microphone, or standard input if the settings say ``input = "-"``. Raises MissingPyAudio
+    for a microphone without the `mic` extra: a missing extra is not fixed by retrying."""
+    if capture.input == STANDARD_INPUT:
+        return PipeInput(capture, target_rate)
+    require_pyaudio()
+    return Microphone(capture, target_rate)
 
 
 class EmotionService:
@@ -90,12 +94,10 @@ class EmotionService:
         feeds the watchdog) without one. Raises SerError if the model cannot be loaded or PyAudio
         is missing at start (a reload failure keeps the old model instead)."""
         self.classifier, self.stream = self._load(self.settings)
-        if self.settings.capture.input == MICROPHONE:
-            require_pyaudio()  # a missing extra is not fixed by retrying
+        self._input = self._open_input(self.settings.capture, self.classifier.manifest.frontend.sample_rate)  # opened below
         self._start_mqtt()
         self.status("started", f"device {self.settings.device_id}")
         self.status("model_loaded", self._describe_model())
-        self._input = self._open_input(self.settings.capture, self.classifier.manifest.frontend.sample_rate)
         self.notifier.ready(f"running {self.classifier.manifest.name}, opening the microphone")
         try:
             while not self._stop.is_set():

@@ -33,7 +33,6 @@ def test_an_unknown_or_ambiguous_device_is_one_clear_error(wanted, message):
 
 
 def test_the_capture_buffer_is_bounded_and_counts_what_it_drops():
-    pytest.importorskip("pyaudio", reason="needs the mic extra")
     microphone = Microphone(CaptureSettings(block_seconds=0.032, buffer_seconds=0.1), 16000)
     microphone.rate = 16000
     import queue

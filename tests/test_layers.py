@@ -25,10 +25,18 @@ LAYERS = (
 """edge's modules from the bottom up: each may import modules of the layers before its own only."""
 
 
-def edge_imports(path: Path) -> set[str]:
-    """The edge modules ``path`` imports, at the top or inside functions."""
+def edge_modules() -> set[str]:
+    """edge's modules: its .py files and its packages (edge/cli)."""
+    files = {path.stem for path in EDGE.glob("*.py")} - {"__init__", "__main__"}
+    return files | {path.name for path in EDGE.iterdir() if (path / "__init__.py").is_file()}
+
+
+def edge_imports(module: str) -> set[str]:
+    """The edge modules that ``module`` (any file of it, for a package) imports, at the top or inside functions."""
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    package = EDGE / module
+    sources = sorted(package.rglob("*.py")) if package.is_dir() else [EDGE / f"{module}.py"]
+    for node in (node for source in sources for node in ast.walk(ast.parse(source.read_text()))):
         if isinstance(node, ast.Import):
             found |= {alias.name.split(".")[1] for alias in node.names if alias.name.startswith("edge.")}
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "edge":
@@ -40,9 +48,8 @@ def edge_imports(path: Path) -> set[str]:
 
 
 def test_every_edge_module_has_a_layer():
-    modules = {path.stem for path in EDGE.glob("*.py")} - {"__init__", "__main__"}
     listed = [module for layer in LAYERS for module in layer]
-    assert sorted(listed) == sorted(modules)
+    assert sorted(listed) == sorted(edge_modules())
 
 
 def test_each_module_imports_only_from_the_layers_below_it():
@@ -50,7 +57,7 @@ def test_each_module_imports_only_from_the_layers_below_it():
     upward = [
         f"edge/{module}.py imports edge.{imported}"
         for module, index in layer_of.items()
-        for imported in sorted(edge_imports(EDGE / f"{module}.py"))
+        for imported in sorted(edge_imports(module))
         if imported != module and layer_of[imported] >= index
     ]
     assert upward == []
