@@ -6,12 +6,14 @@ import json
 import os
 
 import numpy as np
+import pytest
 import soundfile
 from support.helpers import REPO, run_ser
 
 LABELS = {"neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised"}
 
 
+@pytest.mark.corpus
 def test_classify_a_folder_prints_one_result_per_file(ravdess_dir):
     folder = ravdess_dir / "Actor_19"
     result = run_ser("classify", str(folder))

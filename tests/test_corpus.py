@@ -99,6 +99,7 @@ def test_balanced_split_shares_no_speaker_and_mixes_genders_and_emotions(shemo_d
     assert balanced_split(utterances, seed=0) == split  # reproducible
 
 
+@pytest.mark.corpus
 def test_speaker_folds_hold_out_every_speaker_once(ravdess_dir):
     from trainer.corpus import read_ravdess
 
@@ -148,6 +149,7 @@ def test_ased_names_give_label_sentence_speaker_and_gender_code_case_blind():
             parse_ased_name(Path(bad + ".flac"))
 
 
+@pytest.mark.corpus
 def test_an_ased_speaker_has_the_gender_most_of_their_files_carry(corpus_dir):
     corpus = read_corpus("ased", corpus_dir("ased"))
     genders = {}
@@ -158,6 +160,7 @@ def test_an_ased_speaker_has_the_gender_most_of_their_files_carry(corpus_dir):
     assert {u.sentence for u in corpus.utterances} == {f"{n:02d}" for n in range(1, 8)}
 
 
+@pytest.mark.corpus
 def test_the_ased_test_speakers_are_women_and_men_with_every_emotion_in_both_kinds_of_sentence(corpus_dir):
     from trainer.corpus import ASED_COMMON_SENTENCES, DEFAULT_TEST_SPEAKERS, default_test_speakers
 
@@ -181,6 +184,7 @@ CORPUS_FACTS = {
 }
 
 
+@pytest.mark.corpus
 @pytest.mark.parametrize("kind", sorted(CORPUS_FACTS))
 def test_each_reader_reads_its_whole_corpus_with_declared_labels(corpus_dir, kind):
     speakers, clips, dropped, labels = CORPUS_FACTS[kind]
@@ -190,6 +194,7 @@ def test_each_reader_reads_its_whole_corpus_with_declared_labels(corpus_dir, kin
     assert all(u.gender in ("female", "male") and u.corpus == kind for u in corpus.utterances)
 
 
+@pytest.mark.corpus
 def test_corpora_read_together_keep_speakers_apart_and_find_the_test_actors(corpus_dir):
     from trainer.corpus import default_test_speakers, read_corpora
 
@@ -203,6 +208,7 @@ def test_corpora_read_together_keep_speakers_apart_and_find_the_test_actors(corp
     assert default_test_speakers(read_corpora(["emodb"])) == ()
 
 
+@pytest.mark.corpus
 def test_a_split_takes_the_speakers_given_else_the_corpus_defaults_else_a_balanced_draw(corpus_dir, shemo_dir):
     from trainer.corpus import read_corpora
 

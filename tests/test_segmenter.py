@@ -164,6 +164,7 @@ def test_block_levels_are_dbfs_of_the_sound_around_any_dc_offset():
     assert levels[3] == levels[4] == SILENCE_DB  # a constant is no sound
 
 
+@pytest.mark.corpus
 def test_every_clip_of_every_corpus_but_one_word_has_speech_for_the_detector(corpus_dir, shipped_bundle):
     """``ser classify`` refuses files in which the segmenter finds no utterance with 0.2 s from its
     first to its last speech block; no real recording may be

@@ -161,6 +161,7 @@ def test_the_int8_gate_fails_loudly_and_writes_no_bundle(ravdess_dir, tmp_path):
     assert not (out / "manifest.json").exists() and not (out / "model.tflite").exists()
 
 
+@pytest.mark.corpus
 def test_ravdess_reader_labels_speakers_and_genders(ravdess_dir):
     corpus = read_ravdess(ravdess_dir)
     utterances = corpus.utterances
@@ -173,6 +174,7 @@ def test_ravdess_reader_labels_speakers_and_genders(ravdess_dir):
         parse_ravdess_name(Path("F03S02.wav"))
 
 
+@pytest.mark.corpus
 def test_no_speaker_is_in_two_splits(ravdess_dir):
     utterances = read_ravdess(ravdess_dir).utterances
     split = SpeakerSplit(("01", "02", "03"), ("04",), ("05", "06"))

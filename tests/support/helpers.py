@@ -16,6 +16,11 @@ from trainer.corpus import corpus_root
 REPO = Path(__file__).resolve().parents[2]
 
 
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+"""Tiny real fixtures (tests/fixtures/README.md): clips and noise excerpts for the fast tier on a
+clone without ../shared."""
+
+
 def unavailable(reason: str) -> None:
     """Skip the test with ``reason`` on a developer's machine; under CI, where everything a test
     needs is installed, fail with it instead: nothing may be skipped there."""
