@@ -12,7 +12,7 @@ import hashlib
 import numpy as np
 
 from edge.config import FrontendConfig, Normalisation, WindowingConfig
-from edge.frontend import compute_features
+from edge.frontend import FRONTEND_VERSION, compute_features
 from edge.model_input import Quantization, prepare
 
 REFERENCE_SIGNAL_NAME = "ser-reference-v1"
@@ -40,13 +40,15 @@ def reference_signal(sample_rate: int, seconds: float = 5.0, seed: int = 2026112
 def fingerprint(
     frontend: FrontendConfig, normalisation: Normalisation, windowing: WindowingConfig, quantization: Quantization
 ) -> str:
-    """sha256 of the int8 model input that the reference signal becomes, with its shape.
+    """sha256 of the int8 model input that the reference signal becomes, with its shape and the
+    frontend's version (so that a bundle made before the frontend's arithmetic changed is refused
+    even where its int8 input happens to be the same).
 
     The trainer stores it in the bundle; the device recomputes it to prove that its frontend and
     input pipeline produce exactly what the model was trained and calibrated on.
     """
     features = compute_features(reference_signal(frontend.sample_rate), frontend)
     tensor = quantization.quantize(prepare(features, normalisation, windowing))
-    digest = hashlib.sha256(f"{REFERENCE_SIGNAL_NAME}:{tensor.dtype}:{tensor.shape}:".encode())
+    digest = hashlib.sha256(f"{REFERENCE_SIGNAL_NAME}:frontend-{FRONTEND_VERSION}:{tensor.dtype}:{tensor.shape}:".encode())
     digest.update(np.ascontiguousarray(tensor).tobytes())
     return digest.hexdigest()

@@ -1,15 +1,14 @@
 """The MFCC frontend, shared bit-for-bit by the trainer and the device.
 
-One short function per DSP step, vectorised over frames. Every step is elementwise, a per-frame
-FFT, a sum taken in a fixed order (``edge.reproducible``): term by term (``weighted_sum``, for the
-mel filters and the DCT) or pairwise (``fixed_order_sum``), or exact integer arithmetic (the pitch's
-autocorrelation). A BLAS matrix product or numpy's own reductions may add in a different order
-depending on how many frames are processed at once (and on the CPU: FMA, kernel choice), which
-would make streaming features differ from offline ones in the last bits.
-
-The same holds across machines: the FFT, the logarithm and every trigonometric constant come from
-``edge.reproducible`` (IEEE basic operations and exact decimal constants), not from numpy's
-per-CPU kernels, so an x86 workstation and an arm64 Raspberry Pi compute the same bits.
+One short function per DSP step, vectorised over frames. The same features come out however the
+signal is cut into chunks and on every CPU, although the cepstra are computed with numpy's fast
+kernels (FFT, BLAS matrix products, logarithm), whose last bits depend on the CPU and on how many
+frames are computed at once: each cepstrum is rounded to a fixed grid, and a frame whose rounding
+the kernels' stated error bound leaves undecided is computed again with ``edge.reproducible``
+(IEEE basic operations in a fixed order, exact decimal constants) and rounded that way
+(``edge.certified`` says why every CPU then agrees). The other features are exact or elementwise:
+the pitch from an exact integer autocorrelation, the zero-crossing rate by counting, the RMS by a
+fixed-order sum, the deltas by elementwise arithmetic on the rounded values.
 
 ``compute_features`` (a whole signal) and ``StreamingFrontend`` (chunk by chunk) are one code
 path, so the device sees exactly the features the model was trained on.
@@ -22,11 +21,16 @@ import math
 
 import numpy as np
 
-from edge import reproducible
+from edge import certified, reproducible
 from edge.config import FrontendConfig
 
+FRONTEND_VERSION = 2
+"""What the frontend computes, in every fingerprint: 2 rounds the cepstra to ``certified.GRID``
+(issue 25); 1 (no number in the hash) computed them with ``edge.reproducible`` alone."""
 MOST_FRAMES = 128  # frames computed per step of a long signal: their FFT arrays stay in the CPU cache
 _EPS = np.finfo(np.float64).eps  # floor for zero energies before the log, as python_speech_features
+ROUNDING = certified.Tally()
+"""Frames this process computed, and how many of them the reproducible way (``certified_cepstra``)."""
 
 
 def hz_to_mel(hz):
@@ -109,6 +113,14 @@ def power_spectrum(frames: np.ndarray, n_fft: int) -> np.ndarray:
     return (real * real + imag * imag) / n_fft
 
 
+def squared_magnitude(spectrum: np.ndarray) -> np.ndarray:
+    """re^2 + im^2 of each complex value (a fresh array of ``spectrum``'s shape), computed in place
+    in ``spectrum``'s memory, which it overwrites: the same operations as ``power_spectrum``'s."""
+    parts = spectrum.view(np.float64)  # re, im, re, im, ... along the last axis
+    np.square(parts, out=parts)
+    return parts[..., 0::2] + parts[..., 1::2]
+
+
 def noise_floor_power(level_dbfs: float, window: np.ndarray, preemphasis: float, n_fft: int) -> np.ndarray:
     """Expected ``power_spectrum`` of white noise at RMS ``level_dbfs`` (dB re 1.0), one value per
     bin (a column): pre-emphasis y[n] = x[n] - a x[n-1] shapes it by 1 + a^2 - 2a cos(w), the
@@ -123,9 +135,12 @@ def safe_log(x: np.ndarray) -> np.ndarray:
     return reproducible.log(np.where(x == 0.0, _EPS, x))
 
 
-def rms(frames: np.ndarray) -> np.ndarray:
-    """Root-mean-square amplitude of each raw frame (full scale = 1.0)."""
-    return np.sqrt(reproducible.fixed_order_sum(frames * frames) / frames.shape[-1])
+def rms(samples16: np.ndarray) -> np.ndarray:
+    """Root-mean-square amplitude of each frame of 16-bit samples (``pcm16``), full scale = 1.0.
+    The sum of squares is a sum of integers below 2^53, exact in any order, so numpy's fast dot
+    product gives the same bits on every CPU (and the bits of the float samples' sum of squares
+    for audio that was 16-bit PCM, as files and the microphone are)."""
+    return np.sqrt(np.einsum("ij,ij->i", samples16, samples16) / samples16.shape[-1]) / 32768.0
 
 
 def zero_crossing_rate(frames: np.ndarray) -> np.ndarray:
@@ -154,8 +169,8 @@ def smooth_length(n: int) -> int:
     return best
 
 
-def autocorrelation(frames: np.ndarray, longest_lag: int) -> np.ndarray:
-    """sum_n q[n] q[n + lag] of each frame's 16-bit integer samples q, for lags 0..longest_lag:
+def autocorrelation(samples16: np.ndarray, longest_lag: int) -> np.ndarray:
+    """sum_n q[n] q[n + lag] of each frame of 16-bit integer samples q (``pcm16``), lags 0..longest_lag:
     exact integers, so the same on every CPU whatever library computes them. (frames, lags + 1).
 
     Computed as the inverse FFT of the power spectrum (numpy's own FFT, zero-padded so that the
@@ -165,23 +180,23 @@ def autocorrelation(frames: np.ndarray, longest_lag: int) -> np.ndarray:
     below 1/2: it is at most about sum(q^2) * 2^-53 * 3 log2(n_fft) (Percival's bound for FFT
     convolution), under 0.01 for frames of up to 4,096 full-scale samples, whose sums reach 2^42.
     """
-    q = pcm16(frames)
-    n_fft = smooth_length(frames.shape[-1] + longest_lag)
-    spectrum = np.fft.rfft(q, n_fft)
-    power = spectrum.real * spectrum.real + spectrum.imag * spectrum.imag
+    n_fft = smooth_length(samples16.shape[-1] + longest_lag)
+    q = np.zeros((len(samples16), n_fft))  # zero-padded here: numpy's own padding costs a third of the FFT
+    q[:, : samples16.shape[-1]] = samples16
+    power = squared_magnitude(np.fft.rfft(q))
     return np.rint(np.fft.irfft(power, n_fft)[:, : longest_lag + 1])
 
 
-def pitch(frames: np.ndarray, sample_rate: int, min_hz: float, max_hz: float, voicing: float) -> np.ndarray:
-    """Fundamental frequency in Hz of each raw frame from its autocorrelation; 0 where unvoiced.
+def pitch(samples16: np.ndarray, sample_rate: int, min_hz: float, max_hz: float, voicing: float) -> np.ndarray:
+    """Fundamental frequency in Hz of each frame of 16-bit samples from its autocorrelation; 0 where unvoiced.
 
     The best lag between sample_rate / max_hz and sample_rate / min_hz (the shortest on a tie)
     wins if its autocorrelation reaches ``voicing`` times the frame's energy (lag 0).
     """
     shortest, longest = int(np.ceil(sample_rate / max_hz)), int(sample_rate / min_hz)
-    correlation = autocorrelation(frames, longest)
+    correlation = autocorrelation(samples16, longest)
     best = shortest + np.argmax(correlation[:, shortest:], axis=1)
-    voiced = correlation[np.arange(len(frames)), best] > voicing * correlation[:, 0]
+    voiced = correlation[np.arange(len(samples16)), best] > voicing * correlation[:, 0]
     return np.where(voiced, sample_rate / best, 0.0)
 
 
@@ -207,9 +222,17 @@ class _Constants:
     def __init__(self, config: FrontendConfig):
         self.window = window_function(config.window, config.frame_length)
         filterbank = mel_filterbank(config.n_filters, config.n_fft, config.sample_rate, config.low_freq, config.high_freq)
+        # The fast path's matrices (frames along rows): the filters (triangles: weights 0..1, as
+        # cepstra_error assumes) and a column of ones for the frame's total power, the DCT and its
+        # magnitudes (for the error bound).
+        self.mel_and_total = np.hstack([filterbank.T, np.ones((filterbank.shape[1], 1))])
+        self.empty_filters = np.append(~filterbank.any(axis=1), False)
+        dct = dct_matrix(config.n_filters, config.n_cepstra)
+        self.dct_columns, self.dct_magnitude = dct.T.copy(), np.abs(dct.T)
+        # The reproducible path's (frames along columns): each filter's support, and the DCT as a
+        # dense "sparse" matrix: every cepstrum sums every log-mel energy, in order.
         self.mel_index, self.mel_weight = reproducible.sparse_rows(filterbank)
-        # The DCT as a dense "sparse" matrix: every cepstrum sums every log-mel energy, in order.
-        self.dct_weight = dct_matrix(config.n_filters, config.n_cepstra)
+        self.dct_weight = dct
         self.dct_index = np.broadcast_to(np.arange(config.n_filters), self.dct_weight.shape)
         self.lifter = lifter_weights(config.n_cepstra, config.lifter)
         floor_dbfs = config.noise_floor_dbfs
@@ -218,8 +241,72 @@ class _Constants:
             if floor_dbfs is None
             else noise_floor_power(floor_dbfs, self.window, config.preemphasis, config.n_fft)
         )
+        self.floor_row = self.power_floor.T.copy()
         for array in vars(self).values():  # shared by every stream of this config: never written
             array.flags.writeable = False
+
+
+def fast_cepstra(windowed: np.ndarray, config: FrontendConfig, constants: _Constants) -> tuple[np.ndarray, np.ndarray]:
+    """Cepstra of each windowed frame (a row) from numpy's FFT, BLAS products and logarithm, whose
+    last bits depend on the CPU, and a bound on each value's distance from the exact one
+    (``edge.certified``): two (frames, n_cepstra) arrays."""
+    power = np.maximum(squared_magnitude(np.fft.rfft(windowed, config.n_fft)) / config.n_fft, constants.floor_row)
+    energies = power @ constants.mel_and_total  # (frames, filters + 1): each filter's energy, then the frame's
+    log_energies = np.log(np.where(energies == 0.0, _EPS, energies))
+    cepstra = (log_energies[:, :-1] @ constants.dct_columns) * constants.lifter
+    if config.append_energy:
+        cepstra[:, 0] = log_energies[:, -1]
+    return cepstra, cepstra_error(energies, log_energies, cepstra, config, constants)
+
+
+def cepstra_error(
+    energies: np.ndarray, log_energies: np.ndarray, cepstra: np.ndarray, config: FrontendConfig, constants: _Constants
+) -> np.ndarray:
+    """A bound on |computed - exact| for each of ``fast_cepstra``'s values, from its own energies.
+
+    A filter's energy E (weights of at most 1) moves by at most 2 sqrt(E n) ||dX|| / n +
+    ||dX||^2 / n when the spectrum X moves by dX (Cauchy-Schwarz), and ||dX|| <= eps ||X||_2 with
+    ||X||_2^2 = n ||x||^2 <= 2 n T, T the frame's total power over the n / 2 + 1 bins: relatively
+    2 eps sqrt(2 T / E) + 2 eps^2 T / E, plus the power's three roundings and the filter's sum. The
+    logarithm adds its ulps, the DCT its sum of |weight| times each log's error and its own
+    rounding, the lifter one rounding. Times ``certified.SAFETY``.
+    """
+    eps = certified.fft_error(config.n_fft)
+    with np.errstate(divide="ignore", invalid="ignore"):  # an energy of 0 gives an infinite or NaN bound: undecided
+        ratio = energies[:, -1:] / energies  # the frame's total power over each energy: >= 1
+        relative = 2.0 * eps * np.sqrt(2.0 * ratio) + 2.0 * eps * eps * ratio
+        relative += certified.gamma(3) + certified.gamma(config.n_fft // 2 + 1)
+        relative[:, constants.empty_filters] = 0.0  # no weight: exactly 0 in every implementation
+        log_error = certified.log_error(relative, log_energies)
+        dct_error = (
+            log_error[:, :-1] @ constants.dct_magnitude
+            + certified.gamma(config.n_filters) * (np.abs(log_energies[:, :-1]) @ constants.dct_magnitude)
+        ) * np.abs(constants.lifter) + certified.UNIT_ROUNDOFF * np.abs(cepstra)
+    if config.append_energy:
+        dct_error[:, 0] = log_error[:, -1]
+    return certified.SAFETY * dct_error
+
+
+def reproducible_cepstra(windowed: np.ndarray, config: FrontendConfig, constants: _Constants) -> np.ndarray:
+    """``fast_cepstra``'s values from ``edge.reproducible``'s FFT, fixed-order sums and logarithm:
+    the same bits on every CPU, for the frames whose rounding the fast values leave undecided."""
+    power = np.maximum(power_spectrum(windowed, config.n_fft), constants.power_floor)
+    log_mel = safe_log(reproducible.weighted_sum(power, constants.mel_index, constants.mel_weight))
+    cepstra = reproducible.weighted_sum(log_mel, constants.dct_index, constants.dct_weight).T * constants.lifter
+    if config.append_energy:
+        cepstra[:, 0] = safe_log(reproducible.fixed_order_sum(power.T))
+    return cepstra
+
+
+def certified_cepstra(windowed: np.ndarray, config: FrontendConfig, constants: _Constants) -> tuple[np.ndarray, int]:
+    """The cepstra of each windowed frame rounded to ``certified.GRID``, the same bits on every CPU
+    (``edge.certified``), and how many frames were computed the reproducible way."""
+    cepstra, bound = fast_cepstra(windowed, config, constants)
+    undecided = certified.undecided(cepstra, bound)
+    fallbacks = int(np.count_nonzero(undecided))
+    if fallbacks:
+        cepstra[undecided] = reproducible_cepstra(windowed[undecided], config, constants)
+    return certified.round_to_grid(cepstra), fallbacks
 
 
 def static_features(previous_and_signal: np.ndarray, config: FrontendConfig, constants: _Constants) -> np.ndarray:
@@ -229,20 +316,18 @@ def static_features(previous_and_signal: np.ndarray, config: FrontendConfig, con
     """
     raw = frame_signal(previous_and_signal[1:], config.frame_length, config.frame_step)
     emphasised = frame_signal(preemphasis(previous_and_signal, config.preemphasis), config.frame_length, config.frame_step)
-    power = np.maximum(power_spectrum(emphasised * constants.window, config.n_fft), constants.power_floor)
-    log_mel = safe_log(reproducible.weighted_sum(power, constants.mel_index, constants.mel_weight))
-    cepstra = reproducible.weighted_sum(log_mel, constants.dct_index, constants.dct_weight).T * constants.lifter
-    if config.append_energy:
-        cepstra[:, 0] = safe_log(reproducible.fixed_order_sum(power.T))
+    cepstra, fallbacks = certified_cepstra(emphasised * constants.window, config, constants)
+    ROUNDING.count(len(cepstra), fallbacks)
+    samples16 = pcm16(raw) if {"rms", "pitch"} & set(config.extras) else None
     columns = [cepstra]
     for extra in config.extras:
         if extra == "rms":
-            columns.append(rms(raw)[:, None])
+            columns.append(rms(samples16)[:, None])
         elif extra == "zcr":
             columns.append(zero_crossing_rate(raw)[:, None])
         else:
             columns.append(
-                pitch(raw, config.sample_rate, config.pitch_min_hz, config.pitch_max_hz, config.pitch_voicing)[:, None]
+                pitch(samples16, config.sample_rate, config.pitch_min_hz, config.pitch_max_hz, config.pitch_voicing)[:, None]
             )
     return np.hstack(columns)
 

@@ -5,10 +5,13 @@
 # resampled audio, float features, int8 model inputs and int8 model outputs of N real clips and
 # four generated signals, for every shipped bundle, on ai-edge-litert and on tflite-runtime; then
 # compares `ser info` and `ser classify` run inside with the same commands here, and what the
-# daemon's segmenter and speech detector make of a stream of clips over household noise. Prints
-# the parity report; exits 1 on any difference. Needs root (debootstrap, chroot, mounts) and the network.
+# daemon's segmenter and speech detector make of a stream of clips over household noise. The
+# frontend alone is compared on a wider set: W clips spread over every corpus and every noise
+# recording, with how many frames each machine computed the reproducible way (edge.certified).
+# Prints the parity report; exits 1 on any difference. Needs root (debootstrap, chroot, mounts) and
+# the network.
 #
-#     sudo firmware_scripts/arm64-parity.sh [--clips N]     # N real clips (default 120)
+#     sudo firmware_scripts/arm64-parity.sh [--clips N] [--wide W]   # defaults: 120 and 600
 #
 # The rootfs is built once (4-7 minutes) at $SER_ARM64_ROOT (default
 # /var/cache/edge-ser/arm64-bookworm) and reused by every checkout on the machine. Clips come from
@@ -17,10 +20,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 count=120
+wide=600
 while [ $# -gt 0 ]; do
     case "$1" in
         --clips) count="$2"; shift 2 ;;
-        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+        --wide) wide="$2"; shift 2 ;;
+        -h|--help) sed -n '2,/^set /{/^set /!p}' "$0"; exit 0 ;;
         *) echo "arm64-parity.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -30,7 +35,8 @@ root="${SER_ARM64_ROOT:-/var/cache/edge-ser/arm64-bookworm}"
 corpus="${SER_CORPUS_DIR:-../shared/corpora}"
 [ -d "$corpus" ] || { say "no corpus at $corpus (set SER_CORPUS_DIR)"; exit 1; }
 corpus="$(realpath "$corpus")"
-noise="${SER_NOISE_DIR:-../shared/noise}/doing_the_dishes.flac"
+noise_dir="$(realpath "${SER_NOISE_DIR:-../shared/noise}")"
+noise="$noise_dir/doing_the_dishes.flac"
 [ -f "$noise" ] || { say "no noise recording at $noise (set SER_NOISE_DIR)"; exit 1; }
 out="$PWD/runs/arm64-parity"
 bundles=$(for manifest in models/*/manifest.json; do basename "$(dirname "$manifest")"; done)
@@ -46,10 +52,12 @@ mkdir -p "$out"
 [ -x .venv/bin/python ] || script/setup edge
 script/tflite-runtime-venv
 .venv/bin/python firmware_scripts/parity.py clips "$corpus" "$count" > "$out/clips.txt"
+.venv/bin/python firmware_scripts/parity.py clips "$corpus" "$wide" > "$out/wide.txt"
+noises=$(cd "$noise_dir" && ls *.flac)
 .venv/bin/python firmware_scripts/parity.py stream "$corpus" "$out/clips.txt" "$noise" "$out/stream.wav"
 say "x86_64: computing on ai-edge-litert and tflite-runtime"
 .venv/bin/python firmware_scripts/parity.py save "$out/x86_64-ai-edge-litert.npz" --root "$corpus" --list "$out/clips.txt" \
-    --stream "$out/stream.wav"
+    --stream "$out/stream.wav" --features-list "$out/wide.txt" $(for n in $noises; do echo "--noise $noise_dir/$n"; done)
 PYTHONPATH="$PWD" .cache/venv-tflite-runtime/bin/python firmware_scripts/parity.py \
     save "$out/x86_64-tflite-runtime.npz" --root "$corpus" --list "$out/clips.txt" --stream "$out/stream.wav"
 for bundle in $bundles; do
@@ -61,16 +69,17 @@ done
 
 # arm64, in a private mount namespace: whatever happens, no mount outlives this step.
 say "aarch64: installing with install.sh and computing (qemu: minutes)"
-unshare --mount --propagation private bash -s "$root" "$corpus" "$out" "$bundles" <<'INSIDE'
+unshare --mount --propagation private bash -s "$root" "$corpus" "$out" "$bundles" "$noise_dir" "$noises" <<'INSIDE'
 set -euo pipefail
-root=$1 corpus=$2 out=$3 bundles=$4
+root=$1 corpus=$2 out=$3 bundles=$4 noise_dir=$5 noises=$6
 # A copy of this checkout (install.sh builds the package from it), without local environments.
 rm -rf "$root/src"
-mkdir -p "$root/src" "$root/corpus" "$root/parity"
+mkdir -p "$root/src" "$root/corpus" "$root/parity" "$root/noise"
 tar -C "$PWD" --exclude=./.venv --exclude=./.cache --exclude=./.git --exclude=./runs --exclude=./build -cf - . \
     | tar -C "$root/src" -xf -
 mount --bind "$corpus" "$root/corpus"
 mount -o remount,bind,ro "$root/corpus"
+mount --bind "$noise_dir" "$root/noise"
 mount --bind "$out" "$root/parity"
 mount -t proc proc "$root/proc"
 inside() { chroot "$root" /usr/bin/env -u PYTHONPATH -u VIRTUAL_ENV HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"; }
@@ -78,7 +87,8 @@ inside /src/firmware_scripts/install.sh
 inside /src/script/tflite-runtime-venv /opt/ser/venv-tflite-runtime
 # The installed package and models, as the service runs them (/opt/ser, SER_MODELS_DIR).
 inside env SER_MODELS_DIR=/opt/ser/models /opt/ser/venv/bin/python /src/firmware_scripts/parity.py \
-    save /parity/aarch64-ai-edge-litert.npz --root /corpus --list /parity/clips.txt --stream /parity/stream.wav
+    save /parity/aarch64-ai-edge-litert.npz --root /corpus --list /parity/clips.txt --stream /parity/stream.wav \
+    --features-list /parity/wide.txt $(for n in $noises; do echo "--noise /noise/$n"; done)
 inside env SER_MODELS_DIR=/opt/ser/models PYTHONPATH=/src /opt/ser/venv-tflite-runtime/bin/python \
     /src/firmware_scripts/parity.py save /parity/aarch64-tflite-runtime.npz --root /corpus --list /parity/clips.txt \
     --stream /parity/stream.wav

@@ -3,6 +3,7 @@
     python firmware_scripts/parity.py clips CORPUS_DIR N > clips.txt
     python firmware_scripts/parity.py stream CORPUS_DIR clips.txt NOISE_FILE stream.wav
     python firmware_scripts/parity.py save OUT.npz --root CORPUS_DIR --list clips.txt [--stream stream.wav]
+        [--features-list wide.txt] [--noise NOISE_FILE ...]
     python firmware_scripts/parity.py compare REFERENCE.npz OTHER.npz [...more pairs]
 
 ``save`` runs only device code (``edge``, from whichever installation the Python running it has),
@@ -12,9 +13,11 @@ signals it stores a hash of the resampled audio, the float64 features, and for e
 input windows and the int8 model outputs (the speech detector is a bundle too: its outputs are
 what the device computes, ``edge.int8_dense``); with a stream (built
 here by ``stream``: clips over household noise, then the noise alone), what the daemon's segmenter
-makes of it: the detector's probability for every block and the utterances' boundaries.
-``compare`` prints the parity report and exits 1 if any int8 input tensor, model output or stream
-result differs, except the known rounding of ``ROUNDING_RUNTIME``.
+makes of it: the detector's probability for every block and the utterances' boundaries. The
+frontend alone is checked on a wider set (``--features-list``, ``--noise``): the features of
+every bundle's frontend, and how many frames took the reproducible path (``edge.certified``).
+``compare`` prints the parity report and exits 1 if any feature array, int8 input tensor, model
+output or stream result differs, except the known rounding of ``ROUNDING_RUNTIME``.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from edge.audio import load_audio
 from edge.bundle import load_bundle, models_dirs
 from edge.errors import BundleError
 from edge.fingerprint import reference_signal
-from edge.frontend import compute_features
+from edge.frontend import ROUNDING, compute_features
 from edge.int8_dense import Int8Dense
 from edge.model_input import prepare
 from edge.runtime import RUNTIMES, Runtime, find_runtime, run_windows
@@ -101,9 +104,19 @@ def clips(corpus: Path, count: int):
 )
 @click.option("--list", "clip_list", type=click.File(), required=True, help="File with one clip path per line.")
 @click.option("--stream", "stream_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
-def save(out: Path, root: Path, clip_list, stream_path: Path | None):
-    """Compute and save features, int8 inputs and int8 outputs of the listed clips, and what the
-    segmenter makes of the stream."""
+@click.option(
+    "--features-list", type=click.File(), default=None, help="More clips (under --root) whose features alone are saved."
+)
+@click.option(
+    "--noise",
+    "noise_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Recordings whose features alone are saved.",
+)
+def save(out: Path, root: Path, clip_list, stream_path: Path | None, features_list, noise_files: tuple[Path, ...]):
+    """Compute and save features, int8 inputs and int8 outputs of the listed clips, what the
+    segmenter makes of the stream, and the features alone of the wider set."""
     names = [line.strip() for line in clip_list if line.strip()]
     bundles = sorted({p.name for d in models_dirs() if d.is_dir() for p in d.iterdir() if (p / "manifest.json").is_file()})
     runtimes = installed_runtimes()
@@ -126,6 +139,8 @@ def save(out: Path, root: Path, clip_list, stream_path: Path | None):
                 arrays[f"output|{bundle_name}|{runtime.name}|{key}"] = (
                     network(inputs) if network else run_windows(bundle.interpreter, inputs)
                 )
+    wide = [line.strip() for line in features_list if line.strip()] if features_list else []
+    arrays |= frontend_only({name: root / name for name in wide} | {f"noise:{p.name}": p for p in noise_files}, bundles)
     if stream_path is not None:
         arrays |= replay_stream(stream_path)
     about = {
@@ -134,6 +149,8 @@ def save(out: Path, root: Path, clip_list, stream_path: Path | None):
         "numpy": np.__version__,
         "runtime": " / ".join(map(str, runtimes)) or "none",
         "bundles": ", ".join(bundles),
+        "frames": ROUNDING.frames,
+        "fallbacks": ROUNDING.fallbacks,
     }
     np.savez_compressed(out, **{f"about|{k}": np.array(v) for k, v in about.items()}, **arrays)
     click.echo(
@@ -141,6 +158,20 @@ def save(out: Path, root: Path, clip_list, stream_path: Path | None):
         f"{' / '.join(map(str, runtimes)) or 'no interpreter'} on {platform.machine()}",
         err=True,
     )
+
+
+def frontend_only(files: dict[str, Path], bundles: list[str]) -> dict[str, np.ndarray]:
+    """The features of every file under each distinct frontend of the bundles (the emotion models
+    share one), keyed ``wide|<first bundle with that frontend>|<file>``."""
+    configs = {}
+    for name in bundles:
+        configs.setdefault(load_bundle(name, variant="int8").manifest.frontend, name)
+    arrays = {}
+    for key, path in files.items():
+        samples = load_audio(path, 16000)
+        for config, name in configs.items():
+            arrays[f"wide|{name}|{key}"] = compute_features(samples, config)
+    return arrays
 
 
 @main.command()
@@ -205,15 +236,25 @@ def compare_pair(reference: Path, other: Path) -> tuple[list[str], int]:
     if missing:
         lines.append(f"  MISSING on one side: {len(missing)} arrays, e.g. {missing[0]}")
     keys = [k for k in a.files if k in b.files and not k.startswith("about|")]
-    clips = {k.split("|")[-1] for k in keys if not k.startswith("stream|")}
+    clips = {k.split("|")[-1] for k in keys if not k.startswith(("stream|", "wide|"))}
     real = [c for c in clips if not c.startswith("generated:")]
     lines.append(
         f"  files compared: {len(real)} real clips + {len(clips) - len(real)} generated signals, bundles {about(a, 'bundles')}"
     )
+    wide = {k.split("|")[-1] for k in keys if k.startswith("wide|")}
+    noise = [k for k in wide if k.startswith("noise:")]
+    lines.append(f"  frontend alone: {len(wide) - len(noise)} more real clips + {len(noise)} noise recordings")
+    for data in (a, b):
+        frames, fallbacks = int(data["about|frames"]), int(data["about|fallbacks"])
+        lines.append(
+            f"  {about(data, 'machine')}: {fallbacks} of {frames} frames computed the reproducible way "
+            f"({100 * fallbacks / max(frames, 1):.3f} %; the rest kept numpy's rounded values)"
+        )
     differing = len(missing)
     for kind, title in (
         ("audio", "resampled audio identical"),
         ("features", "float feature arrays identical"),
+        ("wide", "float feature arrays of the wider set identical"),
         ("input", "int8 input tensors identical"),
         ("output", "int8 model outputs identical"),
         ("stream", "replayed stream: speech probabilities and utterance boundaries identical"),
@@ -222,7 +263,7 @@ def compare_pair(reference: Path, other: Path) -> tuple[list[str], int]:
         # A stream's blocks before its first whole window have no probability (NaN) on either side.
         same = [k for k in group if a[k].shape == b[k].shape and np.array_equal(a[k], b[k], equal_nan=a[k].dtype.kind == "f")]
         line = f"  {title}: {len(same)} / {len(group)}"
-        if kind == "features":
+        if kind in ("features", "wide"):
             line += f" (largest difference {max((ulp_distance(a[k], b[k]) for k in group), default=0)} ulp)"
         rounded = []
         if kind == "output" and about(a, "runtime").startswith(ROUNDING_RUNTIME):
@@ -236,7 +277,7 @@ def compare_pair(reference: Path, other: Path) -> tuple[list[str], int]:
                 f"; {len(rounded)} more differ by {ROUNDING_RUNTIME}'s rounding"
                 f" (at most {steps} steps, same emotion in every window)"
             )
-        if kind in ("input", "output", "stream"):
+        if kind != "audio":
             differing += len(group) - len(same) - len(rounded)
         lines.append(line + "".join(f"\n    differs: {k}" for k in sorted(set(group) - set(same) - set(rounded))[:10]))
     return lines, differing
@@ -245,7 +286,7 @@ def compare_pair(reference: Path, other: Path) -> tuple[list[str], int]:
 @main.command()
 @click.argument("saves", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def compare(saves: tuple[Path, ...]):
-    """Compare saves in pairs (REFERENCE OTHER ...): print the report, exit 1 on any int8 difference."""
+    """Compare saves in pairs (REFERENCE OTHER ...): print the report, exit 1 on any difference."""
     if len(saves) % 2:
         raise click.UsageError("give the saves in pairs: REFERENCE OTHER [REFERENCE OTHER ...]")
     differing = 0
@@ -253,7 +294,7 @@ def compare(saves: tuple[Path, ...]):
         lines, count = compare_pair(reference, other)
         click.echo("\n".join(lines))
         differing += count
-    click.echo(f"int8 tensors and outputs differing: {differing}")
+    click.echo(f"feature arrays, int8 tensors and outputs differing: {differing}")
     sys.exit(1 if differing else 0)
 
 

@@ -2,7 +2,8 @@
 
 firmware_scripts/arm64-parity.sh installs the package into an arm64 Debian Bookworm rootfs under
 qemu with install.sh and compares resampled audio, float features, int8 model inputs and int8
-model outputs on 120 real clips and 4 generated signals, for the shipped bundles (both emotion
+model outputs on 120 real clips and 4 generated signals (and features alone on 600 clips of every
+corpus and every noise recording), for the shipped bundles (both emotion
 models and the speech detector) on ai-edge-litert and tflite-runtime, what the daemon's segmenter
 makes of a stream of clips over household noise, and `ser info` / `ser classify` run inside. Several minutes: the rootfs is
 cached outside the checkout ($SER_ARM64_ROOT) and built on the first run. Then the installed
@@ -23,6 +24,7 @@ from support.sound_server import VirtualMicrophone, require_programs
 pytestmark = pytest.mark.integration
 
 CLIPS = 120
+WIDE = 600  # clips spread over every corpus whose features alone are compared
 ROOTFS = os.environ.get("SER_ARM64_ROOT", "/var/cache/edge-ser/arm64-bookworm")
 # The installed daemon in the rootfs, in a private mount namespace, with the host's PulseAudio
 # socket at /pulse and ALSA's default device routed to PulseAudio (the example config that
@@ -44,14 +46,14 @@ exec chroot "$root" /usr/bin/env -u PYTHONPATH -u VIRTUAL_ENV HOME=/root PULSE_S
 
 
 @pytest.fixture(scope="module")
-def parity_report(ravdess_dir) -> str:
+def parity_report(ravdess_dir, noise_dir) -> str:
     require_root("the arm64 rootfs (debootstrap, chroot, mounts)")
     result = subprocess.run(
-        [str(REPO / "firmware_scripts" / "arm64-parity.sh"), "--clips", str(CLIPS)],
+        [str(REPO / "firmware_scripts" / "arm64-parity.sh"), "--clips", str(CLIPS), "--wide", str(WIDE)],
         capture_output=True,
         text=True,
         timeout=3600,
-        env={**os.environ, "SER_CORPUS_DIR": str(corpus_root())},
+        env={**os.environ, "SER_CORPUS_DIR": str(corpus_root()), "SER_NOISE_DIR": str(noise_dir)},
     )
     print(result.stdout)
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
@@ -81,7 +83,22 @@ def test_int8_inputs_and_outputs_are_identical_on_arm64_for_both_interpreters(pa
 def test_audio_and_float_features_are_the_same_bits_on_arm64(parity_report):
     assert counts(parity_report, "resampled audio identical") == [(CLIPS + 4, CLIPS + 4)] * 2
     assert counts(parity_report, "float feature arrays identical") == [(3 * (CLIPS + 4), 3 * (CLIPS + 4))] * 2
-    assert parity_report.count("(largest difference 0 ulp)") == 2
+    assert parity_report.count("(largest difference 0 ulp)") == 4
+
+
+def test_the_frontend_gives_the_same_bits_on_arm64_over_every_corpus_and_noise(parity_report, noise_dir):
+    """Issue 25's proof of certified rounding: each CPU keeps numpy's rounded values for most frames
+    and computes the rest the reproducible way, and the features are the same bits."""
+    noises = len(list(noise_dir.glob("*.flac")))
+    assert f"frontend alone: {WIDE} more real clips + {noises} noise recordings" in parity_report
+    frontends = 2  # the emotion models share one; the speech detector has its own
+    assert (
+        counts(parity_report, "float feature arrays of the wider set identical")
+        == [(frontends * (WIDE + noises), frontends * (WIDE + noises))] * 2
+    )
+    fallbacks = re.findall(r"(\w+): (\d+) of (\d+) frames computed the reproducible way", parity_report)
+    assert {machine for machine, _, _ in fallbacks} == {"x86_64", "aarch64"}
+    assert all(0 < int(frames) and int(fallback) < int(frames) / 100 for _, fallback, frames in fallbacks)
 
 
 def test_the_speech_detector_decides_every_block_of_a_stream_and_cuts_it_the_same_on_arm64(parity_report):

@@ -19,10 +19,11 @@ from edge.model_input import CLIP_STD_FLOOR, ClipStatistics, clip_statistics
 # sha256 of compute_features(reference_signal(16000), config).tobytes(), computed once on x86-64.
 # They change only if the frontend's arithmetic changes, which also changes what shipped models see.
 PINNED_FEATURES = {
-    "psf-like": "46311123781ca6b243f39b4d5b21c28423e7d9041e28487d9f38aed7441a29a6",
-    "shipped-like": "a42496a8d02d9da61d4d5d88542bf19ca26fc8dc63a869ccc9b8111c72538642",
-    "shipped-like-floored": "8f7c1c5f5c7d5c85d6bc3eb1ee8a9ad4bd64658537915fa05e3784e1f1715d2c",
-    "hann-delta2-pitch": "ca08614a032abf861d2a1859161cd1fd468c918f05dbf98292952d0c6fadfeed",
+    "psf-like": "9a5e5d0a6b8aa7ce89feeedee96bea6f4ed0c90329fb1ece50fc5de2a3ec771e",
+    "shipped-like": "4930aa6fbf09d3fefe158b5e4b8b7db1b6461664b2e5c57f2fa7b4bb3cad8f9a",
+    # the reference signal never falls to the floor: the floor only moved last bits, now rounded away
+    "shipped-like-floored": "4930aa6fbf09d3fefe158b5e4b8b7db1b6461664b2e5c57f2fa7b4bb3cad8f9a",
+    "hann-delta2-pitch": "86d7cc2dc4170a88193a748ae0b96dccaebecfa904d7e5ea45dd614d265eff09",
 }
 
 
@@ -39,10 +40,12 @@ def test_features_of_the_reference_signal_have_pinned_bits(config_name):
 
 # The same features in numbers a person can read (micro_speech style): where the pinned bits move,
 # these show which feature moved and by how much. The shipped-like configuration on the reference
-# signal, whose pitch glides 110..290 Hz over 5 s (frame 40 is at 0.64 s, frame 200 at 3.2 s).
+# signal, whose pitch glides 110..290 Hz over 5 s (frame 40 is at 0.64 s, frame 200 at 3.2 s). The
+# cepstra are whole multiples of the grid, 1/4096; the deltas are their regression, a tenth of such
+# differences.
 READABLE_FEATURES = {  # frame: log energy, c1, c2, rms, zcr, pitch in Hz, delta of the log energy
-    40: (-0.117438038, -21.3586954, -8.13795295, 0.216842429, 0.0919765166, 133.333333, -0.178665728),
-    200: (-0.857060146, -38.3700297, -24.2820001, 0.0908467011, 0.238747554, 225.352113, -0.17138659),
+    40: (-481 / 4096, -87485 / 4096, -33333 / 4096, 0.216842429, 0.0919765166, 133.333333, -7317 / 40960),
+    200: (-3511 / 4096, -157164 / 4096, -99459 / 4096, 0.0908467011, 0.238747554, 225.352113, -7019 / 40960),
 }
 
 
@@ -50,6 +53,7 @@ def test_features_of_the_reference_signal_read_as_expected():
     features = compute_features(reference_signal(16000), CONFIGS["shipped-like"])
     for frame, expected in READABLE_FEATURES.items():
         np.testing.assert_allclose(features[frame, [0, 1, 2, 20, 21, 22, 23]], expected, rtol=1e-8, err_msg=f"frame {frame}")
+        assert np.array_equal(features[frame, :3], expected[:3])  # exactly on the grid
     assert features[40, 22] == 16000 / 120  # a pitch is a whole lag: 120 samples
 
 

@@ -410,6 +410,28 @@ def gate(model, corpus_kinds, corpus_path, speakers, limits, as_json):
     click.echo("gate passed", err=as_json)
 
 
+@main.command()
+@click.argument("bundles", nargs=-1, required=True, metavar="NAME|DIR...")
+def fingerprint(bundles):
+    """Write into each bundle's manifest the fingerprint this machine's frontend gives it, after the
+    frontend's version changed (edge.frontend.FRONTEND_VERSION) and nothing else did. Then run
+    `ser-train gate` on each: it shows whether the models still classify as before."""
+    from edge.bundle import read_manifest, resolve_bundle_path
+    from edge.errors import SerError
+
+    for name in bundles:
+        try:
+            path = resolve_bundle_path(name)
+            manifest = read_manifest(path)
+        except (SerError, ValueError) as error:
+            raise click.ClickException(str(error)) from None
+        new = manifest.expected_fingerprint()
+        section = {**manifest.document["fingerprint"], "sha256": new}
+        manifest.with_sections(fingerprint=section).write(path)
+        change = "unchanged" if new == manifest.fingerprint else f"{manifest.fingerprint[:12]}... -> {new[:12]}..."
+        click.echo(f"{path}: fingerprint {change}")
+
+
 jobs_option = click.option(
     "--jobs", default=1, show_default=True, help="Models trained at once, each in its own process (about a core each)."
 )

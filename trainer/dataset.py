@@ -15,7 +15,7 @@ import numpy as np
 
 from edge.audio import load_audio
 from edge.config import FrontendConfig, Normalisation, WindowingConfig
-from edge.frontend import compute_features
+from edge.frontend import FRONTEND_VERSION, compute_features
 from edge.model_input import clip_frames, prepare
 from trainer.corpus import Corpus, Utterance, default_test_speakers
 
@@ -200,7 +200,7 @@ def _cached_clip_features(job) -> tuple[np.ndarray, list[np.ndarray]]:
             clip_id(path),
             stat.st_size,
             stat.st_mtime_ns,
-            FEATURE_CACHE_VERSION,
+            FRONTEND_VERSION,  # the frontend's output changes with it, its config does not
         ]
     )
     file = cache / f"{hashlib.sha256(key.encode()).hexdigest()}.npz"
@@ -219,9 +219,6 @@ def training_sources_key(augment_config, talkers) -> str:
     from trainer.rooms import training_sources
 
     return training_sources(augment_config.room, talkers).key()
-
-
-FEATURE_CACHE_VERSION = 1  # bump when the frontend's output changes without its config changing
 
 
 def load_clips(
