@@ -97,12 +97,15 @@ class Classifier:
         self._check_length(len(features), what)
         speech = self.speech_check()
         speech.push(samples)
+        speech.add_frames(features)
         self.check_speech(speech, what)
         return self.classify_features(features, what)
 
     def speech_check(self) -> SpeechCheck:
-        """Whether a clip holds speech, by the daemon's rules with the settings for a clip."""
-        return SpeechCheck(self.speech, self.manifest.frontend.frame_step, self.manifest.frontend.sample_rate)
+        """Whether a clip holds speech, by the daemon's rules with the settings for a clip; give it
+        the clip's samples and its features (``SpeechCheck.add_frames``)."""
+        frontend = self.manifest.frontend
+        return SpeechCheck(self.speech, frontend.frame_step, frontend.sample_rate, features=frontend)
 
     @staticmethod
     def check_speech(speech: SpeechCheck, what: str) -> None:
@@ -140,6 +143,7 @@ class Classifier:
         statistics = ClipStatistics(normalisation.divide_clip_std) if per_clip and not trimmed else None
         frames, energies, kept = 0, [], []
         for features in self._file_features(path, block_seconds, speech.push):
+            speech.add_frames(features)
             frames += len(features)
             if trimmed:
                 energies.append(features[:, 0])

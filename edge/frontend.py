@@ -16,6 +16,7 @@ path, so the device sees exactly the features the model was trained on.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 
@@ -208,6 +209,21 @@ def deltas(padded: np.ndarray, width: int) -> np.ndarray:
     for k in range(1, width + 1):
         total = total + k * (padded[width + k : width + k + count] - padded[width - k : width - k + count])
     return total / (2 * sum(k * k for k in range(1, width + 1)))
+
+
+def shared_columns(part: FrontendConfig, whole: FrontendConfig) -> list[int] | None:
+    """The columns of ``whole``'s features that are ``part``'s features bit for bit, in ``part``'s
+    order; None unless ``part`` computes a subset of ``whole``'s static features (fewer cepstra of
+    the same filters, some of its extras, no deltas). The speech detector's features are the
+    emotion models' first 13 cepstra, zero-crossing rate and pitch: a clip computes them once.
+
+    The same bits, not only the same values: a cepstrum's DCT row and lifter weight do not depend
+    on how many are kept, rounding to the grid is certain whichever path computed a frame
+    (``edge.certified``), and the extras are exact."""
+    same_frames = dataclasses.replace(whole, n_cepstra=part.n_cepstra, extras=part.extras, delta_order=0) == part
+    if not same_frames or part.n_cepstra > whole.n_cepstra or not set(part.extras) <= set(whole.extras):
+        return None
+    return [*range(part.n_cepstra), *(whole.n_cepstra + whole.extras.index(extra) for extra in part.extras)]
 
 
 @functools.lru_cache(maxsize=8)

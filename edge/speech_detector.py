@@ -51,9 +51,11 @@ class SpeechDetector:
         self.bundle = bundle
         self.block = frontend.frame_step
         """Samples per block: the frontend's frame step."""
-        self._window = manifest.windowing.window_frames
-        self._blocks_per_frame = frontend.frame_length // frontend.frame_step
-        self._kept_blocks = self._window + self._blocks_per_frame  # a window's frames and the dropped one
+        self.window = manifest.windowing.window_frames
+        """Frames a block is judged by: the window ending with the frame the block completes."""
+        self.blocks_per_frame = frontend.frame_length // frontend.frame_step
+        """Blocks a frame spans: block g completes frame g + 1 - blocks_per_frame."""
+        self._kept_blocks = self.window + self.blocks_per_frame  # a window's frames and the dropped one
         self._frontend = StreamingFrontend(frontend)
         self._network = network
         self.reset()
@@ -100,15 +102,29 @@ class SpeechDetector:
             self._add_frames(frames if started == 0 else frames[1:], dropped=started > 0)
             self._warm = True
         # Frame t spans blocks t .. t + blocks_per_frame - 1: block g completes frame g + 1 - blocks_per_frame.
-        completed = blocks_before + np.arange(len(blocks)) + 1 - self._blocks_per_frame
+        completed = blocks_before + np.arange(len(blocks)) + 1 - self.blocks_per_frame
         first_recent = self._next_frame - len(self._recent)
-        judged = np.flatnonzero(asked & (completed - self._window + 1 >= first_recent))
+        judged = np.flatnonzero(asked & (completed - self.window + 1 >= first_recent))
         if len(judged):
-            ends = completed[judged] - first_recent
-            windows = np.stack([self._recent[end - self._window + 1 : end + 1] for end in ends])
-            probabilities[judged] = self.window_probabilities(windows)
-        self._recent = self._recent[max(len(self._recent) - (self._window - 1), 0) :]
+            probabilities[judged] = self.judge(self._recent, completed[judged] - first_recent)
+        self._recent = self._recent[max(len(self._recent) - (self.window - 1), 0) :]
         return probabilities
+
+    def judge_blocks(self, frames: np.ndarray, first_frame: int, blocks: np.ndarray, asked: np.ndarray) -> np.ndarray:
+        """What ``push`` gives the stream's blocks numbered ``blocks`` (NaN where not asked, or
+        before the stream's first whole window), from its normalised frames ``frames``, which
+        start at frame number ``first_frame`` and hold every window needed."""
+        completed = blocks + 1 - self.blocks_per_frame
+        probability = np.full(len(blocks), np.nan)
+        judged = np.flatnonzero(asked & (completed - self.window + 1 >= 0))
+        if len(judged):
+            probability[judged] = self.judge(frames, completed[judged] - first_frame)
+        return probability
+
+    def judge(self, frames: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """The speech probability of the windows of normalised ``frames`` that end at the indices
+        ``ends`` (each at least ``window - 1``)."""
+        return self.window_probabilities(np.stack([frames[end - self.window + 1 : end + 1] for end in ends]))
 
     def window_probabilities(self, windows: np.ndarray) -> np.ndarray:
         """The speech probability of normalised windows, (windows, frames, features) → (windows,):

@@ -22,7 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge import reproducible
+from edge.config import FrontendConfig
 from edge.errors import BundleError
+from edge.frontend import shared_columns
+from edge.model_input import normalise
 from edge.settings import SegmenterSettings
 from edge.speech_detector import speech_detector
 
@@ -101,6 +104,21 @@ class VoiceActivity:
         whether each is speech (could start an utterance), and whether each keeps an utterance
         going (``hold_margin_db`` above the floor and ``hold_threshold`` likely speech, or
         ``hold_level_db`` above it); a partial block waits for the next push."""
+        blocks, levels, rise, loud, holding = self.gate(samples)
+        if self.detector is not None:
+            probability = self.detector.push(blocks, holding)
+            loud, holding = heard_as_speech(self.settings, loud, holding, rise, probability)
+            self._probability = max(self._probability, float(np.nanmax(probability, initial=0.0)))
+        if len(blocks):
+            self._loudest = max(self._loudest, float(levels.max()))
+            self._blocks += len(blocks)
+            self._speech_blocks += int(loud.sum())
+        return blocks, loud, holding
+
+    def gate(self, samples: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The level gate alone, on the complete blocks in ``samples`` (a partial block waits):
+        the blocks, their levels (dBFS), their rise above the background (dB), whether each is loud
+        enough to start an utterance and whether to keep one going (what the detector is asked about)."""
         settings = self.settings
         self._pending = np.concatenate([self._pending, samples])
         n_blocks = len(self._pending) // self.block
@@ -114,17 +132,7 @@ class VoiceActivity:
         audible = levels > settings.threshold_db
         loud = audible & (rise > settings.noise_margin_db)
         holding = audible & (rise > min(settings.hold_margin_db, settings.noise_margin_db))
-        if self.detector is not None:
-            probability = self.detector.push(blocks, holding)
-            # NaN (not asked) is never speech. A lower bar to go on than to start (hysteresis).
-            voiced, held = probability >= settings.speech_threshold, probability >= settings.hold_threshold
-            loud, holding = loud & voiced, holding & (held | (rise > settings.hold_level_db))
-            self._probability = max(self._probability, float(np.nanmax(probability, initial=0.0)))
-        if n_blocks:
-            self._loudest = max(self._loudest, float(levels.max()))
-            self._blocks += n_blocks
-            self._speech_blocks += int(loud.sum())
-        return blocks, loud, holding
+        return blocks, levels, rise, loud, holding
 
     def take_levels(self) -> Levels:
         """The loudest block, the floor, the threshold now, the share of speech and the detector's
@@ -148,6 +156,17 @@ class VoiceActivity:
 
     def _reset_levels(self) -> None:
         self._loudest, self._blocks, self._speech_blocks, self._probability = SILENCE_DB, 0, 0, 0.0
+
+
+def heard_as_speech(
+    settings: SegmenterSettings, loud: np.ndarray, holding: np.ndarray, rise: np.ndarray, probability: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The gate's blocks (``VoiceActivity.gate``) that the detector's ``probability`` makes speech
+    (loud and at least ``speech_threshold``) and that keep an utterance going (at least
+    ``hold_threshold``, a lower bar to go on than to start, or ``hold_level_db`` above the
+    background whatever the detector says). NaN, a block not asked about, is never speech."""
+    voiced, held = probability >= settings.speech_threshold, probability >= settings.hold_threshold
+    return loud & voiced, holding & (held | (rise > settings.hold_level_db))
 
 
 class Step(enum.Enum):
@@ -230,6 +249,16 @@ class UtteranceCutter:
             return Step.PART, part
         return Step.INSIDE, None
 
+    @property
+    def keeps_open_utterance(self) -> bool:
+        """Whether the open utterance counts however it goes on: its speech blocks already span
+        ``min_seconds`` and it has ``min_samples``, and both only grow until it ends."""
+        return (
+            self.in_utterance
+            and self._speech_to - self._speech_from >= self._min_speech
+            and self._position - self._start >= self._min_samples
+        )
+
     def flush(self) -> Span | None:
         """End of stream: the span of the open utterance, if any, which ends here."""
         span = self._span() if self.in_utterance else None
@@ -248,22 +277,52 @@ class UtteranceCutter:
         return Span(self._start, end, self._speech_from, self._held_to, self._part, kept)
 
 
+JUDGED_AT_ONCE = 64  # blocks (1 s) a speech check asks the detector about at a time
+
+
 class SpeechCheck:
     """Whether a clip holds speech: push its samples, then ``found`` says whether the utterance rules
-    cut a kept utterance from it (``SegmenterSettings.for_a_clip`` settings)."""
+    cut a kept utterance from it (``SegmenterSettings.for_a_clip`` settings).
 
-    def __init__(self, settings: SegmenterSettings, block: int, rate: int):
+    Given the clip's ``features`` config (the emotion model's), whose columns hold the speech
+    detector's features bit for bit (``edge.frontend.shared_columns``, as for the shipped bundles),
+    the detector reads its frames from ``add_frames`` instead of computing them: a frontend less per
+    clip, the same decisions. A block is then decided once the frames of its window are in."""
+
+    def __init__(self, settings: SegmenterSettings, block: int, rate: int, features: FrontendConfig | None = None):
         self._voice = VoiceActivity(settings, block, rate)
         self._cutter = UtteranceCutter(settings, block, rate)
         self._found = False
+        detector = self._voice.detector
+        self._columns = None
+        if detector is not None and features is not None:
+            self._columns = shared_columns(detector.bundle.manifest.frontend, features)
+        # With shared columns: the gate's results of the blocks not decided yet, and the detector's
+        # normalised frames from frame number _first_frame on.
+        self._waiting: list[np.ndarray] = []  # per push: rows of (rise, loud, holding)
+        self._next_block = 0  # the clip's number of the first block waiting
+        self._frames = np.empty((0, len(self._columns or ())))
+        self._first_frame = 0
 
     def push(self, samples: np.ndarray) -> None:
         if self._found:
             return  # an utterance is enough: the rest of the clip costs nothing more
-        _, speech, holding = self._voice.push(samples)
-        for block_speech, block_holding in zip(speech, holding):
-            _, span = self._cutter.step(bool(block_speech), bool(block_holding))
-            self._found = self._found or (span is not None and span.kept)
+        if self._columns is None:
+            _, speech, holding = self._voice.push(samples)
+            self._step(speech, holding)
+        else:
+            _, _, rise, loud, holding = self._voice.gate(samples)
+            self._waiting.append(np.stack([rise, loud, holding], axis=1))
+            self._decide_ready()
+
+    def add_frames(self, features: np.ndarray) -> None:
+        """The clip's next frames of features (of the ``features`` config), in order, all of them
+        by the time ``found`` is asked; ignored where the detector computes its own."""
+        if self._found or self._columns is None or not len(features):
+            return
+        normalisation = self._voice.detector.bundle.manifest.normalisation
+        self._frames = np.concatenate([self._frames, normalise(features[:, self._columns], normalisation)])
+        self._decide_ready()
 
     def found(self) -> bool:
         """Whether the clip pushed so far (to its end) holds a kept utterance."""
@@ -271,3 +330,32 @@ class SpeechCheck:
             span = self._cutter.flush()
             self._found = span is not None and span.kept
         return self._found
+
+    def _step(self, speech: np.ndarray, holding: np.ndarray) -> None:
+        for block_speech, block_holding in zip(speech, holding):
+            _, span = self._cutter.step(bool(block_speech), bool(block_holding))
+            # Known as soon as an utterance has enough speech, not only once it ends: the detector
+            # then stops for the rest of the clip.
+            self._found = self._found or (span is not None and span.kept) or self._cutter.keeps_open_utterance
+            if self._found:
+                return
+
+    def _decide_ready(self) -> None:
+        """Decide the waiting blocks whose frame is in: block g completes frame g + 1 - blocks per
+        frame and is judged, if asked about, by the window ending there (a block before the first
+        whole window is not: NaN, as ``SpeechDetector.push`` gives at the start of a stream)."""
+        detector = self._voice.detector
+        waiting = np.concatenate(self._waiting) if self._waiting else np.empty((0, 3))
+        blocks = self._next_block + np.arange(len(waiting))
+        completed = blocks + 1 - detector.blocks_per_frame
+        ready = int(np.count_nonzero(completed < self._first_frame + len(self._frames)))  # in order: a prefix
+        blocks, rise, loud, holding = blocks[:ready], waiting[:ready, 0], waiting[:ready, 1] > 0, waiting[:ready, 2] > 0
+        for start in range(0, ready, JUDGED_AT_ONCE):  # a few at a time: most clips are found early
+            part = slice(start, start + JUDGED_AT_ONCE)
+            probability = detector.judge_blocks(self._frames, self._first_frame, blocks[part], holding[part])
+            self._step(*heard_as_speech(self._voice.settings, loud[part], holding[part], rise[part], probability))
+            if self._found:
+                return
+        self._waiting, self._next_block = [waiting[ready:]], self._next_block + ready
+        keep_from = max(self._next_block + 1 - detector.blocks_per_frame - detector.window + 1, self._first_frame)
+        self._frames, self._first_frame = self._frames[keep_from - self._first_frame :], keep_from

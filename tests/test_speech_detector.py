@@ -16,11 +16,12 @@ from support.helpers import FIXTURES, corpus_root, run_ser, run_train, unavailab
 from edge.api import EmotionModel
 from edge.bundle import load_bundle
 from edge.errors import AudioError
-from edge.frontend import compute_features
+from edge.frontend import StreamingFrontend, compute_features, shared_columns
 from edge.model_input import normalise
 from edge.segmenter import Segmenter
 from edge.settings import SegmenterSettings
 from edge.speech_detector import speech_detector
+from edge.voice_activity import SpeechCheck
 from trainer.streams import Event, StreamCondition, build_stream, conditions, replay, score
 
 RATE = 16000
@@ -103,6 +104,47 @@ def test_streamed_probabilities_are_the_offline_ones_however_the_stream_is_cut_a
             streamed = np.concatenate(pieces)
             assert np.array_equal(streamed[asked], offline[asked], equal_nan=True), size
             assert np.isnan(streamed[~asked]).all()
+
+
+def test_a_clip_gives_the_detector_its_features_from_the_emotion_models_columns_bit_for_bit(material, manifest):
+    """``ser classify`` computes one frontend per clip: the detector's 15 features are 15 columns
+    of the emotion model's, the same bits, so the speech check decides the same either way."""
+    detector = speech_detector(SegmenterSettings().detector)
+    columns = shared_columns(detector.bundle.manifest.frontend, manifest.frontend)
+    assert columns == [*range(13), 21, 22]  # 13 cepstra, the zero-crossing rate, the pitch
+    stream = build_stream(StreamCondition("household 10 dB", "household", 10), material[:3])
+    own = compute_features(stream.samples, detector.bundle.manifest.frontend)
+    shared = compute_features(stream.samples, manifest.frontend)[:, columns]
+    assert np.array_equal(shared, own)
+    blocks = stream.samples[: len(stream.samples) // detector.block * detector.block].reshape(-1, detector.block)
+    asked = np.random.default_rng(1).random(len(blocks)) < 0.7
+    frames = normalise(shared, detector.bundle.manifest.normalisation)
+    from_shared = detector.judge_blocks(frames, 0, np.arange(len(blocks)), asked)
+    assert np.array_equal(detector.push(blocks, asked), from_shared, equal_nan=True)
+    assert np.count_nonzero(np.isfinite(from_shared)) > 0.6 * len(blocks)
+
+    settings = SegmenterSettings().for_a_clip()
+    clips = {path.name: soundfile.read(path)[0] for path in material}
+    clips |= {
+        f"{noise} at {dbfs} dBFS": build_stream(
+            StreamCondition(noise, noise, speech=False), [], noise_seconds=20.0, noise_dbfs=dbfs
+        ).samples
+        for noise in NOISES
+        for dbfs in (-40.0, -25.0)
+    }
+    clips["speech in noise"], clips["silence"] = stream.samples, np.zeros(RATE)
+    answers = {}
+    for name, samples in clips.items():
+        computed, shared = SpeechCheck(settings, 256, RATE), SpeechCheck(settings, 256, RATE, features=manifest.frontend)
+        computed.push(samples)
+        frontend = StreamingFrontend(manifest.frontend)
+        for start in range(0, len(samples), 5000):  # in pieces, the features lagging as a file's do
+            shared.push(samples[start : start + 5000])
+            shared.add_frames(frontend.push(samples[start : start + 5000]))
+        shared.add_frames(frontend.flush())
+        answers[name] = (computed.found(), shared.found())
+    assert all(computed == shared for computed, shared in answers.values()), answers
+    assert [found for found, _ in answers.values()].count(True) == len(material) + 1, answers  # the clips and the speech in noise
 
 
 def test_ser_classify_says_no_speech_for_two_minutes_of_noise_and_classifies_speech(tmp_path, material):
