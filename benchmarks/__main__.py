@@ -23,7 +23,7 @@ import click
 from benchmarks.timing import speech, speech_clips
 from trainer.corpus import corpus_root
 
-SECTIONS = ("profile", "frontend", "inference", "classify", "memory", "cold-start", "daemon", "streams")
+SECTIONS = ("profile", "frontend", "rounding", "inference", "classify", "memory", "cold-start", "daemon", "streams")
 
 
 def print_table(title: str, rows: list[dict]) -> None:
@@ -85,6 +85,11 @@ def main(sections, json_path, quick, daemon_seconds):
             lambda seconds: speech(seconds, clips), shipped, (1, 10) if quick else (1, 10, 60), repeats
         )
         print_table("Frontend: milliseconds per second of audio (times_ours: how many times ours it takes)", results["frontend"])
+    if "rounding" in sections:
+        from benchmarks import frontend
+
+        results["rounding"] = frontend.fallback_rate(corpus, 100 if quick else 1000)
+        print_table("Certified rounding: frames computed the reproducible way, on every corpus", results["rounding"])
     if "inference" in sections:
         from benchmarks import inference
 
@@ -98,6 +103,8 @@ def main(sections, json_path, quick, daemon_seconds):
             end_to_end.classify_throughput(folder, b.name, variant) for b in bundles for variant in (None, "int8", "float32")
         ]
         print_table("`ser classify` end to end: seconds of audio per CPU second", results["classify"])
+        results["against_inference"] = [end_to_end.against_inference(folder, b.name) for b in bundles]
+        print_table("`ser classify` against its model's inference alone, on the same windows", results["against_inference"])
     if "memory" in sections:
         import tempfile
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import soundfile
 
-from benchmarks.timing import REPO
+from benchmarks.timing import REPO, interleaved_medians
 
 
 def _children_cpu() -> float:
@@ -64,6 +64,53 @@ def classify_throughput(clips: list[Path], model: str | None = None, variant: st
         "realtime_factor_command": audio_seconds / command,
         "realtime_factor_command_wall": audio_seconds / command_wall,
         "realtime_factor_command_jobs_2_wall": audio_seconds / two_jobs,
+    }
+
+
+def against_inference(clips: list[Path], model: str | None = None, repeats: int = 3) -> dict:
+    """`ser classify --jobs 1` (wall time of the command, start-up included) against the floor:
+    its model's inference alone on the very windows it runs (one interpreter call per clip, one
+    thread), and `--jobs 2` against `--jobs 1`; timed in turns, medians of ``repeats``."""
+    from edge.audio import load_audio
+    from edge.bundle import load_bundle
+    from edge.classifier import Classifier
+    from edge.frontend import compute_features
+    from edge.model_input import prepare
+
+    classifier = Classifier(load_bundle(model))
+    manifest = classifier.manifest
+    windows = [
+        prepare(
+            compute_features(load_audio(clip, manifest.frontend.sample_rate), manifest.frontend),
+            manifest.normalisation,
+            manifest.windowing,
+        )
+        for clip in clips
+    ]
+
+    def inference() -> None:
+        for clip_windows in windows:
+            classifier.bundle.probabilities(clip_windows)
+
+    def command(jobs: int):
+        options = ["--model", model] if model else []
+        return lambda: subprocess.run(
+            [sys.executable, "-m", "edge.cli", "classify", "--jobs", str(jobs), *options, *map(str, clips)],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+        )
+
+    timed = interleaved_medians({"inference": inference, "jobs 1": command(1), "jobs 2": command(2)}, repeats)
+    return {
+        "model": f"{manifest.name} {classifier.bundle.variant} (auto)",
+        "clips": len(clips),
+        "windows": sum(len(w) for w in windows),
+        "inference_alone_s": timed["inference"],
+        "ser_classify_jobs_1_s": timed["jobs 1"],
+        "times_inference": timed["jobs 1"] / timed["inference"],
+        "ser_classify_jobs_2_s": timed["jobs 2"],
+        "jobs_2_speed_up": timed["jobs 1"] / timed["jobs 2"],
     }
 
 

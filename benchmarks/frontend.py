@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 
@@ -117,4 +118,38 @@ def run(speech, shipped: FrontendConfig, durations=(1, 10, 60), repeats: int = 7
                     "times_ours": elapsed / reference,
                 }
             )
+    return rows
+
+
+def fallback_rate(corpus: Path, count: int) -> list[dict]:
+    """How often certified rounding falls back (``edge.certified``): the frames of ``count`` clips
+    spread over every corpus's sorted files, under each shipped bundle's frontend."""
+    from edge import frontend
+    from edge.audio import load_audio
+    from edge.bundle import MODELS_DIR, read_manifest
+
+    files = sorted(corpus.rglob("*.flac"))
+    chosen = [files[i * len(files) // count] for i in range(count)]
+    configs = {}
+    for manifest_path in sorted(MODELS_DIR.glob("*/manifest.json")):
+        configs.setdefault(read_manifest(manifest_path.parent).frontend, []).append(manifest_path.parent.name)
+    rows = []
+    for config, names in configs.items():
+        before = (frontend.ROUNDING.frames, frontend.ROUNDING.fallbacks)
+        seconds = 0.0
+        for path in chosen:
+            samples = load_audio(path, config.sample_rate)
+            seconds += len(samples) / config.sample_rate
+            compute_features(samples, config)
+        frames, fallbacks = frontend.ROUNDING.frames - before[0], frontend.ROUNDING.fallbacks - before[1]
+        rows.append(
+            {
+                "frontend of": ", ".join(names),
+                "clips": len(chosen),
+                "audio_seconds": round(seconds),
+                "frames": frames,
+                "fallback_frames": fallbacks,
+                "fallback_percent": 100 * fallbacks / frames,
+            }
+        )
     return rows
