@@ -35,7 +35,6 @@ def step_functions(batch: np.ndarray, config: FrontendConfig) -> dict:
     """One function per step of static_features (and the deltas), on ``batch``: the samples of a
     batch of frames, led by the sample before them (as static_features takes them)."""
     constants = constants_for(config)
-    raw = frame_signal(batch[1:], config.frame_length, config.frame_step)
     emphasised = frame_signal(preemphasis(batch, config.preemphasis), config.frame_length, config.frame_step)
     windowed = emphasised * constants.window
     power = np.maximum(squared_magnitude(np.fft.rfft(windowed, config.n_fft)) / config.n_fft, constants.floor_row)
@@ -43,7 +42,8 @@ def step_functions(batch: np.ndarray, config: FrontendConfig) -> dict:
     log_energies = np.log(energies)
     cepstra = (log_energies[:, :-1] @ constants.dct_columns) * constants.lifter
     bound = cepstra_error(energies, log_energies, cepstra, config, constants)
-    samples16 = pcm16(raw)
+    signal16 = pcm16(batch[1:])
+    samples16 = frame_signal(signal16, config.frame_length, config.frame_step)
     static = frontend.static_features(batch, config, constants)
     padded = np.concatenate(
         [np.repeat(static[:1], config.delta_width, axis=0), static, np.repeat(static[-1:], config.delta_width, axis=0)]
@@ -61,11 +61,17 @@ def step_functions(batch: np.ndarray, config: FrontendConfig) -> dict:
         "DCT and lifter (BLAS)": lambda: (log_energies[:, :-1] @ constants.dct_columns) * constants.lifter,
         "error bound": lambda: cepstra_error(energies, log_energies, cepstra, config, constants),
         "rounding to the grid, fallback check": lambda: (certified.undecided(cepstra, bound), certified.round_to_grid(cepstra)),
-        "16-bit samples (for rms and pitch)": lambda: pcm16(raw),
+        "16-bit samples (for rms and pitch)": lambda: pcm16(batch[1:]),
         "rms": lambda: rms(samples16),
-        "zero-crossing rate": lambda: zero_crossing_rate(raw),
+        "zero-crossing rate": lambda: zero_crossing_rate(batch[1:], config.frame_length, config.frame_step),
         "pitch (exact integer autocorrelation)": lambda: pitch(
-            samples16, config.sample_rate, config.pitch_min_hz, config.pitch_max_hz, config.pitch_voicing
+            signal16,
+            config.frame_length,
+            config.frame_step,
+            config.sample_rate,
+            config.pitch_min_hz,
+            config.pitch_max_hz,
+            config.pitch_voicing,
         ),
         "deltas": lambda: deltas(padded, config.delta_width),
         "(fallback: the reproducible path, all frames)": lambda: reproducible_cepstra(windowed, config, constants),

@@ -144,16 +144,18 @@ def rms(samples16: np.ndarray) -> np.ndarray:
     return np.sqrt(np.einsum("ij,ij->i", samples16, samples16) / samples16.shape[-1]) / 32768.0
 
 
-def zero_crossing_rate(frames: np.ndarray) -> np.ndarray:
-    """Fraction of adjacent sample pairs in each raw frame whose signs differ (0..1)."""
-    signs = np.signbit(frames)
-    return np.count_nonzero(signs[:, 1:] != signs[:, :-1], axis=1) / (frames.shape[-1] - 1)
+def zero_crossing_rate(signal: np.ndarray, frame_length: int, frame_step: int) -> np.ndarray:
+    """Fraction of adjacent sample pairs in each complete frame of ``signal`` whose signs differ
+    (0..1). Counted once along the signal, not once per frame (frames overlap): exact integers."""
+    changes = np.concatenate([[0], np.cumsum(np.signbit(signal[1:]) != np.signbit(signal[:-1]))])  # before each pair
+    starts = np.arange(frame_count(len(signal), frame_length, frame_step)) * frame_step
+    return (changes[starts + frame_length - 1] - changes[starts]) / (frame_length - 1)
 
 
-def pcm16(frames: np.ndarray) -> np.ndarray:
+def pcm16(samples: np.ndarray) -> np.ndarray:
     """Samples in [-1, 1] as the integers of 16-bit PCM (-32768..32767), as float64: exact for
     audio that was 16-bit PCM (files, the microphone), a 16-bit quantisation for anything else."""
-    return np.clip(np.rint(frames * 32768.0), -32768.0, 32767.0)
+    return np.clip(np.rint(samples * 32768.0), -32768.0, 32767.0)
 
 
 def smooth_length(n: int) -> int:
@@ -188,16 +190,57 @@ def autocorrelation(samples16: np.ndarray, longest_lag: int) -> np.ndarray:
     return np.rint(np.fft.irfft(power, n_fft)[:, : longest_lag + 1])
 
 
-def pitch(samples16: np.ndarray, sample_rate: int, min_hz: float, max_hz: float, voicing: float) -> np.ndarray:
-    """Fundamental frequency in Hz of each frame of 16-bit samples from its autocorrelation; 0 where unvoiced.
+def half_overlap_autocorrelation(signal16: np.ndarray, half: int, longest_lag: int) -> np.ndarray:
+    """``autocorrelation`` of every complete frame of ``2 * half`` samples every ``half`` samples of
+    ``signal16`` (16-bit integer samples), lags 0..longest_lag (below 2 * half): the same exact
+    integers, from shorter FFTs, each half transformed once for the two frames it belongs to.
+
+    Frame i is halves b_i, b_i+1, and its autocorrelation is theirs plus their cross-correlation
+    c(d) = sum_n b_i[n] b_i+1[n + d] shifted by ``half``: with the halves' spectra B_i (zero-padded to
+    n_fft), the inverse FFT of |B_i|^2 + |B_i+1|^2 + conj(B_i) B_i+1 e^(-2 pi i k half / n_fft). None
+    of the three wraps around onto lags 0..longest_lag when n_fft >= half + max(longest_lag, half):
+    540 points for the shipped 256-sample halves and lags up to 266, instead of 800 for each frame.
+    Rounding restores the exact integers: the error is of the same size as ``autocorrelation``'s."""
+    frames = frame_count(len(signal16), 2 * half, half)
+    n_fft = smooth_length(half + max(longest_lag, half))
+    halves = np.zeros((frames + 1, n_fft))
+    halves[:, :half] = signal16[: (frames + 1) * half].reshape(frames + 1, half)
+    spectra = np.fft.rfft(halves)
+    power = spectra.real * spectra.real + spectra.imag * spectra.imag
+    combined = power[:-1] + power[1:] + np.conj(spectra[:-1]) * spectra[1:] * _delay(half, n_fft)
+    return np.rint(np.fft.irfft(combined, n_fft)[:, : longest_lag + 1])
+
+
+@functools.lru_cache(maxsize=8)
+def _delay(samples: int, n_fft: int) -> np.ndarray:
+    """exp(-2 pi i k samples / n_fft) for bins k = 0..n_fft / 2: a delay of ``samples`` (read-only)."""
+    k = np.arange(n_fft // 2 + 1) * samples
+    delay = reproducible.cos_turns(k, n_fft) - 1j * reproducible.sin_turns(k, n_fft)
+    delay.flags.writeable = False
+    return delay
+
+
+def frame_autocorrelations(signal16: np.ndarray, frame_length: int, frame_step: int, longest_lag: int) -> np.ndarray:
+    """``autocorrelation`` of every complete frame of ``signal16``: from the halves where frames
+    overlap by half (the shipped frames), else frame by frame. (frames, longest_lag + 1)."""
+    if frame_length == 2 * frame_step and longest_lag < frame_length:
+        return half_overlap_autocorrelation(signal16, frame_step, longest_lag)
+    return autocorrelation(frame_signal(signal16, frame_length, frame_step), longest_lag)
+
+
+def pitch(
+    signal16: np.ndarray, frame_length: int, frame_step: int, sample_rate: int, min_hz: float, max_hz: float, voicing: float
+) -> np.ndarray:
+    """Fundamental frequency in Hz of each complete frame of 16-bit samples ``signal16`` from its
+    autocorrelation; 0 where unvoiced.
 
     The best lag between sample_rate / max_hz and sample_rate / min_hz (the shortest on a tie)
     wins if its autocorrelation reaches ``voicing`` times the frame's energy (lag 0).
     """
     shortest, longest = int(np.ceil(sample_rate / max_hz)), int(sample_rate / min_hz)
-    correlation = autocorrelation(samples16, longest)
+    correlation = frame_autocorrelations(signal16, frame_length, frame_step, longest)
     best = shortest + np.argmax(correlation[:, shortest:], axis=1)
-    voiced = correlation[np.arange(len(samples16)), best] > voicing * correlation[:, 0]
+    voiced = correlation[np.arange(len(correlation)), best] > voicing * correlation[:, 0]
     return np.where(voiced, sample_rate / best, 0.0)
 
 
@@ -330,21 +373,22 @@ def static_features(previous_and_signal: np.ndarray, config: FrontendConfig, con
 
     ``previous_and_signal`` starts with the sample that precedes the signal (for pre-emphasis).
     """
-    raw = frame_signal(previous_and_signal[1:], config.frame_length, config.frame_step)
-    emphasised = frame_signal(preemphasis(previous_and_signal, config.preemphasis), config.frame_length, config.frame_step)
+    signal, length, step = previous_and_signal[1:], config.frame_length, config.frame_step
+    emphasised = frame_signal(preemphasis(previous_and_signal, config.preemphasis), length, step)
     cepstra, fallbacks = certified_cepstra(emphasised * constants.window, config, constants)
     ROUNDING.count(len(cepstra), fallbacks)
-    samples16 = pcm16(raw) if {"rms", "pitch"} & set(config.extras) else None
+    signal16 = pcm16(signal) if {"rms", "pitch"} & set(config.extras) else None
     columns = [cepstra]
     for extra in config.extras:
         if extra == "rms":
-            columns.append(rms(samples16)[:, None])
+            columns.append(rms(frame_signal(signal16, length, step))[:, None])
         elif extra == "zcr":
-            columns.append(zero_crossing_rate(raw)[:, None])
+            columns.append(zero_crossing_rate(signal, length, step)[:, None])
         else:
-            columns.append(
-                pitch(samples16, config.sample_rate, config.pitch_min_hz, config.pitch_max_hz, config.pitch_voicing)[:, None]
+            pitch_hz = pitch(
+                signal16, length, step, config.sample_rate, config.pitch_min_hz, config.pitch_max_hz, config.pitch_voicing
             )
+            columns.append(pitch_hz[:, None])
     return np.hstack(columns)
 
 

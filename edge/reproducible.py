@@ -4,7 +4,9 @@ numpy's FFT, ``np.log``, ``np.cos`` and friends are compiled per architecture: t
 use AVX-512 kernels, the aarch64 wheels let the compiler fuse multiply-adds (FMA). Each is
 accurate, but their last bits differ between a workstation and a Raspberry Pi, and a last-bit
 difference can move a pitch estimate to the neighbouring lag or an int8 model input to the
-neighbouring step. So the frontend takes its numbers from here instead:
+neighbouring step. So what must be the same bits everywhere comes from here: the frontend's
+constants, its cepstra where certified rounding falls back (``edge.certified``), the block levels
+and the speech detector's softmax:
 
 - constants (window, mel edges, DCT, lifter, FFT twiddles) are computed in decimal arithmetic to
   40 digits and rounded once to float64: exact software arithmetic, the same everywhere;

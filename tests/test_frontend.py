@@ -13,7 +13,15 @@ from support.helpers import read_speech
 from edge.certified import GRID
 from edge.config import MAX_PITCH_FRAME_LENGTH, FrontendConfig
 from edge.fingerprint import reference_signal
-from edge.frontend import StreamingFrontend, autocorrelation, compute_features, mel_filterbank, pcm16
+from edge.frontend import (
+    StreamingFrontend,
+    autocorrelation,
+    compute_features,
+    frame_signal,
+    half_overlap_autocorrelation,
+    mel_filterbank,
+    pcm16,
+)
 from edge.reproducible import fixed_order_sum
 
 
@@ -209,6 +217,24 @@ def test_pitch_autocorrelation_is_exact_even_for_full_scale_frames(frame_length,
     q = np.rint(frames * 32768).astype(np.int64)
     exact = np.array([[int(np.dot(row[: frame_length - lag], row[lag:])) for lag in range(longest + 1)] for row in q])
     assert np.array_equal(correlation, exact)
+
+
+@pytest.mark.parametrize(
+    "half, longest",
+    # The shipped frames (256-sample halves, lags up to 266: 540-point FFTs), the longest frames
+    # pitch allows, and lags shorter than a half (the FFT length is then set by the half).
+    [(256, 266), (256, 100), (MAX_PITCH_FRAME_LENGTH // 2, MAX_PITCH_FRAME_LENGTH - 1), (MAX_PITCH_FRAME_LENGTH // 2, 700)],
+)
+def test_frames_overlapping_by_half_get_the_same_exact_autocorrelation_from_their_halves(half, longest):
+    rng = np.random.default_rng(half + longest)
+    full_scale = np.where(rng.random(6 * half) < 0.5, -32768.0, 32767.0)  # the largest sums the bound allows
+    speech_like = rng.integers(-3000, 3000, 6 * half).astype(float)
+    for signal in (full_scale, speech_like, np.concatenate([full_scale[: 3 * half], np.zeros(3 * half)])):
+        frames = frame_signal(signal, 2 * half, half)
+        q = frames.astype(np.int64)
+        exact = np.array([[int(np.dot(row[: 2 * half - lag], row[lag:])) for lag in range(longest + 1)] for row in q])
+        assert np.array_equal(half_overlap_autocorrelation(signal, half, longest), exact)
+        assert np.array_equal(autocorrelation(frames, longest), exact)
 
 
 def test_pitch_needs_frames_its_exact_autocorrelation_can_handle():
