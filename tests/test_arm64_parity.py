@@ -83,7 +83,7 @@ def test_int8_inputs_and_outputs_are_identical_on_arm64_for_both_interpreters(pa
 def test_audio_and_float_features_are_the_same_bits_on_arm64(parity_report):
     assert counts(parity_report, "resampled audio identical") == [(CLIPS + 4, CLIPS + 4)] * 2
     assert counts(parity_report, "float feature arrays identical") == [(3 * (CLIPS + 4), 3 * (CLIPS + 4))] * 2
-    assert parity_report.count("(largest difference 0 ulp)") == 4
+    assert parity_report.count("(largest difference 0 ulp)") == 3  # two pairs, and the wider set once
 
 
 def test_the_frontend_gives_the_same_bits_on_arm64_over_every_corpus_and_noise(parity_report, noise_dir):
@@ -92,10 +92,9 @@ def test_the_frontend_gives_the_same_bits_on_arm64_over_every_corpus_and_noise(p
     noises = len(list(noise_dir.glob("*.flac")))
     assert f"frontend alone: {WIDE} more real clips + {noises} noise recordings" in parity_report
     frontends = 2  # the emotion models share one; the speech detector has its own
-    assert (
-        counts(parity_report, "float feature arrays of the wider set identical")
-        == [(frontends * (WIDE + noises), frontends * (WIDE + noises))] * 2
-    )
+    assert counts(parity_report, "float feature arrays of the wider set identical") == [
+        (frontends * (WIDE + noises), frontends * (WIDE + noises))
+    ]  # saved beside ai-edge-litert only: the frontend does not depend on the interpreter
     fallbacks = re.findall(r"(\w+): (\d+) of (\d+) frames computed the reproducible way", parity_report)
     assert {machine for machine, _, _ in fallbacks} == {"x86_64", "aarch64"}
     assert all(0 < int(frames) and int(fallback) < int(frames) / 100 for _, fallback, frames in fallbacks)
