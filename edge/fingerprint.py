@@ -7,6 +7,7 @@ on features other than those it was trained and calibrated on.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 import numpy as np
@@ -19,6 +20,7 @@ REFERENCE_SIGNAL_NAME = "ser-reference-v1"
 """Names the reference signal below in the manifest and in the hash; a new signal needs a new name."""
 
 
+@functools.lru_cache(maxsize=2)  # every bundle loaded checks it: made once per process (read-only)
 def reference_signal(sample_rate: int, seconds: float = 5.0, seed: int = 20261121) -> np.ndarray:
     """A speech-like test signal, long enough for several model windows, made from integer
     arithmetic only so that it is the same on every machine: a sawtooth whose pitch glides
@@ -33,8 +35,9 @@ def reference_signal(sample_rate: int, seconds: float = 5.0, seed: int = 2026112
     state = (n.astype(np.uint64) + np.uint64(seed)) * np.uint64(0x9E3779B97F4A7C15)
     state ^= state >> np.uint64(31)
     noise = (state >> np.uint64(52)).astype(np.int64) - 2048  # -2048..2047
-    samples = sawtooth * envelope // 4096 // 2 + noise
-    return samples.astype(np.float64) / 2**15
+    samples = (sawtooth * envelope // 4096 // 2 + noise).astype(np.float64) / 2**15
+    samples.flags.writeable = False
+    return samples
 
 
 def fingerprint(

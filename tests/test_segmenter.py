@@ -186,6 +186,21 @@ def test_every_clip_of_every_corpus_but_one_word_has_speech_for_the_detector(cor
     assert all("/casia/" in line for line in refused)  # CASIA's one-word texts (245: a syllable)
 
 
+@pytest.mark.parametrize("window_blocks", [1, 3, 312, 5000])
+@pytest.mark.parametrize("percentile", [0.0, 40.0])
+def test_the_background_after_each_of_many_blocks_is_that_of_one_block_at_a_time(window_blocks, percentile):
+    rng = np.random.default_rng(window_blocks)
+    levels = np.where(rng.random(3000) < 0.2, -60.0, rng.uniform(-90, -20, 3000))
+    one_by_one, at_once = (BackgroundLevel(1.0, window_blocks, percentile) for _ in range(2))
+    expected = []
+    for level in levels:
+        one_by_one.update(float(level))
+        expected.append(one_by_one.level)
+    cuts = [0, 1, 7, 700, 2999, 3000]
+    got = np.concatenate([at_once.after_each(levels[a:b]) for a, b in zip(cuts, cuts[1:])])
+    assert np.array_equal(got, expected) and at_once.level == one_by_one.level
+
+
 @pytest.mark.parametrize("window_blocks", [1, 3, 312])
 @pytest.mark.parametrize("percentile", [0.0, 40.0])
 def test_background_is_a_low_percentile_of_the_blocks_of_the_last_window(window_blocks, percentile):
