@@ -70,9 +70,12 @@ def fft_error(n_fft: int) -> float:
 
 def log_error(relative: np.ndarray, logarithm: np.ndarray) -> np.ndarray:
     """Bound on |computed log x' - log x| where x' is within ``relative`` of x: the input's part
-    -log(1 - relative) <= relative / (1 - relative), plus the logarithm's own ``LOG_ULPS`` ulp of
-    its result (one ulp of y is at most 2u |y|)."""
-    return relative / (1.0 - relative) + LOG_ULPS * 2.0 * UNIT_ROUNDOFF * np.abs(logarithm)
+    -log(1 - relative) <= relative / (1 - relative) (infinite from ``relative`` 1 on), plus the
+    logarithm's own ``LOG_ULPS`` ulp of its result ``logarithm`` (one ulp of y is at most 2u |y|)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        error = relative / np.maximum(1.0 - relative, 0.0)
+    error += LOG_ULPS * 2.0 * UNIT_ROUNDOFF * np.abs(logarithm)
+    return error
 
 
 def round_to_grid(values: np.ndarray) -> np.ndarray:

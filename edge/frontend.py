@@ -7,8 +7,9 @@ frames are computed at once: each cepstrum is rounded to a fixed grid, and a fra
 the kernels' stated error bound leaves undecided is computed again with ``edge.reproducible``
 (IEEE basic operations in a fixed order, exact decimal constants) and rounded that way
 (``edge.certified`` says why every CPU then agrees). The other features are exact or elementwise:
-the pitch from an exact integer autocorrelation, the zero-crossing rate by counting, the RMS by a
-fixed-order sum, the deltas by elementwise arithmetic on the rounded values.
+the pitch from an exact integer autocorrelation, the RMS from its lag 0 (or from the exact
+integer sums of squares), the zero-crossing rate by counting, the deltas by elementwise
+arithmetic on the rounded values.
 
 ``compute_features`` (a whole signal) and ``StreamingFrontend`` (chunk by chunk) are one code
 path, so the device sees exactly the features the model was trained on.
@@ -102,9 +103,9 @@ def frames_span(n_frames: int, frame_length: int, frame_step: int) -> int:
 
 def frame_signal(signal: np.ndarray, frame_length: int, frame_step: int) -> np.ndarray:
     """The complete frames of ``signal`` as a (frames, frame_length) read-only view."""
-    count = frame_count(len(signal), frame_length, frame_step)
-    view = np.lib.stride_tricks.sliding_window_view(signal, frame_length)
-    return view[: (count - 1) * frame_step + 1 : frame_step] if count else view[:0]
+    stride = signal.strides[0]
+    shape = (frame_count(len(signal), frame_length, frame_step), frame_length)
+    return np.lib.stride_tricks.as_strided(signal, shape, (frame_step * stride, stride), writeable=False)
 
 
 def power_spectrum(frames: np.ndarray, n_fft: int) -> np.ndarray:
@@ -136,20 +137,27 @@ def safe_log(x: np.ndarray) -> np.ndarray:
     return reproducible.log(np.where(x == 0.0, _EPS, x))
 
 
-def rms(samples16: np.ndarray) -> np.ndarray:
-    """Root-mean-square amplitude of each frame of 16-bit samples (``pcm16``), full scale = 1.0.
-    The sum of squares is a sum of integers below 2^53, exact in any order, so numpy's fast dot
-    product gives the same bits on every CPU (and the bits of the float samples' sum of squares
-    for audio that was 16-bit PCM, as files and the microphone are)."""
-    return np.sqrt(np.einsum("ij,ij->i", samples16, samples16) / samples16.shape[-1]) / 32768.0
+def sum_of_squares(samples16: np.ndarray) -> np.ndarray:
+    """sum q^2 of each frame of 16-bit integer samples q (``pcm16``): an integer below 2^53, exact
+    in any order, so numpy's fast dot product gives the same bits on every CPU."""
+    return np.einsum("ij,ij->i", samples16, samples16)
+
+
+def rms(sums_of_squares: np.ndarray, frame_length: int) -> np.ndarray:
+    """Root-mean-square amplitude (full scale = 1.0) of frames of ``frame_length`` 16-bit samples
+    from their exact sums of squares (``sum_of_squares``, or the autocorrelation's lag 0). For audio
+    that was 16-bit PCM, as files and the microphone are, the float samples' RMS."""
+    return np.sqrt(sums_of_squares / frame_length) / 32768.0
 
 
 def zero_crossing_rate(signal: np.ndarray, frame_length: int, frame_step: int) -> np.ndarray:
     """Fraction of adjacent sample pairs in each complete frame of ``signal`` whose signs differ
     (0..1). Counted once along the signal, not once per frame (frames overlap): exact integers."""
-    changes = np.concatenate([[0], np.cumsum(np.signbit(signal[1:]) != np.signbit(signal[:-1]))])  # before each pair
-    starts = np.arange(frame_count(len(signal), frame_length, frame_step)) * frame_step
-    return (changes[starts + frame_length - 1] - changes[starts]) / (frame_length - 1)
+    negative = np.signbit(signal)
+    changes = np.zeros(len(signal), dtype=np.int64)  # changes[n]: sign changes before sample n
+    np.cumsum(negative[1:] != negative[:-1], out=changes[1:])
+    span = frame_count(len(signal), frame_length, frame_step) * frame_step
+    return (changes[frame_length - 1 :][:span:frame_step] - changes[:span:frame_step]) / (frame_length - 1)
 
 
 def pcm16(samples: np.ndarray) -> np.ndarray:
@@ -206,8 +214,11 @@ def half_overlap_autocorrelation(signal16: np.ndarray, half: int, longest_lag: i
     halves = np.zeros((frames + 1, n_fft))
     halves[:, :half] = signal16[: (frames + 1) * half].reshape(frames + 1, half)
     spectra = np.fft.rfft(halves)
-    power = spectra.real * spectra.real + spectra.imag * spectra.imag
-    combined = power[:-1] + power[1:] + np.conj(spectra[:-1]) * spectra[1:] * _delay(half, n_fft)
+    combined = spectra[1:] * _delay(half, n_fft)
+    combined *= spectra[:-1].conj()
+    power = squared_magnitude(spectra)  # spectra's memory: no longer needed
+    combined.real += power[:-1]
+    combined.real += power[1:]
     return np.rint(np.fft.irfft(combined, n_fft)[:, : longest_lag + 1])
 
 
@@ -228,30 +239,36 @@ def frame_autocorrelations(signal16: np.ndarray, frame_length: int, frame_step: 
     return autocorrelation(frame_signal(signal16, frame_length, frame_step), longest_lag)
 
 
-def pitch(
-    signal16: np.ndarray, frame_length: int, frame_step: int, sample_rate: int, min_hz: float, max_hz: float, voicing: float
-) -> np.ndarray:
-    """Fundamental frequency in Hz of each complete frame of 16-bit samples ``signal16`` from its
-    autocorrelation; 0 where unvoiced.
+def pitch(correlation: np.ndarray, sample_rate: int, min_hz: float, max_hz: float, voicing: float) -> np.ndarray:
+    """Fundamental frequency in Hz of each frame from its exact autocorrelation ``correlation``
+    (``frame_autocorrelations``, lags 0..sample_rate / min_hz); 0 where unvoiced.
 
     The best lag between sample_rate / max_hz and sample_rate / min_hz (the shortest on a tie)
     wins if its autocorrelation reaches ``voicing`` times the frame's energy (lag 0).
     """
-    shortest, longest = int(np.ceil(sample_rate / max_hz)), int(sample_rate / min_hz)
-    correlation = frame_autocorrelations(signal16, frame_length, frame_step, longest)
+    shortest = int(np.ceil(sample_rate / max_hz))
     best = shortest + np.argmax(correlation[:, shortest:], axis=1)
     voiced = correlation[np.arange(len(correlation)), best] > voicing * correlation[:, 0]
     return np.where(voiced, sample_rate / best, 0.0)
+
+
+def longest_pitch_lag(sample_rate: int, min_hz: float) -> int:
+    """The longest lag, in samples, that ``pitch`` looks at: one period of ``min_hz``."""
+    return int(sample_rate / min_hz)
 
 
 def deltas(padded: np.ndarray, width: int) -> np.ndarray:
     """Regression deltas sum_k k (c[t+k] - c[t-k]) / (2 sum_k k^2), k = 1..width, for every frame
     of ``padded`` that has ``width`` frames of context on each side."""
     count = len(padded) - 2 * width
-    total = np.zeros((count, padded.shape[1]))
+    total = np.zeros((count, padded.shape[1]))  # 0 + the first term: a -0.0 difference sums to +0.0
     for k in range(1, width + 1):
-        total = total + k * (padded[width + k : width + k + count] - padded[width - k : width - k + count])
-    return total / (2 * sum(k * k for k in range(1, width + 1)))
+        term = np.subtract(padded[width + k : width + k + count], padded[width - k : width - k + count])
+        if k > 1:
+            term *= k
+        total += term
+    total /= 2 * sum(k * k for k in range(1, width + 1))
+    return total
 
 
 def shared_columns(part: FrontendConfig, whole: FrontendConfig) -> list[int] | None:
@@ -331,19 +348,21 @@ def cepstra_error(
     rounding, the lifter one rounding. Times ``certified.SAFETY``.
     """
     eps = certified.fft_error(config.n_fft)
-    with np.errstate(divide="ignore", invalid="ignore"):  # an energy of 0 gives an infinite or NaN bound: undecided
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # an energy of 0: an infinite or NaN bound, undecided
         ratio = energies[:, -1:] / energies  # the frame's total power over each energy: >= 1
-        relative = 2.0 * eps * np.sqrt(2.0 * ratio) + 2.0 * eps * eps * ratio
+        relative = np.sqrt(ratio) * (2.0 * math.sqrt(2.0) * eps)
+        relative += ratio * (2.0 * eps * eps)
         relative += certified.gamma(3) + certified.gamma(config.n_fft // 2 + 1)
         relative[:, constants.empty_filters] = 0.0  # no weight: exactly 0 in every implementation
-        log_error = certified.log_error(relative, log_energies)
-        dct_error = (
-            log_error[:, :-1] @ constants.dct_magnitude
-            + certified.gamma(config.n_filters) * (np.abs(log_energies[:, :-1]) @ constants.dct_magnitude)
-        ) * np.abs(constants.lifter) + certified.UNIT_ROUNDOFF * np.abs(cepstra)
+        magnitude = np.abs(log_energies)
+        log_error = certified.log_error(relative, magnitude)
+        log_error[:, :-1] += certified.gamma(config.n_filters) * magnitude[:, :-1]  # the DCT's own sum
+        dct_error = (log_error[:, :-1] @ constants.dct_magnitude) * np.abs(constants.lifter)
+        dct_error += certified.UNIT_ROUNDOFF * np.abs(cepstra)
     if config.append_energy:
         dct_error[:, 0] = log_error[:, -1]
-    return certified.SAFETY * dct_error
+    dct_error *= certified.SAFETY
+    return dct_error
 
 
 def reproducible_cepstra(windowed: np.ndarray, config: FrontendConfig, constants: _Constants) -> np.ndarray:
@@ -377,19 +396,26 @@ def static_features(previous_and_signal: np.ndarray, config: FrontendConfig, con
     emphasised = frame_signal(preemphasis(previous_and_signal, config.preemphasis), length, step)
     cepstra, fallbacks = certified_cepstra(emphasised * constants.window, config, constants)
     ROUNDING.count(len(cepstra), fallbacks)
-    signal16 = pcm16(signal) if {"rms", "pitch"} & set(config.extras) else None
-    columns = [cepstra]
-    for extra in config.extras:
+    if not config.extras:
+        return cepstra
+    features = np.empty((len(cepstra), config.n_static))
+    features[:, : config.n_cepstra] = cepstra
+    if "pitch" in config.extras:
+        longest = longest_pitch_lag(config.sample_rate, config.pitch_min_hz)
+        correlation = frame_autocorrelations(pcm16(signal), length, step, longest)
+        sums_of_squares = correlation[:, 0] + 0.0  # lag 0, the same integer (+ 0.0: a -0.0 the rounding gave is 0)
+    elif "rms" in config.extras:
+        sums_of_squares = sum_of_squares(frame_signal(pcm16(signal), length, step))
+    for column, extra in enumerate(config.extras, start=config.n_cepstra):
         if extra == "rms":
-            columns.append(rms(frame_signal(signal16, length, step))[:, None])
+            features[:, column] = rms(sums_of_squares, length)
         elif extra == "zcr":
-            columns.append(zero_crossing_rate(signal, length, step)[:, None])
+            features[:, column] = zero_crossing_rate(signal, length, step)
         else:
-            pitch_hz = pitch(
-                signal16, length, step, config.sample_rate, config.pitch_min_hz, config.pitch_max_hz, config.pitch_voicing
+            features[:, column] = pitch(
+                correlation, config.sample_rate, config.pitch_min_hz, config.pitch_max_hz, config.pitch_voicing
             )
-            columns.append(pitch_hz[:, None])
-    return np.hstack(columns)
+    return features
 
 
 class _DeltaStream:
@@ -401,28 +427,23 @@ class _DeltaStream:
         self._width = width
         self._buffer: np.ndarray | None = None  # left context, then frames not yet emitted
 
-    def push(self, frames: np.ndarray) -> np.ndarray:
-        if len(frames) == 0:
-            return np.empty((0, frames.shape[1] + self._n_columns))
+    def push(self, frames: np.ndarray, last: bool = False) -> np.ndarray:
+        """The frames, with deltas, whose right context has arrived; all of them if ``last`` (the
+        end of the signal), after which the stream starts afresh."""
         if self._buffer is None:
+            if len(frames) == 0:
+                return np.empty((0, frames.shape[1] + self._n_columns))
             self._buffer = np.repeat(frames[:1], self._width, axis=0)
-        self._buffer = np.concatenate([self._buffer, frames])
-        return self._emit()
-
-    def flush(self, n_input_columns: int) -> np.ndarray:
-        if self._buffer is None:
-            return np.empty((0, n_input_columns + self._n_columns))
-        self._buffer = np.concatenate([self._buffer, np.repeat(self._buffer[-1:], self._width, axis=0)])
-        emitted, self._buffer = self._emit(), None
-        return emitted
-
-    def _emit(self) -> np.ndarray:
-        count = len(self._buffer) - 2 * self._width
-        if count <= 0:
-            return np.empty((0, self._buffer.shape[1] + self._n_columns))
-        delta = deltas(self._buffer[:, -self._n_columns :], self._width)
-        emitted = np.hstack([self._buffer[self._width : self._width + count], delta])
-        self._buffer = self._buffer[count:]
+        parts = [self._buffer, frames]
+        if last:
+            parts.append(np.repeat((frames if len(frames) else self._buffer)[-1:], self._width, axis=0))
+        buffer = np.concatenate(parts)
+        count = len(buffer) - 2 * self._width
+        emitted = np.empty((max(count, 0), buffer.shape[1] + self._n_columns))
+        if count > 0:
+            emitted[:, : buffer.shape[1]] = buffer[self._width : self._width + count]
+            emitted[:, buffer.shape[1] :] = deltas(buffer[:, -self._n_columns :], self._width)
+        self._buffer = None if last else buffer[max(count, 0) :]
         return emitted
 
 
@@ -447,14 +468,14 @@ class StreamingFrontend:
         self._pending_samples += len(self._pending[-1])
         return self._compute(self.batch_frames)
 
-    def flush(self) -> np.ndarray:
-        """End of signal: the frames still pending or held back for delta context, then start afresh."""
-        frames = self._compute(1)
-        for index, stage in enumerate(self._deltas):
-            tail = stage.flush(self.config.n_static * (index + 1))
-            for later in self._deltas[index + 1 :]:
-                tail = later.push(tail)
-            frames = np.concatenate([frames, tail])
+    def flush(self, samples: np.ndarray | None = None) -> np.ndarray:
+        """End of signal, after the last ``samples`` if given (a whole signal in one call, as
+        ``compute_features`` does): the frames still pending or held back for delta context, then
+        start afresh."""
+        if samples is not None:
+            self._pending.append(np.asarray(samples, dtype=np.float64))
+            self._pending_samples += len(self._pending[-1])
+        frames = self._compute(1, last=True)
         self.reset()
         return frames
 
@@ -464,14 +485,15 @@ class StreamingFrontend:
         self._pending_samples = 1  # in chunks joined only when a batch of frames is complete
         self._deltas = [_DeltaStream(self.config.n_static, self.config.delta_width) for _ in range(self.config.delta_order)]
 
-    def _compute(self, at_least: int) -> np.ndarray:
-        """Static features of the complete pending frames (if at least ``at_least``), through the deltas."""
+    def _compute(self, at_least: int, last: bool = False) -> np.ndarray:
+        """Static features of the complete pending frames (if at least ``at_least``), through the
+        deltas (to the end of the signal if ``last``)."""
         config = self.config
         count = frame_count(self._pending_samples - 1, config.frame_length, config.frame_step)
-        if count < at_least or count == 0:
+        if count < at_least and not last:
             return np.empty((0, config.n_features))  # what the deltas give for no frames
         pending = np.concatenate(self._pending)
-        steps = []
+        steps = [np.empty((0, config.n_static))]
         for first in range(0, count, MOST_FRAMES):
             n = min(MOST_FRAMES, count - first)
             start = first * config.frame_step
@@ -484,7 +506,7 @@ class StreamingFrontend:
         self._pending = [pending[count * config.frame_step :]]
         self._pending_samples = len(self._pending[0])
         for stage in self._deltas:
-            frames = stage.push(frames)
+            frames = stage.push(frames, last)
         return frames
 
 
@@ -493,5 +515,4 @@ def compute_features(signal: np.ndarray, config: FrontendConfig) -> np.ndarray:
 
     One frame per complete ``frame_length`` window every ``frame_step`` samples.
     """
-    stream = StreamingFrontend(config)
-    return np.concatenate([stream.push(signal), stream.flush()])
+    return StreamingFrontend(config).flush(signal)

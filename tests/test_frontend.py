@@ -190,6 +190,17 @@ def test_extras_measure_what_they_say():
     assert np.all(silent[:, 13:] == 0) and np.all(np.isfinite(silent))
 
 
+def test_rms_is_the_same_bits_with_pitch_on_or_off(speech_files):
+    # With pitch, the RMS comes from the autocorrelation's lag 0; without, from the sum of squares.
+    with_pitch = FrontendConfig(extras=("rms", "pitch"), frame_length=512, frame_step=256)
+    rms_only = FrontendConfig(extras=("rms",), frame_length=512, frame_step=256)
+    for signal in (read_speech(speech_files[0]), np.zeros(4000), np.full(4000, -1.0)):
+        expected = np.sqrt(np.sum(frame_signal(np.rint(signal * 32768).clip(-32768, 32767), 512, 256) ** 2, axis=1) / 512) / 32768
+        for config in (with_pitch, rms_only):
+            rms_column = compute_features(signal, config)[:, 13]
+            assert rms_column.tobytes() == expected.tobytes()  # +0.0 for silence, never -0.0
+
+
 def test_with_a_noise_floor_digital_silence_reads_as_a_microphone_hissing_at_that_level():
     floored = CONFIGS["shipped-like-floored"]  # -80 dBFS
     hiss = np.random.default_rng(2).normal(0.0, 10 ** (-80 / 20), 5 * 16000)
