@@ -1,5 +1,5 @@
 """Where the frontend's time goes: each DSP step of ``edge.frontend.static_features`` timed alone,
-on the frame batches the offline path and the daemon compute (``MOST_FRAMES``), against the whole
+on the frame batches the offline path computes (``MOST_FRAMES``), against the whole
 ``compute_features`` and the whole frontend streamed as in the daemon; what the steps do not
 account for is Python overhead (framing the stream, concatenation, delta buffering). The
 reproducible path, which a frame takes only when its rounding is undecided, is timed apart."""

@@ -72,8 +72,7 @@ def log_error(relative: np.ndarray, logarithm: np.ndarray) -> np.ndarray:
     """Bound on |computed log x' - log x| where x' is within ``relative`` of x: the input's part
     -log(1 - relative) <= relative / (1 - relative) (infinite from ``relative`` 1 on), plus the
     logarithm's own ``LOG_ULPS`` ulp of its result ``logarithm`` (one ulp of y is at most 2u |y|)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        error = relative / np.maximum(1.0 - relative, 0.0)
+    error = np.divide(relative, 1.0 - relative, out=np.full(relative.shape, np.inf), where=relative < 1.0)
     error += LOG_ULPS * 2.0 * UNIT_ROUNDOFF * np.abs(logarithm)
     return error
 
@@ -89,8 +88,7 @@ def undecided(values: np.ndarray, bound: np.ndarray) -> np.ndarray:
     that is not finite: their rounding is not certain, so they are computed the reproducible way."""
     scaled = values * (1.0 / GRID)
     from_midpoint = np.abs(scaled - np.floor(scaled) - 0.5) * GRID
-    with np.errstate(invalid="ignore"):
-        near = ~(from_midpoint > 2.0 * bound)  # a NaN bound is near too
+    near = ~(from_midpoint > 2.0 * bound)  # a NaN bound is near too
     return near.any(axis=1)
 
 

@@ -29,7 +29,8 @@ from edge.config import FrontendConfig
 FRONTEND_VERSION = 2
 """What the frontend computes, in every fingerprint: 2 rounds the cepstra to ``certified.GRID``
 (issue 25); 1 (no number in the hash) computed them with ``edge.reproducible`` alone."""
-MOST_FRAMES = 128  # frames computed per step of a long signal: their FFT arrays stay in the CPU cache
+MOST_FRAMES = 256  # frames computed per step of a long signal (4 s): a clip is one step, so numpy's
+# per-call cost is paid once, and the step's arrays (about 1 MB each) stay in the CPU cache
 _EPS = np.finfo(np.float64).eps  # floor for zero energies before the log, as python_speech_features
 ROUNDING = certified.Tally()
 """Frames this process computed, and how many of them the reproducible way (``certified_cepstra``)."""
@@ -348,17 +349,21 @@ def cepstra_error(
     rounding, the lifter one rounding. Times ``certified.SAFETY``.
     """
     eps = certified.fft_error(config.n_fft)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # an energy of 0: an infinite or NaN bound, undecided
-        ratio = energies[:, -1:] / energies  # the frame's total power over each energy: >= 1
-        relative = np.sqrt(ratio) * (2.0 * math.sqrt(2.0) * eps)
-        relative += ratio * (2.0 * eps * eps)
-        relative += certified.gamma(3) + certified.gamma(config.n_fft // 2 + 1)
-        relative[:, constants.empty_filters] = 0.0  # no weight: exactly 0 in every implementation
-        magnitude = np.abs(log_energies)
-        log_error = certified.log_error(relative, magnitude)
-        log_error[:, :-1] += certified.gamma(config.n_filters) * magnitude[:, :-1]  # the DCT's own sum
+    # The frame's total power over each energy (>= 1); infinite for an energy of 0 (no noise
+    # floor): an infinite or NaN bound, so that frame is undecided.
+    ratio = np.divide(energies[:, -1:], energies, out=np.full(energies.shape, np.inf), where=energies > 0.0)
+    relative = np.sqrt(ratio)
+    relative *= 2.0 * math.sqrt(2.0) * eps
+    ratio *= 2.0 * eps * eps
+    relative += ratio
+    relative += certified.gamma(3) + certified.gamma(config.n_fft // 2 + 1)
+    relative[:, constants.empty_filters] = 0.0  # no weight: exactly 0 in every implementation
+    magnitude = np.abs(log_energies)
+    log_error = certified.log_error(relative, magnitude)
+    log_error[:, :-1] += certified.gamma(config.n_filters) * magnitude[:, :-1]  # the DCT's own sum
+    with np.errstate(invalid="ignore"):  # an infinite error times a DCT weight of 0: NaN, undecided
         dct_error = (log_error[:, :-1] @ constants.dct_magnitude) * np.abs(constants.lifter)
-        dct_error += certified.UNIT_ROUNDOFF * np.abs(cepstra)
+    dct_error += certified.UNIT_ROUNDOFF * np.abs(cepstra)
     if config.append_energy:
         dct_error[:, 0] = log_error[:, -1]
     dct_error *= certified.SAFETY

@@ -15,13 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge.config import FrontendConfig
-from edge.frontend import MOST_FRAMES, StreamingFrontend, frames_span
+from edge.frontend import StreamingFrontend, frames_span
 from edge.settings import SegmenterSettings
 from edge.voice_activity import Span, Step, UtteranceCutter, VoiceActivity
 
-FEATURE_BATCH_FRAMES = MOST_FRAMES  # frames computed per frontend step while speech goes on: the
-# offline path's batch (~2 s of audio), so the daemon's frontend costs about what the offline one
-# does (16-frame steps cost twice as much in numpy calls); the utterance's end computes the rest
+FEATURE_BATCH_FRAMES = 128  # frames computed per frontend step while speech goes on (~2 s of audio):
+# few enough numpy calls that the daemon's frontend costs about what the offline one does (16-frame
+# steps cost twice as much), few enough frames that the utterance's end, which computes the rest,
+# is not delayed
 
 
 @dataclass(frozen=True)
