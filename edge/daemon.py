@@ -19,6 +19,7 @@ from edge.classifier import Classifier
 from edge.errors import SerError
 from edge.events import MICROPHONE_AFTER, UNCERTAIN, EmotionEvent, EventFilter, EventStamper, StatusEvent
 from edge.microphone import Backoff, Microphone, MicrophoneError, require_pyaudio
+from edge.pause_file import PauseFile
 from edge.pipe import EndOfInput, PipeInput
 from edge.settings import MICROPHONE, STANDARD_INPUT, CaptureSettings, DaemonSettings, SettingsError
 from edge.speech_detector import detector_model
@@ -72,9 +73,11 @@ class EmotionService:
         self._reopen = Backoff(settings.capture.retry_min_seconds, settings.capture.retry_max_seconds)
         self._stamper = EventStamper(settings.device_id, settings.topic_prefix)
         self._filter = EventFilter(settings.events)
-        self.paused = False
-        """Listening paused (MQTT command, SIGUSR1): audio is read and dropped before the segmenter."""
-        self._wanted_paused = False  # set from signal handlers and MQTT's thread, applied by the loop
+        self._pause_file = PauseFile(settings.state_directory)
+        self.paused = self._pause_file.paused()
+        """Listening paused (MQTT command, SIGUSR1, or kept from the last run): audio is read and
+        dropped before the segmenter."""
+        self._wanted_paused = self.paused  # set from signal handlers and MQTT's thread, applied by the loop
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -98,6 +101,8 @@ class EmotionService:
         self._start_mqtt()
         self.status("started", f"device {self.settings.device_id}")
         self.status("model_loaded", self._describe_model())
+        if self.paused:
+            self.status("paused", "kept from before the restart: audio is dropped until resumed")
         self.notifier.ready(f"running {self.classifier.manifest.name}, opening the microphone")
         try:
             while not self._stop.is_set():
@@ -197,6 +202,7 @@ class EmotionService:
 
     def _apply_pause(self, paused: bool) -> None:
         self.paused = paused
+        self._pause_file.keep(paused)
         if not paused:
             self.stream.reset()  # what was heard before the pause is not joined to what comes after
         self.status("paused" if paused else "resumed", "audio is dropped until resumed" if paused else "")
@@ -242,6 +248,9 @@ class EmotionService:
         # The same stamper: sequence numbers go on growing through a reload (docs/events.md).
         self._stamper.device_id, self._stamper.topic_prefix = settings.device_id, settings.topic_prefix
         self._filter = EventFilter(settings.events)
+        if settings.state_directory != old.state_directory:
+            self._pause_file = PauseFile(settings.state_directory)
+            self._pause_file.keep(self.paused)
         if settings.mqtt != old.mqtt or (settings.device_id, settings.topic_prefix) != (old.device_id, old.topic_prefix):
             if self._mqtt is not None:
                 self._mqtt.stop()

@@ -7,8 +7,8 @@ One device with
 - a ``sensor`` for the last emotion (``device_class: enum``) and one for its confidence, both read
   from the retained ``last_emotion`` topic, so they survive a Home Assistant restart,
 - the ``switch`` that pauses listening,
-- diagnostic entities: service status, microphone, dropped events and dropped audio, read from the
-  retained ``state`` topic,
+- diagnostic entities: the service's state (listening, paused, no microphone, ...), microphone,
+  dropped events and dropped audio, read from the retained ``state`` topic,
 all sharing the availability topic and its last will. Configs go out at start and again whenever
 Home Assistant says ``online`` on ``<prefix>/status``; ``ser daemon --forget`` empties them.
 """
@@ -35,8 +35,14 @@ from edge.events import (
 # Jinja templates Home Assistant applies to our payloads (docs/events.md).
 EVENT_TEMPLATE = (
     '{{ {"event_type": value_json.emotion, "confidence": value_json.confidence, "scores": value_json.scores, '
-    '"start": value_json.start, "end": value_json.end, "duration": value_json.duration} | to_json }}'
+    '"start": value_json.start, "end": value_json.end, "duration": value_json.duration, '
+    '"start_time": value_json.start | timestamp_utc, "end_time": value_json.end | timestamp_utc} | to_json }}'
 )
+# The confidence sensor's attribute: whose probability it is (the most probable label's, also when
+# min_confidence has relabelled the event ``uncertain``).
+CONFIDENCE_ATTRIBUTES_TEMPLATE = '{{ {"emotion": (value_json.scores | dictsort(by="value") | last)[0]} | to_json }}'
+SERVICE_STATES = ("starting", "listening", "paused", "no microphone", "stopped")
+"""The Service status sensor's states (``edge.mqtt_device.service_state``)."""
 
 
 def object_id(text: str) -> str:
@@ -84,14 +90,17 @@ def discovery_configs(
             "icon": "mdi:emoticon-outline",
         },
         ("sensor", "confidence"): {
+            # No state_class: a value per utterance, not a measurement to keep long-term statistics of.
             "name": "Last emotion confidence",
             "state_topic": last,
             "unit_of_measurement": "%",
             "value_template": "{{ (value_json.confidence * 100) | round(1) }}",
-            "state_class": "measurement",
+            "json_attributes_topic": last,
+            "json_attributes_template": CONFIDENCE_ATTRIBUTES_TEMPLATE,
             "icon": "mdi:gauge",
         },
         ("switch", "listening"): {
+            # No icon: Home Assistant's switch icon shows on and off apart.
             "name": "Listening",
             "state_topic": topic(LISTENING),
             "command_topic": topic(LISTENING_COMMAND),
@@ -99,12 +108,15 @@ def discovery_configs(
             "payload_off": OFF,
             "state_on": ON,
             "state_off": OFF,
-            "icon": "mdi:microphone",
         },
         ("sensor", "status"): {
             "name": "Service status",
             "state_topic": state,
-            "value_template": "{{ value_json.status }}",
+            "value_template": "{{ value_json.service }}",
+            "device_class": "enum",
+            "options": list(SERVICE_STATES),
+            "json_attributes_topic": state,
+            "json_attributes_template": '{{ {"last_event": value_json.status} | to_json }}',
             "entity_category": "diagnostic",
             "icon": "mdi:information-outline",
         },

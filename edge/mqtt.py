@@ -2,9 +2,11 @@
 
 The connection runs in paho's network thread, reconnecting with exponential backoff. While the
 broker is away, events wait in a bounded queue (the oldest are dropped and counted beyond it) and
-go out in order once it is back. ``<prefix>/<device>/availability`` is ``online`` (retained) while
-connected, and ``offline`` (retained) after a clean stop or, through the last will, after the
-device vanishes.
+go out in order once it is back. Retained messages are not queued: the last one of each topic is
+published again on every (re)connection, so a broker that restarted without persistence (the
+eclipse-mosquitto image's default) has the device's whole state again at once.
+``<prefix>/<device>/availability`` is ``online`` (retained) while connected, and ``offline``
+(retained) after a clean stop or, through the last will, after the device vanishes.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ log = logging.getLogger(__name__)
 class MqttPublisher:
     """Publishes (topic, payload) pairs to the broker in ``settings``."""
 
-    def __init__(self, settings: MqttSettings, availability_topic: str, client_id: str):
+    def __init__(self, settings: MqttSettings, availability_topic: str | None, client_id: str):
+        """``availability_topic``: where ``online``/``offline`` and the last will go; None for a
+        client that is not the device (``ser daemon --forget``)."""
         try:
             import paho.mqtt.client as mqtt
         except ImportError:
@@ -36,9 +40,11 @@ class MqttPublisher:
         self.availability_topic = availability_topic
         self.dropped = 0
         """Events dropped because the queue was full while the broker was away."""
-        self._pending: collections.deque[tuple[str, bytes, bool]] = collections.deque()
+        self._pending: collections.deque[tuple[str, bytes]] = collections.deque()  # events while away
+        self._retained: dict[str, bytes] = {}  # topic → its last retained message, for every (re)connection
         self._subscriptions: dict[str, Callable[[str], None]] = {}
         self._connected = False
+        self._stopping = False  # a disconnection from here on is ours: no warning, no reconnection
         self._ever_connected = threading.Event()
         self._lock = threading.Lock()
         self._client = client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
@@ -46,7 +52,8 @@ class MqttPublisher:
             client.username_pw_set(*read_credentials(settings.credentials_file))
         if settings.tls:
             client.tls_set(ca_certs=settings.ca_file, cert_reqs=ssl.CERT_REQUIRED)
-        client.will_set(availability_topic, OFFLINE, qos=1, retain=True)
+        if availability_topic is not None:
+            client.will_set(availability_topic, OFFLINE, qos=1, retain=True)
         client.reconnect_delay_set(round(settings.reconnect_min_seconds) or 1, round(settings.reconnect_max_seconds))
         client.max_queued_messages_set(settings.queue_size)
         client.on_connect = self._on_connect
@@ -67,12 +74,15 @@ class MqttPublisher:
         log.info("MQTT connected to %s:%d", self.settings.host, self.settings.port)
         self._last_failure = None
         with self._lock:
-            client.publish(self.availability_topic, ONLINE, qos=1, retain=True)
+            if self.availability_topic is not None:
+                client.publish(self.availability_topic, ONLINE, qos=1, retain=True)
             for topic in self._subscriptions:
                 client.subscribe(topic, qos=1)
+            for topic, message in self._retained.items():
+                client.publish(topic, message, qos=self.settings.qos, retain=True)
             while self._pending:
-                topic, message, retain = self._pending.popleft()
-                client.publish(topic, message, qos=self.settings.qos, retain=retain)
+                topic, message = self._pending.popleft()
+                client.publish(topic, message, qos=self.settings.qos)
             self._connected = True
         self._ever_connected.set()
 
@@ -86,7 +96,9 @@ class MqttPublisher:
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         with self._lock:
             was_connected, self._connected = self._connected, False
-        if was_connected:
+        if self._stopping:
+            log.info("MQTT disconnected from %s:%d", self.settings.host, self.settings.port)
+        elif was_connected:
             log.warning("MQTT connection to %s:%d lost (%s); reconnecting", self.settings.host, self.settings.port, reason_code)
 
     def subscribe(self, topic: str, handler: Callable[[str], None]) -> None:
@@ -99,18 +111,24 @@ class MqttPublisher:
         if handler is not None:
             handler(message.payload.decode("utf-8", errors="replace"))
 
-    def publish(self, topic: str, payload: dict | str, retain: bool = False) -> None:
-        """Send a JSON object (or plain text) now if connected, else queue (dropping the oldest
-        beyond ``queue_size``). Retained messages are what a subscriber gets on subscribing."""
+    def publish(self, topic: str, payload: dict | str, retain: bool = False):
+        """Send a JSON object (or plain text) now if connected (returns paho's MQTTMessageInfo),
+        else queue it (dropping the oldest beyond ``queue_size``; returns None). A retained message
+        (what a subscriber gets on subscribing; empty: delete it) is kept instead of queued and
+        sent again on every (re)connection."""
         message = (payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))).encode()
         with self._lock:
+            if retain:
+                self._retained[topic] = message
             if self._connected:
-                self._client.publish(topic, message, qos=self.settings.qos, retain=retain)
-                return
+                return self._client.publish(topic, message, qos=self.settings.qos, retain=retain)
+            if retain:
+                return None
             if len(self._pending) >= self.settings.queue_size:
                 self._pending.popleft()
                 self.dropped += 1
-            self._pending.append((topic, message, retain))
+            self._pending.append((topic, message))
+            return None
 
     def wait_connected(self, timeout: float) -> bool:
         """Whether the broker accepted the connection within ``timeout`` seconds."""
@@ -120,7 +138,8 @@ class MqttPublisher:
         """Retained ``offline``, then disconnect; gives up waiting for the broker after ``timeout``."""
         with self._lock:
             connected = self._connected
-        if connected:
+            self._stopping = True
+        if connected and self.availability_topic is not None:
             info = self._client.publish(self.availability_topic, OFFLINE, qos=1, retain=True)
             try:
                 info.wait_for_publish(timeout)

@@ -11,13 +11,15 @@ Under ``<prefix>/<device_id>/``:
 - ``availability``: ``online`` or ``offline`` (``edge.mqtt``).
 
 Home Assistant's discovery configs (``edge.homeassistant``) go out at start, after a reload and
-whenever Home Assistant says ``online``; ``forget`` empties them.
+whenever Home Assistant says ``online``; ``forget`` empties them. Every retained topic goes out
+again on each reconnection to the broker (``edge.mqtt``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import queue
 import time
 from collections.abc import Callable
 
@@ -41,14 +43,22 @@ from edge.settings import DaemonSettings
 
 log = logging.getLogger(__name__)
 RETAINED = (LAST_EMOTION, STATE, LISTENING)  # the device's retained topics besides availability
+AVAILABILITY_WAIT_SECONDS = 1.0  # how long --forget waits for a retained availability (the broker sends it at once)
 
 
-def _publisher(settings: DaemonSettings) -> MqttPublisher:
-    return MqttPublisher(
-        settings.mqtt,
-        device_topic(settings.topic_prefix, settings.device_id, AVAILABILITY),
-        client_id=f"{settings.topic_prefix}-{settings.device_id}",
-    )
+def client_id(settings: DaemonSettings) -> str:
+    """The daemon's MQTT client id: one per device (a second client with it would take over)."""
+    return f"{settings.topic_prefix}-{settings.device_id}"
+
+
+def service_state(status: str, microphone: str, listening: bool) -> str:
+    """What the service is doing after the status event ``status`` (one of ``edge.homeassistant.SERVICE_STATES``),
+    given the microphone's state (open, lost, closed) and whether it listens."""
+    if status == "stopped":
+        return "stopped"
+    if not listening:
+        return "paused"
+    return {"open": "listening", "lost": "no microphone"}.get(microphone, "starting")
 
 
 class MqttDevice:
@@ -59,7 +69,7 @@ class MqttDevice:
     def __init__(self, settings: DaemonSettings, on_listening: Callable[[bool], None]):
         self.settings = settings
         self._on_listening = on_listening
-        self._publisher = _publisher(settings)
+        self._publisher = MqttPublisher(settings.mqtt, self.topic(AVAILABILITY), client_id(settings))
         self._labels: tuple[str, ...] = ()
         self._model = ""
         self._microphone = "closed"
@@ -112,6 +122,7 @@ class MqttDevice:
             self._listening = status == "resumed"
             self._publish_listening()
         state = {
+            "service": service_state(status, self._microphone, self._listening),
             "status": status,
             "microphone": self._microphone,
             "listening": ON if self._listening else OFF,
@@ -137,10 +148,12 @@ class MqttDevice:
 
     def _on_listening_command(self, text: str) -> None:
         command = text.strip().upper()
-        if command in (ON, OFF):
-            self._on_listening(command == ON)
-        else:
+        if command not in (ON, OFF):
             log.warning("listening command %r ignored: send %s or %s", text, ON, OFF)
+            return
+        self._on_listening(command == ON)
+        if (command == ON) == self._listening:  # nothing changes: answer with the state all the same
+            self._publish_listening()
 
     def _on_home_assistant_status(self, text: str) -> None:
         if text.strip() == ONLINE:  # Home Assistant (re)started: it wants the configs again
@@ -148,19 +161,36 @@ class MqttDevice:
 
 
 def forget(settings: DaemonSettings, timeout: float = 10.0) -> int:
-    """Remove the device from Home Assistant and the broker: empty its retained discovery configs
-    and state topics. Returns how many entities were removed; raises SerError if the broker cannot
-    be reached within ``timeout`` seconds."""
+    """Remove the device from Home Assistant and the broker: empty its retained discovery configs,
+    state topics and availability. Returns how many entities were removed. Raises SerError if the
+    broker cannot be reached within ``timeout`` seconds, or if the device is online (its daemon
+    would announce it again on its next reconnection: stop it first)."""
     if not settings.mqtt.host:
         return 0
-    publisher = _publisher(settings)
+    availability = device_topic(settings.topic_prefix, settings.device_id, AVAILABILITY)
+    # A client id of its own: the daemon's would make the broker close the daemon's connection.
+    publisher = MqttPublisher(settings.mqtt, None, client_id=f"{client_id(settings)}-forget")
+    heard = queue.Queue()
+    publisher.subscribe(availability, heard.put)
     configs = discovery_configs(settings.topic_prefix, settings.device_id, (), "", settings.mqtt.discovery_prefix)
     publisher.start()
     try:
         if not publisher.wait_connected(timeout):
             raise SerError(f"MQTT broker {settings.mqtt.host}:{settings.mqtt.port}: no connection within {timeout:.0f} s")
-        for topic in [*configs, *(device_topic(settings.topic_prefix, settings.device_id, kind) for kind in RETAINED)]:
-            publisher.publish(topic, "", retain=True)  # an empty retained message deletes the retained one
+        try:
+            online = heard.get(timeout=AVAILABILITY_WAIT_SECONDS) == ONLINE  # the retained availability, if any
+        except queue.Empty:
+            online = False
+        if online:
+            raise SerError(
+                f"device {settings.device_id} is online on {settings.mqtt.host}:{settings.mqtt.port}: stop its daemon first "
+                "(sudo systemctl stop ser), then run --forget again"
+            )
+        last = None
+        for topic in [*configs, *(device_topic(settings.topic_prefix, settings.device_id, k) for k in RETAINED), availability]:
+            last = publisher.publish(topic, "", retain=True)  # an empty retained message deletes the retained one
+        if last is not None:
+            last.wait_for_publish(timeout)  # in order: the broker has them all
     finally:
         publisher.stop(timeout)
     return len(configs)

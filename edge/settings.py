@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -223,6 +224,14 @@ class DaemonSettings:
     segmenter: SegmenterSettings = field(default_factory=SegmenterSettings)
     events: EventSettings = field(default_factory=EventSettings)
     mqtt: MqttSettings = field(default_factory=MqttSettings)
+    state_directory: str | None = field(default_factory=lambda: default_state_directory())
+    """Where the service keeps what outlives a restart (a pause: ``edge.pause_file``); default:
+    the one systemd gives the unit (StateDirectory=, $STATE_DIRECTORY); None: nothing is kept."""
+
+
+def default_state_directory() -> str | None:
+    """The first directory systemd's StateDirectory= gives the service, or None outside systemd."""
+    return os.environ.get("STATE_DIRECTORY", "").split(":")[0] or None
 
 
 SECTIONS = {"capture": CaptureSettings, "segmenter": SegmenterSettings, "events": EventSettings, "mqtt": MqttSettings}

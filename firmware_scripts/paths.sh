@@ -3,6 +3,7 @@ prefix="${SER_PREFIX:-/opt/ser}"
 conf_dir="${SER_CONF_DIR:-/etc/ser}"
 unit_dir="${SER_UNIT_DIR:-/etc/systemd/system}"
 user="${SER_USER:-ser}"
+state_dir="${SER_STATE_DIR:-/var/lib/ser}"  # the unit's StateDirectory= (a kept pause)
 
 # True where systemd runs this machine (and answers) and the unit goes where it looks.
 systemd_manages_units() {

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Remove what install.sh installed: the service, its unit, the virtualenv and models, the user.
+# Remove what install.sh installed: the service, its unit, the virtualenv and models, the user,
+# and the service's state (/var/lib/ser: a kept pause).
 # /etc/ser (your settings and MQTT credentials) stays unless you pass --purge.
 # Honours the same SER_PREFIX, SER_CONF_DIR, SER_UNIT_DIR and SER_USER as install.sh.
 set -euo pipefail
@@ -26,9 +27,9 @@ fi
 rm -f "$unit_dir/ser.service" "$unit_dir/ser.service.d/mqtt.conf"
 rmdir "$unit_dir/ser.service.d" 2>/dev/null || true
 if systemd_manages_units; then systemctl daemon-reload; fi
-rm -rf "$prefix"
+rm -rf "$prefix" "$state_dir"
 if id -u "$user" >/dev/null 2>&1; then
     userdel "$user"
 fi
 [ "$purge" = yes ] && rm -rf "$conf_dir"
-echo "uninstall.sh: removed ser.service, $prefix and user $user$([ "$purge" = yes ] && echo " and $conf_dir")" >&2
+echo "uninstall.sh: removed ser.service, $prefix, $state_dir and user $user$([ "$purge" = yes ] && echo " and $conf_dir")" >&2

@@ -7,7 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from support.broker import Broker
 from support.helpers import FIXTURES, SMOKE_SPLIT, corpus_root, run_train, unavailable
+from support.sound_server import VirtualMicrophone, require_programs
 
 
 @pytest.fixture(scope="session")
@@ -120,3 +122,25 @@ def no_daemon_outlives_its_test():
     from support.service_process import ServiceProcess
 
     ServiceProcess.kill_leftovers()
+
+
+# The MQTT tests' virtual microphone and broker (tests/test_mqtt.py, tests/test_home_assistant_live.py).
+
+
+@pytest.fixture
+def microphone(tmp_path_factory):
+    require_programs("pulseaudio", "pacat", "paplay", "pactl")
+    mic = VirtualMicrophone(tmp_path_factory.mktemp("pulse"))
+    mic.start()
+    yield mic
+    mic.kill()
+
+
+@pytest.fixture
+def broker(tmp_path_factory):
+    require_programs("mosquitto", "mosquitto_passwd")
+    pytest.importorskip("paho.mqtt.client", reason="needs the mqtt extra (script/test installs it)")
+    server = Broker(tmp_path_factory.mktemp("mosquitto"))
+    server.start()
+    yield server
+    server.stop()

@@ -70,28 +70,35 @@ def test_the_retained_state_follows_the_status_events_while_events_queue_for_the
     settings = DaemonSettings(device_id="hall", mqtt=MqttSettings(host="127.0.0.1", port=9, discovery=False))
     commands = []
     device, stamper = MqttDevice(settings, on_listening=commands.append), EventStamper("hall")
+    publisher, published = device._publisher, []
+    publish = publisher.publish
+    publisher.publish = lambda topic, payload, retain=False: published.append((topic, payload, retain)) or publish(
+        topic, payload, retain
+    )
     for status in ("started", "microphone_open", "paused", "microphone_lost", "resumed", "microphone_back", "stopped"):
         device.publish(*stamper.stamp(StatusEvent(status)))
-    queued = [
-        (topic, json.loads(message) if message.startswith(b"{") else message.decode(), retain)
-        for topic, message, retain in device._publisher._pending
-    ]
-    states = [
-        (m["status"], m["microphone"], m["listening"]) for topic, m, retain in queued if topic == "ser/hall/state" and retain
-    ]
+    states = [(m["service"], m["status"], m["microphone"], m["listening"]) for t, m, retain in published if t == "ser/hall/state"]
     assert states == [
-        ("started", "closed", "ON"),
-        ("microphone_open", "open", "ON"),
-        ("paused", "open", "OFF"),
-        ("microphone_lost", "lost", "OFF"),
-        ("resumed", "lost", "ON"),
-        ("microphone_back", "open", "ON"),
-        ("stopped", "closed", "ON"),
+        ("starting", "started", "closed", "ON"),
+        ("listening", "microphone_open", "open", "ON"),
+        ("paused", "paused", "open", "OFF"),
+        ("paused", "microphone_lost", "lost", "OFF"),  # paused says more than the missing microphone
+        ("no microphone", "resumed", "lost", "ON"),
+        ("listening", "microphone_back", "open", "ON"),
+        ("stopped", "stopped", "closed", "ON"),
     ]
-    assert [m for topic, m, retain in queued if topic == "ser/hall/listening" and retain] == ["OFF", "ON"]
-    assert [m["sequence"] for topic, m, retain in queued if topic == "ser/hall/status" and not retain] == list(range(1, 8))
+    assert [m for t, m, retain in published if t == "ser/hall/listening" and retain] == ["OFF", "ON"]
+    # The broker is away: each retained topic keeps its last message for the connection, the
+    # events queue in order.
+    assert json.loads(publisher._retained["ser/hall/state"])["status"] == "stopped"
+    assert publisher._retained["ser/hall/listening"] == b"ON"
+    assert [json.loads(m)["sequence"] for t, m in publisher._pending if t == "ser/hall/status"] == list(range(1, 8))
+    assert all(t == "ser/hall/status" for t, _ in publisher._pending)
+
     device._on_listening_command(" off ")  # the switch's commands, as Home Assistant sends them
-    device._on_listening_command("ON")
+    published.clear()
+    device._on_listening_command("ON")  # already listening: answered with the state all the same
+    assert published == [("ser/hall/listening", "ON", True)]
     device._on_listening_command("maybe")  # ignored, with a warning
     assert commands == [False, True]
 

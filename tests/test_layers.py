@@ -10,7 +10,7 @@ from pathlib import Path
 EDGE = Path(__file__).resolve().parent.parent / "edge"
 
 LAYERS = (
-    ("errors", "config", "reproducible", "certified", "process", "systemd"),  # edge imports none
+    ("errors", "config", "reproducible", "certified", "process", "systemd", "pause_file"),  # edge imports none
     ("settings", "audio", "runtime", "int8_dense", "frontend", "model_input"),
     ("fingerprint", "events", "microphone", "pipe"),
     ("manifest", "mqtt", "homeassistant"),

@@ -7,52 +7,16 @@ import json
 import queue
 import signal
 import time
+from datetime import UTC, datetime
 
 import jinja2
 import pytest
-from support.broker import PASSWORD, USERNAME, Broker, Subscriber
+from support.broker import PASSWORD, USERNAME, Subscriber, daemon_with_mqtt
 from support.helpers import REPO, run_ser
 from support.service_process import ServiceProcess
-from support.sound_server import VirtualMicrophone, require_programs
 
 CLIPS = sorted((REPO / "examples").glob("*.flac"))[:2]
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ravdess_dir")]
-
-
-@pytest.fixture
-def microphone(tmp_path_factory):
-    require_programs("pulseaudio", "pacat", "paplay", "pactl")
-    mic = VirtualMicrophone(tmp_path_factory.mktemp("pulse"))
-    mic.start()
-    yield mic
-    mic.kill()
-
-
-@pytest.fixture
-def broker(tmp_path_factory):
-    require_programs("mosquitto", "mosquitto_passwd")
-    pytest.importorskip("paho.mqtt.client", reason="needs the mqtt extra (script/test installs it)")
-    server = Broker(tmp_path_factory.mktemp("mosquitto"))
-    server.start()
-    yield server
-    server.stop()
-
-
-def daemon_with_mqtt(tmp_path, microphone, broker, tls: bool = False, extra: str = "") -> ServiceProcess:
-    credentials = tmp_path / "mqtt-credentials"
-    credentials.write_text(f"{USERNAME}:{PASSWORD}\n")
-    config = tmp_path / "ser.toml"
-    where = (
-        f'host = "localhost"\nport = {broker.tls_port}\ntls = true\nca_file = "{broker.ca_file}"\n'
-        if tls
-        else f'host = "127.0.0.1"\nport = {broker.port}\n'
-    )
-    config.write_text(
-        f'device_id = "mqtt"\n[mqtt]\n{where}credentials_file = "{credentials}"\nreconnect_max_seconds = 2\n{extra}'
-    )
-    service = ServiceProcess("--config", str(config), env=microphone.env, log_path=tmp_path / "daemon.log")
-    service.next_event(status="microphone_open")
-    return service
 
 
 def test_mqtt_gets_the_stdout_events_survives_a_broker_restart_and_ends_offline(tmp_path, microphone, broker):
@@ -139,6 +103,8 @@ def test_the_listening_switch_pauses_and_resumes_from_mqtt(tmp_path, microphone,
     subscriber.client.publish("ser/mqtt/listening/set", "ON", qos=1)
     service.next_event(status="resumed", timeout=5)
     assert subscriber.next(topic_suffix="/listening")[1] == b"ON"
+    subscriber.client.publish("ser/mqtt/listening/set", "ON", qos=1)  # already on: answered all the same
+    assert subscriber.next(topic_suffix="/listening", timeout=5)[1] == b"ON"
     microphone.play(CLIPS[1])
     assert service.next_event(type="emotion", timeout=5)[1]["emotion"]
     late = Subscriber(broker.port, "ser/mqtt/listening", "test-late-switch")
@@ -192,9 +158,11 @@ def heard_by_a_new_subscriber(broker, topic: str, seconds: float = 2.0, suffix: 
 
 
 def render(template: str, payload: dict) -> str:
-    """A template as Home Assistant renders it on a message (Jinja2, value_json, its to_json filter)."""
+    """A template as Home Assistant renders it on a message (Jinja2, value_json, its to_json and
+    timestamp_utc filters)."""
     environment = jinja2.Environment()
     environment.filters["to_json"] = json.dumps
+    environment.filters["timestamp_utc"] = lambda value: datetime.fromtimestamp(value, UTC).isoformat()
     return environment.from_string(template).render(value_json=payload, value=json.dumps(payload))
 
 
@@ -235,10 +203,18 @@ def test_home_assistant_discovers_the_device_fires_events_and_forgets_it(tmp_pat
     _, emotion, _ = service.next_event(type="emotion", timeout=5)
     fired = json.loads(render(parsed[("event", "emotion")]["value_template"], emotion))
     assert fired["event_type"] == emotion["emotion"] and set(fired) >= {"confidence", "scores", "start", "end", "duration"}
+    assert datetime.fromisoformat(fired["start_time"]).timestamp() == pytest.approx(emotion["start"], abs=1e-3)
+    assert datetime.fromisoformat(fired["end_time"]).timestamp() == pytest.approx(emotion["end"], abs=1e-3)
     assert json.loads(state.next(topic_suffix="/emotion")[1]) == emotion
     assert json.loads(state.next(topic_suffix="/last_emotion")[1]) == emotion
     assert render(parsed[("sensor", "last_emotion")]["value_template"], emotion) == emotion["emotion"]
-    assert float(render(parsed[("sensor", "confidence")]["value_template"], emotion)) == round(emotion["confidence"] * 100, 1)
+    confidence = parsed[("sensor", "confidence")]
+    assert float(render(confidence["value_template"], emotion)) == round(emotion["confidence"] * 100, 1)
+    assert "state_class" not in confidence  # a value per utterance: no long-term statistics
+    uncertain = {**emotion, "emotion": "uncertain"}  # relabelled by min_confidence: whose confidence it is
+    most_likely = max(emotion["scores"], key=emotion["scores"].get)
+    assert json.loads(render(confidence["json_attributes_template"], uncertain)) == {"emotion": most_likely}
+    assert "icon" not in parsed[("switch", "listening")]  # Home Assistant's own icon tells on from off
     state.close()
     retained = {
         topic: json.loads(payload)
@@ -249,7 +225,16 @@ def test_home_assistant_discovers_the_device_fires_events_and_forgets_it(tmp_pat
     }
     assert retained["ser/mqtt/last_emotion"] == emotion
     assert render(parsed[("binary_sensor", "microphone")]["value_template"], retained["ser/mqtt/state"]) == "ON"
-    assert render(parsed[("sensor", "status")]["value_template"], retained["ser/mqtt/state"]) == "microphone_open"
+    status = parsed[("sensor", "status")]
+    assert status["device_class"] == "enum" and status["options"] == [
+        "starting",
+        "listening",
+        "paused",
+        "no microphone",
+        "stopped",
+    ]
+    assert render(status["value_template"], retained["ser/mqtt/state"]) == "listening"
+    assert json.loads(render(status["json_attributes_template"], retained["ser/mqtt/state"])) == {"last_event": "microphone_open"}
 
     # Home Assistant restarts: it says online, and gets every config again.
     home_assistant.client.publish("homeassistant/status", "online", qos=1)
@@ -264,11 +249,55 @@ def test_home_assistant_discovers_the_device_fires_events_and_forgets_it(tmp_pat
     assert {t: json.loads(p)["unique_id"] for t, (p, _) in restarted.items()} == {
         t: json.loads(p)["unique_id"] for t, (p, _) in configs.items()
     }
+    refused = run_ser("daemon", "--config", str(tmp_path / "ser.toml"), "--forget")
+    assert refused.returncode != 0 and "device mqtt is online" in refused.stderr and "stop its daemon first" in refused.stderr
+    assert len(heard_by_a_new_subscriber(broker, "homeassistant/#", suffix="/config")) == 8  # untouched
+    assert "lost" not in (tmp_path / "daemon.log").read_text()  # and the daemon kept its connection
     assert service.stop() < 2.0
     forgot = run_ser("daemon", "--config", str(tmp_path / "ser.toml"), "--forget")
     assert forgot.returncode == 0 and "removed 8 Home Assistant entities and the retained state of mqtt" in forgot.stdout
     assert heard_by_a_new_subscriber(broker, "homeassistant/#", suffix="/config") == {}
-    assert set(heard_by_a_new_subscriber(broker, "ser/mqtt/+", 1.5)) == {"ser/mqtt/availability"}
+    assert heard_by_a_new_subscriber(broker, "ser/mqtt/#", 1.5) == {}  # availability too: nothing of the device is left
+    log = (tmp_path / "daemon.log").read_text()
+    assert "WARNING" not in log and "MQTT disconnected" in log, log[-2000:]  # a stop is not a lost connection
+
+
+def retained_now(broker, topic: str = "#") -> dict:
+    """topic → payload of every retained message a new subscriber to ``topic`` gets."""
+    return {t: p for t, (p, was_retained) in heard_by_a_new_subscriber(broker, topic, 1.5).items() if was_retained}
+
+
+def test_a_broker_that_lost_everything_gets_it_all_again_and_a_pause_outlives_the_daemon(tmp_path, microphone, broker):
+    state_directory = tmp_path / "state"
+    service = daemon_with_mqtt(tmp_path, microphone, broker, top=f'state_directory = "{state_directory}"\n')
+    microphone.play(CLIPS[1])
+    service.next_event(type="emotion", timeout=5)
+    switch = Subscriber(broker.port, "ser/mqtt/listening", "test-pause")
+    switch.client.publish("ser/mqtt/listening/set", "OFF", qos=1)
+    service.next_event(status="paused", timeout=5)
+    switch.close()
+    before = retained_now(broker)
+    assert {"ser/mqtt/availability", "ser/mqtt/listening", "ser/mqtt/state", "ser/mqtt/last_emotion"} <= set(before)
+    assert sum(topic.startswith("homeassistant/") for topic in before) == 8
+
+    # A broker without persistence restarts: nothing retained is left, until the daemon reconnects.
+    broker.restart_forgetting()
+    deadline = time.monotonic() + 15
+    while (after := retained_now(broker)).get("ser/mqtt/availability") != b"online" and time.monotonic() < deadline:
+        pass
+    assert after == before  # every config, the switch, the last emotion and the state: as they were
+
+    # The daemon restarts: still paused, and says so; the retained state says so to Home Assistant.
+    assert service.stop() < 2.0
+    assert (state_directory / "paused").exists()
+    service = daemon_with_mqtt(tmp_path, microphone, broker, top=f'state_directory = "{state_directory}"\n')
+    statuses = [json.loads(line.split(" ", 1)[1]).get("status") for line in service.lines]
+    assert statuses[:3] == ["started", "model_loaded", "paused"], service.lines
+    retained = retained_now(broker, "ser/mqtt/+")
+    assert retained["ser/mqtt/listening"] == b"OFF" and json.loads(retained["ser/mqtt/state"])["service"] == "paused"
+    microphone.play(CLIPS[0])
+    assert service.no_event(2.0) == [], "an event while paused"
+    assert service.stop() < 2.0
 
 
 def test_levels_go_to_mqtt_at_a_low_rate_when_asked(tmp_path, microphone, broker):

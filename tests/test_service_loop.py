@@ -108,6 +108,51 @@ def test_audio_heard_while_paused_gives_no_event(pipe_service, speech_files):
     assert sink.emotions() == []
 
 
+def piped_run(settings: DaemonSettings, before_audio, audio: np.ndarray) -> CollectingSink:
+    """One run of a service on a pipe: ``before_audio(service, sink)`` from the feeding thread,
+    then ``audio`` and the end of the input. The events it published."""
+    read_end, write_end = os.pipe()
+    sink = CollectingSink()
+    service = EmotionService(settings, sink, open_input=lambda capture, rate: PipeInput(capture, rate, fd=read_end))
+
+    def feed():
+        before_audio(service, sink)
+        os.write(write_end, pcm(audio))
+        os.close(write_end)
+
+    run_feeding(service, feed)
+    os.close(read_end)
+    return sink
+
+
+def test_a_pause_is_kept_in_the_state_directory_for_the_next_run(tmp_path, speech_files):
+    settings = DaemonSettings(device_id="loop-test", capture=CaptureSettings(input="-"), state_directory=str(tmp_path))
+    gap = np.zeros(2 * RATE)
+    utterance = np.concatenate([gap, read_speech(speech_files[3]), gap])
+
+    def pause(service, sink):
+        service.request_pause(True)
+        sink.wait_for(lambda p: p.get("status") == "paused")
+
+    assert piped_run(settings, pause, utterance).emotions() == []
+    assert (tmp_path / "paused").exists()
+
+    # The next run starts paused, says why, and hears nothing.
+    sink = piped_run(settings, lambda service, sink: None, utterance)
+    statuses = [p for _, p in sink.events if p["type"] == "status"]
+    assert [p["status"] for p in statuses[:3]] == ["started", "model_loaded", "paused"]
+    assert statuses[2]["detail"].startswith("kept from before the restart") and sink.emotions() == []
+
+    def resume(service, sink):
+        service.request_pause(False)
+        sink.wait_for(lambda p: p.get("status") == "resumed")
+
+    assert len(piped_run(settings, resume, utterance).emotions()) == 1
+    assert not (tmp_path / "paused").exists()
+    statuses = [p["status"] for _, p in piped_run(settings, lambda service, sink: None, gap).events]
+    assert "paused" not in statuses and statuses[-1] == "stopped"  # resumed is kept too: the next run listens
+
+
 class FlakyMicrophone:
     """A microphone that is missing at first, then delivers ``first`` in 0.1 s reads, disappears
     (its stream stops), comes back and delivers ``second``, then ends the input."""

@@ -119,18 +119,21 @@ def outside_tmp():
     shutil.rmtree(directory, ignore_errors=True)
 
 
-def test_the_unit_becomes_active_on_ready_is_restarted_by_the_watchdog_and_stops_fast(outside_tmp):
+def scenario(outside_tmp, name: str) -> tuple[dict, str]:
+    """Run service_unit_scenario.py's scenario ``name`` under a real systemd user manager: what it
+    saw (JSON) and that, shortened, for assertion messages."""
     require_root("a systemd user manager in a private mount namespace")
-    require_programs("unshare", "systemctl", "/lib/systemd/systemd", "pulseaudio", "pacat", "pactl")
+    require_programs("unshare", "systemctl", "/lib/systemd/systemd", "pulseaudio", "pacat", "pactl", "paplay")
     result = run_in_namespace(
-        REPO / "tests" / "support" / "service_unit_scenario.py",
-        str(outside_tmp / "manager"),
-        str(outside_tmp / "pulse"),
-        "watchdog",
+        REPO / "tests" / "support" / "service_unit_scenario.py", str(outside_tmp / "manager"), str(outside_tmp / "pulse"), name
     )
     assert result.returncode == 0, result.stderr[-3000:]
     facts = json.loads(result.stdout)
-    context = json.dumps({k: v for k, v in facts.items() if k != "events"}, indent=1)[-4000:]
+    return facts, json.dumps({k: v for k, v in facts.items() if k != "events"}, indent=1)[-4000:]
+
+
+def test_the_unit_becomes_active_on_ready_is_restarted_by_the_watchdog_and_stops_fast(outside_tmp):
+    facts, context = scenario(outside_tmp, "watchdog")
     assert facts["start_returncode"] == 0, context
     assert facts["after_start"]["ActiveState"] == "active" and facts["after_start"]["SubState"] == "running", context
     assert facts["after_start"]["StatusText"].startswith("running lstm-multilingual"), context  # READY: model loaded
@@ -148,17 +151,7 @@ def test_the_unit_becomes_active_on_ready_is_restarted_by_the_watchdog_and_stops
 
 
 def test_the_unit_starts_without_a_microphone_stays_up_and_listens_once_the_sound_server_comes(outside_tmp):
-    require_root("a systemd user manager in a private mount namespace")
-    require_programs("unshare", "systemctl", "/lib/systemd/systemd", "pulseaudio", "pacat", "pactl", "paplay")
-    result = run_in_namespace(
-        REPO / "tests" / "support" / "service_unit_scenario.py",
-        str(outside_tmp / "manager"),
-        str(outside_tmp / "pulse"),
-        "no-microphone",
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    facts = json.loads(result.stdout)
-    context = json.dumps(facts, indent=1)[-4000:]
+    facts, context = scenario(outside_tmp, "no-microphone")
     # Active through READY although no sound server runs: the model is loaded and the loop runs.
     assert facts["start_returncode"] == 0 and facts["after_start"]["ActiveState"] == "active", context
     # Twice the 3 s start timeout later: the same process, never restarted, saying what it waits for.
@@ -173,3 +166,20 @@ def test_the_unit_starts_without_a_microphone_stays_up_and_listens_once_the_soun
     assert statuses[:4] == ["started", "model_loaded", "microphone_lost", "microphone_back"], context
     assert [e["emotion"] for e in facts["events"] if e["type"] == "emotion"] == ["angry"], context
     assert facts["stop_returncode"] == 0, context
+
+
+def test_a_pause_is_kept_in_the_state_directory_through_a_restart_of_the_unit(outside_tmp):
+    facts, context = scenario(outside_tmp, "pause")
+    assert facts["paused"] and facts["restart_returncode"] == 0, context
+    # The unit's StateDirectory= (a user manager's is under ~/.local/state) holds the pause ...
+    assert facts["kept_while_paused"] == [".local/state/ser/paused"], context
+    statuses = [e.get("status") for e in facts["events"] if e["type"] == "status"]
+    second_run = statuses[statuses.index("stopped") + 1 :]
+    # ... so the restarted service says it is paused at once, and hears nothing until resumed.
+    assert second_run[:3] == ["started", "model_loaded", "paused"], context
+    restarted_paused = [e for e in facts["events"] if e.get("status") == "paused"][1]
+    assert restarted_paused["detail"].startswith("kept from before the restart"), context
+    emotions = [e for e in facts["events"] if e["type"] == "emotion"]
+    resumed = next(e for e in facts["events"] if e.get("status") == "resumed")
+    assert len(emotions) == 1 and emotions[0]["sequence"] > resumed["sequence"], context
+    assert facts["kept_after_resume"] == [] and facts["stop_returncode"] == 0, context

@@ -10,7 +10,11 @@ from edge.errors import SerError
 
 @main.command()
 @listen_options
-@click.option("--forget", is_flag=True, help="Remove this device's Home Assistant entities and retained MQTT state, then exit.")
+@click.option(
+    "--forget",
+    is_flag=True,
+    help="Remove this device's Home Assistant entities and retained MQTT state, then exit (stop its daemon first).",
+)
 def daemon(config_file, model, runtime, variant, forget, **overrides):
     """Run as a service: events on stdout (one `<topic> <json>` line each) and MQTT; logs on stderr.
 

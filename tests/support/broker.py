@@ -9,6 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from support.service_process import ServiceProcess
+
 USERNAME, PASSWORD = "ser-device", "correct horse battery"
 
 
@@ -102,6 +104,13 @@ class Broker:
             self.process.terminate()
             self.process.wait(10)
 
+    def restart_forgetting(self) -> None:
+        """Restart with nothing kept (no retained messages, no sessions), as a broker without
+        persistence does: the eclipse-mosquitto image's default."""
+        self.stop()
+        (self.directory / "mosquitto.db").unlink(missing_ok=True)
+        self.start()
+
 
 class Subscriber:
     """A paho client that collects (topic, payload bytes, retained) from ``topic`` at QoS 1.
@@ -137,3 +146,24 @@ class Subscriber:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def daemon_with_mqtt(
+    tmp_path, microphone, broker, tls: bool = False, extra: str = "", top: str = "", device_id: str = "mqtt"
+) -> ServiceProcess:
+    """The daemon on the virtual microphone with ``[mqtt]`` (plus ``extra`` lines), and ``top``
+    lines before it; returned once its microphone is open."""
+    credentials = tmp_path / "mqtt-credentials"
+    credentials.write_text(f"{USERNAME}:{PASSWORD}\n")
+    config = tmp_path / "ser.toml"
+    where = (
+        f'host = "localhost"\nport = {broker.tls_port}\ntls = true\nca_file = "{broker.ca_file}"\n'
+        if tls
+        else f'host = "127.0.0.1"\nport = {broker.port}\n'
+    )
+    config.write_text(
+        f'device_id = "{device_id}"\n{top}[mqtt]\n{where}credentials_file = "{credentials}"\nreconnect_max_seconds = 2\n{extra}'
+    )
+    service = ServiceProcess("--config", str(config), env=microphone.env, log_path=tmp_path / "daemon.log")
+    service.next_event(status="microphone_open")
+    return service

@@ -4,7 +4,9 @@ user manager and a virtual microphone; print what happened as JSON (read by test
 Scenarios:
 - watchdog: start with the microphone there, hang the loop (SIGSTOP), see the restart, stop;
 - no-microphone: start with no sound server and a short start timeout, see it active and not
-  restarted for twice that timeout, then start the sound server, play a clip, get its event.
+  restarted for twice that timeout, then start the sound server, play a clip, get its event;
+- pause: start, pause (SIGUSR1), restart the unit, play a clip (no event), resume (SIGUSR2), play
+  it again (its event), stop.
 
 Usage: service_unit_scenario.py WORKDIR PULSE_DIR SCENARIO
 """
@@ -86,7 +88,7 @@ def main(workdir: Path, microphone: VirtualMicrophone, scenario: str) -> dict:
     manager = UserManager(workdir)
     (manager.units / "ser.service").write_text(unit_copy(microphone.env["PULSE_SERVER"], workdir))
     facts: dict = {}
-    if scenario == "watchdog":
+    if scenario != "no-microphone":
         microphone.start()
     manager.start()
     try:
@@ -98,7 +100,9 @@ def main(workdir: Path, microphone: VirtualMicrophone, scenario: str) -> dict:
 
         first_pid = int(facts["after_start"].get("MainPID", "0"))
         if first_pid > 0:  # else it never started, and the test shows why
-            (hang_and_stop if scenario == "watchdog" else microphone_later)(manager, microphone, first_pid, facts)
+            {"watchdog": hang_and_stop, "no-microphone": microphone_later, "pause": pause_and_restart}[scenario](
+                manager, microphone, first_pid, facts
+            )
     finally:
         manager.stop()
         microphone.kill()
@@ -130,6 +134,28 @@ def microphone_later(manager: UserManager, microphone: VirtualMicrophone, first_
     microphone.start()
     facts["microphone_back"] = wait_for(lambda: any(e.get("status") == "microphone_back" for e in events(manager)), 30)
     facts["with_microphone"] = manager.show("ser.service", "StatusText", "MainPID", "NRestarts")
+    microphone.play(EXAMPLE)
+    wait_for(lambda: any(e["type"] == "emotion" for e in events(manager)), 10)
+    facts["stop_returncode"] = manager.systemctl("stop", "ser.service").returncode
+    facts["events"] = events(manager)
+
+
+def pause_and_restart(manager: UserManager, microphone: VirtualMicrophone, first_pid: int, facts: dict) -> None:
+    """Pause, restart the unit, play a clip; then resume, play it again; stop."""
+    statuses = lambda: [e.get("status") for e in events(manager)]  # noqa: E731
+    wait_for(lambda: "microphone_open" in statuses(), 10)
+    manager.systemctl("kill", "--signal=SIGUSR1", "ser.service")
+    facts["paused"] = wait_for(lambda: "paused" in statuses(), 10)
+    facts["restart_returncode"] = manager.systemctl("restart", "ser.service", timeout=30).returncode
+    facts["after_restart"] = manager.show("ser.service", "MainPID", "StatusText")
+    kept = lambda: sorted(str(p.relative_to(manager.directory)) for p in manager.directory.rglob("ser/paused"))  # noqa: E731
+    facts["kept_while_paused"] = kept()
+    wait_for(lambda: statuses().count("microphone_open") == 2, 10)
+    microphone.play(EXAMPLE)
+    time.sleep(3)
+    manager.systemctl("kill", "--signal=SIGUSR2", "ser.service")
+    wait_for(lambda: "resumed" in statuses(), 10)
+    facts["kept_after_resume"] = kept()
     microphone.play(EXAMPLE)
     wait_for(lambda: any(e["type"] == "emotion" for e in events(manager)), 10)
     facts["stop_returncode"] = manager.systemctl("stop", "ser.service").returncode
