@@ -43,6 +43,7 @@ class MqttPublisher:
         self._pending: collections.deque[tuple[str, bytes]] = collections.deque()  # events while away
         self._retained: dict[str, bytes] = {}  # topic → its last retained message, for every (re)connection
         self._subscriptions: dict[str, Callable[[str], None]] = {}
+        self._adopted: set[str] = set()  # topics whose retained message on the broker is kept as ours
         self._connected = False
         self._stopping = False  # a disconnection from here on is ours: no warning, no reconnection
         self._ever_connected = threading.Event()
@@ -76,7 +77,7 @@ class MqttPublisher:
         with self._lock:
             if self.availability_topic is not None:
                 client.publish(self.availability_topic, ONLINE, qos=1, retain=True)
-            for topic in self._subscriptions:
+            for topic in [*self._subscriptions, *self._adopted]:
                 client.subscribe(topic, qos=1)
             for topic, message in self._retained.items():
                 client.publish(topic, message, qos=self.settings.qos, retain=True)
@@ -106,7 +107,18 @@ class MqttPublisher:
         subscribing again after each reconnection. Call before ``start``."""
         self._subscriptions[topic] = handler
 
+    def adopt_retained(self, topic: str) -> None:
+        """Keep the broker's retained message on ``topic`` (one this device published in an earlier
+        run) as if published now, unless this run publishes one first: so that a broker that
+        restarts without persistence gets it again too. Call before ``start``."""
+        self._adopted.add(topic)
+
     def _on_message(self, client, userdata, message) -> None:
+        if message.topic in self._adopted:
+            if message.retain and message.payload:
+                with self._lock:
+                    self._retained.setdefault(message.topic, message.payload)
+            return
         handler = self._subscriptions.get(message.topic)
         if handler is not None:
             handler(message.payload.decode("utf-8", errors="replace"))

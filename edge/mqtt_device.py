@@ -89,6 +89,7 @@ class MqttDevice:
         ``uncertain``) and publish the switch's state; ``microphone`` is its state so far (a new
         broker after a reload: later status events keep it up to date)."""
         self._publisher.subscribe(self.topic(LISTENING_COMMAND), self._on_listening_command)
+        self._publisher.adopt_retained(self.topic(LAST_EMOTION))  # the last emotion of an earlier run
         if self.settings.mqtt.discovery:
             self._publisher.subscribe(f"{self.settings.mqtt.discovery_prefix}/status", self._on_home_assistant_status)
         self._publisher.start()

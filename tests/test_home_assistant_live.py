@@ -37,11 +37,14 @@ def device_states(states: dict) -> dict[str, str]:
 
 
 def mqtt_trouble(log: str) -> list[str]:
-    """Home Assistant's warnings and errors about MQTT or our entities (discovery, templates)."""
+    """Home Assistant's warnings and errors about MQTT or our entities (discovery, templates), but
+    the broker's restart that the test itself makes."""
     return [
         line
         for line in log.splitlines()
-        if (" WARNING " in line or " ERROR " in line) and ("mqtt" in line.lower() or DEVICE in line or "has no attribute" in line)
+        if (" WARNING " in line or " ERROR " in line)
+        and ("mqtt" in line.lower() or DEVICE in line or "has no attribute" in line)
+        and "The connection was lost" not in line
     ]
 
 
@@ -118,12 +121,15 @@ def test_the_daemon_lives_in_home_assistant_through_restarts_pauses_and_forget(t
     home_assistant.wait_for(lambda s: s[f"switch.{DEVICE}_listening"]["state"] == "on", what="listening again")
 
     # A broker that restarts with nothing kept, then a Home Assistant restart: every entity has its
-    # state again, and the automation has still fired only once.
+    # state again (the last emotion too, heard in the daemon's run before its restart), and the
+    # automation has still fired only once. The event entity has no state to get back: Home
+    # Assistant shows it `unknown` until the next event.
     broker.restart_forgetting()
     time.sleep(4)  # the daemon reconnects within reconnect_max_seconds and publishes everything again
     home_assistant.restart()
+    with_state = ENTITIES - {f"event.{DEVICE}_emotion"}
     states = home_assistant.wait_for(
-        lambda s: set(device_states(s)) == ENTITIES and not {"unknown", "unavailable"} & set(device_states(s).values()),
+        lambda s: with_state <= set(s) and not {"unknown", "unavailable"} & {s[e]["state"] for e in with_state},
         timeout=60,
         what="every state after the broker's and Home Assistant's restarts",
     )

@@ -25,7 +25,9 @@ from support.broker import PASSWORD, USERNAME, Broker, free_port
 from support.helpers import REPO, unavailable
 
 VERSION = "2025.4.4"  # the newest Home Assistant core that installs on Python 3.13.0
-REQUIREMENTS = (f"homeassistant=={VERSION}", "paho-mqtt==2.1.0")  # with the MQTT integration's own (it runs with --skip-pip)
+# With what it would fetch at its first start (it runs with --skip-pip): the MQTT integration's
+# requirement, and the frontend, without which it starts in recovery mode.
+REQUIREMENTS = (f"homeassistant=={VERSION}", "paho-mqtt==2.1.0", "home-assistant-frontend==20250411.0")
 VENV = REPO / ".cache" / f"home-assistant-{VERSION}"
 DOCS_AUTOMATION = REPO / "docs" / "events.md"
 
@@ -44,14 +46,14 @@ def python313() -> str:
 
 def installed() -> Path:
     """The virtualenv's ``hass``, installing Home Assistant first if this machine has not yet."""
-    done = VENV / "installed"
-    if not done.exists():
-        shutil.rmtree(VENV, ignore_errors=True)
-        subprocess.run([python313(), "-m", "venv", str(VENV)], check=True)
+    done, wanted = VENV / "installed", " ".join(REQUIREMENTS) + "\n"
+    if not done.exists() or done.read_text() != wanted:
+        if not (VENV / "bin" / "python").exists():
+            subprocess.run([python313(), "-m", "venv", str(VENV)], check=True)
         pip = [str(VENV / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
         result = subprocess.run([*pip, *REQUIREMENTS], capture_output=True, text=True, timeout=1800)
         assert result.returncode == 0, f"installing Home Assistant failed:\n{result.stderr[-3000:]}"
-        done.write_text(" ".join(REQUIREMENTS) + "\n")
+        done.write_text(wanted)
     return VENV / "bin" / "hass"
 
 
