@@ -42,7 +42,17 @@ EVENT_TEMPLATE = (
 # min_confidence has relabelled the event ``uncertain``).
 CONFIDENCE_ATTRIBUTES_TEMPLATE = '{{ {"emotion": (value_json.scores | dictsort(by="value") | last)[0]} | to_json }}'
 SERVICE_STATES = ("starting", "listening", "paused", "no microphone", "stopped")
-"""The Service status sensor's states (``edge.mqtt_device.service_state``)."""
+"""The Service status sensor's states (``service_state``)."""
+
+
+def service_state(status: str, microphone: str, listening: bool) -> str:
+    """What the service is doing after the status event ``status`` (one of ``SERVICE_STATES``),
+    given the microphone's state (open, lost, closed) and whether it listens."""
+    if status == "stopped":
+        return "stopped"
+    if not listening:
+        return "paused"
+    return {"open": "listening", "lost": "no microphone"}.get(microphone, "starting")
 
 
 def object_id(text: str) -> str:

@@ -37,7 +37,7 @@ from edge.events import (
     STATE,
     device_topic,
 )
-from edge.homeassistant import discovery_configs
+from edge.homeassistant import discovery_configs, service_state
 from edge.mqtt import MqttPublisher
 from edge.settings import DaemonSettings
 
@@ -49,16 +49,6 @@ AVAILABILITY_WAIT_SECONDS = 1.0  # how long --forget waits for a retained availa
 def client_id(settings: DaemonSettings) -> str:
     """The daemon's MQTT client id: one per device (a second client with it would take over)."""
     return f"{settings.topic_prefix}-{settings.device_id}"
-
-
-def service_state(status: str, microphone: str, listening: bool) -> str:
-    """What the service is doing after the status event ``status`` (one of ``edge.homeassistant.SERVICE_STATES``),
-    given the microphone's state (open, lost, closed) and whether it listens."""
-    if status == "stopped":
-        return "stopped"
-    if not listening:
-        return "paused"
-    return {"open": "listening", "lost": "no microphone"}.get(microphone, "starting")
 
 
 class MqttDevice:

@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 
 from edge.events import STATUSES
-from edge.homeassistant import SERVICE_STATES, discovery_configs
-from edge.mqtt_device import service_state
+from edge.homeassistant import SERVICE_STATES, discovery_configs, service_state
 
 
 @pytest.mark.parametrize(
