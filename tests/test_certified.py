@@ -15,11 +15,13 @@ from support.helpers import read_speech
 from edge import certified, reproducible
 from edge.frontend import (
     ROUNDING,
+    cepstra_error,
     compute_features,
     constants_for,
     fast_cepstra,
     preemphasis,
     reproducible_cepstra,
+    weakest_filter_error,
 )
 
 EXTENDED = np.longdouble
@@ -69,7 +71,7 @@ def exact_cepstra(frames: np.ndarray) -> np.ndarray:
     """What ``fast_cepstra`` approximates, in extended precision from the same float64 constants."""
     constants = constants_for(CONFIG)
     spectrum = exact_spectrum(frames)
-    power = (spectrum.real**2 + spectrum.imag**2) / N_FFT
+    power = spectrum.real**2 + spectrum.imag**2  # the fast path's filters carry the division by N_FFT
     power = np.maximum(power, constants.floor_row.astype(EXTENDED))
     energies = power @ constants.mel_and_total.astype(EXTENDED)
     logs = np.log(np.where(energies == 0, EXTENDED(np.finfo(np.float64).eps), energies))
@@ -114,12 +116,24 @@ def test_cepstra_of_every_kind_of_frame_stay_within_their_bound_on_both_paths():
     inputs = windowed(np.array(list(frames.values())))
     constants = constants_for(CONFIG)
     exact = exact_cepstra(inputs)
-    fast, bound = fast_cepstra(inputs, CONFIG, constants)
+    fast, energies, logs = fast_cepstra(inputs, CONFIG, constants)
+    bound = cepstra_error(energies, logs, fast, CONFIG, constants)
     slow = reproducible_cepstra(inputs, CONFIG, constants)
     for name, computed in (("numpy", fast), ("edge.reproducible", slow)):
         error = np.abs(computed - exact).astype(np.float64)
         assert np.all(error <= bound / certified.SAFETY), (name, list(frames)[int(np.argmax((error / bound).max(1)))])
     assert np.all(np.isfinite(bound)) and np.max(bound) < certified.GRID / 100  # fallback stays rare
+
+
+def test_the_cheap_bound_of_a_frames_weakest_filter_is_never_below_the_exact_bound():
+    frames = adversarial_frames()
+    inputs = windowed(np.array(list(frames.values())))
+    constants = constants_for(CONFIG)
+    fast, energies, logs = fast_cepstra(inputs, CONFIG, constants)
+    exact_bound = cepstra_error(energies, logs, fast, CONFIG, constants)
+    cheap_bound = weakest_filter_error(energies, logs, fast, CONFIG, constants)
+    assert np.all(cheap_bound >= exact_bound)
+    assert np.all(np.isfinite(cheap_bound)) and np.max(cheap_bound) < certified.GRID / 10  # decides most frames
 
 
 def test_rounding_is_the_same_whichever_path_computes_a_frame(monkeypatch, speech_files):
