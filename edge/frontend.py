@@ -317,8 +317,6 @@ class _Constants:
         # A positive floor under every bin and weights in every filter: no energy can be 0, so the
         # logarithm needs no guard (one pass fewer).
         self.energies_positive = bool(np.all(self.floor_row > 0.0) and not self.empty_filters.any())
-        empty = self.empty_filters[:-1]
-        self.weighted_filters = np.flatnonzero(~empty) if empty.any() else slice(None, -1)  # a view when all are
         dct = dct_matrix(config.n_filters, config.n_cepstra)
         self.dct_columns, self.dct_magnitude = dct.T.copy(), np.abs(dct.T)
         self.dct_magnitude_sums = self.dct_magnitude.sum(axis=0) * np.abs(self.lifter)
@@ -328,7 +326,7 @@ class _Constants:
         self.dct_weight = dct
         self.dct_index = np.broadcast_to(np.arange(config.n_filters), self.dct_weight.shape)
         for value in vars(self).values():  # shared by every stream of this config: never written
-            if isinstance(value, np.ndarray):
+            if isinstance(value, np.ndarray):  # (not the energies_positive flag)
                 value.flags.writeable = False
 
 
@@ -346,6 +344,19 @@ def fast_cepstra(windowed: np.ndarray, config: FrontendConfig, constants: _Const
     return cepstra, energies, log_energies
 
 
+def energy_error(ratio: np.ndarray, n_fft: int) -> np.ndarray:
+    """The relative error of a filter's energy E whose frame's total power is ``ratio`` times E
+    (``cepstra_error`` says why): 2 eps sqrt(2 ratio) + 2 eps^2 ratio, plus the power's three
+    roundings and the filter's sum. Overwrites ``ratio``."""
+    eps = certified.fft_error(n_fft)
+    relative = np.sqrt(ratio)
+    relative *= 2.0 * math.sqrt(2.0) * eps
+    ratio *= 2.0 * eps * eps
+    relative += ratio
+    relative += certified.gamma(3) + certified.gamma(n_fft // 2 + 1)
+    return relative
+
+
 def cepstra_error(
     energies: np.ndarray, log_energies: np.ndarray, cepstra: np.ndarray, config: FrontendConfig, constants: _Constants
 ) -> np.ndarray:
@@ -359,15 +370,10 @@ def cepstra_error(
     logarithm adds its ulps, the DCT its sum of |weight| times each log's error and its own
     rounding, the lifter one rounding. Times ``certified.SAFETY``.
     """
-    eps = certified.fft_error(config.n_fft)
     # The frame's total power over each energy (>= 1); infinite for an energy of 0 (no noise
     # floor): an infinite or NaN bound, so that frame is undecided.
     ratio = np.divide(energies[:, -1:], energies, out=np.full(energies.shape, np.inf), where=energies > 0.0)
-    relative = np.sqrt(ratio)
-    relative *= 2.0 * math.sqrt(2.0) * eps
-    ratio *= 2.0 * eps * eps
-    relative += ratio
-    relative += certified.gamma(3) + certified.gamma(config.n_fft // 2 + 1)
+    relative = energy_error(ratio, config.n_fft)
     relative[:, constants.empty_filters] = 0.0  # no weight: exactly 0 in every implementation
     magnitude = np.abs(log_energies)
     log_error = certified.log_error(relative, magnitude)
@@ -400,11 +406,10 @@ def weakest_filter_error(
     logarithm, summed with the DCT's weights. It is never below ``cepstra_error`` (each term is
     increasing in both), a few times above it, and a quarter of its cost: it decides nearly every
     frame, and ``certified_cepstra`` takes the exact bound for the rest."""
-    eps = certified.fft_error(config.n_fft)
-    weakest = energies[:, constants.weighted_filters].min(axis=1)
+    # The smallest energy of a filter with weights (the total power, last, is never the smaller)
+    weakest = np.min(energies, axis=1, where=~constants.empty_filters, initial=np.inf)
     ratio = np.divide(energies[:, -1], weakest, out=np.full(len(energies), np.inf), where=weakest > 0.0)
-    relative = 2.0 * math.sqrt(2.0) * eps * np.sqrt(ratio) + 2.0 * eps * eps * ratio
-    relative += certified.gamma(3) + certified.gamma(config.n_fft // 2 + 1)
+    relative = energy_error(ratio, config.n_fft)
     largest_log = np.abs(log_energies).max(axis=1)
     error = certified.log_error(relative, largest_log) + certified.gamma(config.n_filters) * largest_log
     with np.errstate(invalid="ignore"):  # an infinite error times a weight of 0: NaN, undecided
