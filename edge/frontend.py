@@ -144,6 +144,16 @@ def sum_of_squares(samples16: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", samples16, samples16)
 
 
+def frame_sums_of_squares(signal16: np.ndarray, frame_length: int, frame_step: int) -> np.ndarray:
+    """``sum_of_squares`` of every complete frame of ``signal16``: where frames overlap by half (the
+    shipped frames), each half's sum once and a frame's the sum of its two (exact integers all)."""
+    if frame_length != 2 * frame_step:
+        return sum_of_squares(frame_signal(signal16, frame_length, frame_step))
+    frames = frame_count(len(signal16), frame_length, frame_step)
+    halves = sum_of_squares(signal16[: (frames + 1) * frame_step].reshape(frames + 1, frame_step))
+    return halves[:-1] + halves[1:]
+
+
 def rms(sums_of_squares: np.ndarray, frame_length: int) -> np.ndarray:
     """Root-mean-square amplitude (full scale = 1.0) of frames of ``frame_length`` 16-bit samples
     from their exact sums of squares (``sum_of_squares``, or the autocorrelation's lag 0). For audio
@@ -230,6 +240,15 @@ def _delay(samples: int, n_fft: int) -> np.ndarray:
     delay = reproducible.cos_turns(k, n_fft) - 1j * reproducible.sin_turns(k, n_fft)
     delay.flags.writeable = False
     return delay
+
+
+def decimate(samples16: np.ndarray, factor: int) -> np.ndarray:
+    """Each run of ``factor`` consecutive samples summed (a trailing partial run dropped): exact
+    integers, a low-pass (a boxcar) and a sample rate ``factor`` times lower; the samples if 1."""
+    if factor == 1:
+        return samples16
+    usable = len(samples16) - len(samples16) % factor
+    return sum(samples16[first:usable:factor] for first in range(factor))
 
 
 def frame_autocorrelations(signal16: np.ndarray, frame_length: int, frame_step: int, longest_lag: int) -> np.ndarray:
@@ -450,21 +469,24 @@ def static_features(previous_and_signal: np.ndarray, config: FrontendConfig, con
         return cepstra
     features = np.empty((len(cepstra), config.n_static))
     features[:, : config.n_cepstra] = cepstra
+    signal16 = pcm16(signal) if "pitch" in config.extras or "rms" in config.extras else None
     if "pitch" in config.extras:
-        longest = longest_pitch_lag(config.sample_rate, config.pitch_min_hz)
-        correlation = frame_autocorrelations(pcm16(signal), length, step, longest)
-        sums_of_squares = correlation[:, 0] + 0.0  # lag 0, the same integer (+ 0.0: a -0.0 the rounding gave is 0)
-    elif "rms" in config.extras:
-        sums_of_squares = sum_of_squares(frame_signal(pcm16(signal), length, step))
+        factor = config.pitch_decimation
+        pitch_rate = config.sample_rate // factor
+        longest = longest_pitch_lag(pitch_rate, config.pitch_min_hz)
+        correlation = frame_autocorrelations(decimate(signal16, factor), length // factor, step // factor, longest)
+    if "rms" in config.extras:
+        if "pitch" in config.extras and config.pitch_decimation == 1:
+            sums_of_squares = correlation[:, 0] + 0.0  # lag 0, the same integer (+ 0.0: a -0.0 the rounding gave is 0)
+        else:
+            sums_of_squares = frame_sums_of_squares(signal16, length, step)
     for column, extra in enumerate(config.extras, start=config.n_cepstra):
         if extra == "rms":
             features[:, column] = rms(sums_of_squares, length)
         elif extra == "zcr":
             features[:, column] = zero_crossing_rate(signal, length, step)
         else:
-            features[:, column] = pitch(
-                correlation, config.sample_rate, config.pitch_min_hz, config.pitch_max_hz, config.pitch_voicing
-            )
+            features[:, column] = pitch(correlation, pitch_rate, config.pitch_min_hz, config.pitch_max_hz, config.pitch_voicing)
     return features
 
 

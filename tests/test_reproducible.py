@@ -23,6 +23,8 @@ PINNED_FEATURES = {
     "shipped-like": "4930aa6fbf09d3fefe158b5e4b8b7db1b6461664b2e5c57f2fa7b4bb3cad8f9a",
     # the reference signal never falls to the floor: the floor only moved last bits, now rounded away
     "shipped-like-floored": "4930aa6fbf09d3fefe158b5e4b8b7db1b6461664b2e5c57f2fa7b4bb3cad8f9a",
+    # the same but the pitch (the pitch searched at 8 kHz), in the last static column and its delta
+    "shipped-like-pitch-at-8khz": "1ed6563b875964152f6a131bec74fc281744294f9ae4be22dc0d5562b7f4b795",
     "hann-delta2-pitch": "86d7cc2dc4170a88193a748ae0b96dccaebecfa904d7e5ea45dd614d265eff09",
 }
 

@@ -206,6 +206,12 @@ def recipe_options(command):
             help="dBFS of the white noise whose spectrum is the frontend's floor (none: only zeros raised, to epsilon).",
         ),
         click.option(
+            "--pitch-decimation",
+            default=train.frontend.pitch_decimation,
+            show_default=True,
+            help="Search the pitch at the sample rate divided by this (runs of samples summed): 2 halves its cost.",
+        ),
+        click.option(
             "--clip-std/--no-clip-std",
             "divide_clip_std",
             default=train.divide_clip_std,
@@ -252,6 +258,9 @@ def recipe_options(command):
             windowing = dataclasses.replace(
                 train.windowing, window_frames=(frames := kwargs.pop("window_frames")), hop_frames=frames // 2
             )
+            frontend = dataclasses.replace(
+                train.frontend, noise_floor_dbfs=kwargs.pop("noise_floor"), pitch_decimation=kwargs.pop("pitch_decimation")
+            )
         except ValueError as error:
             raise click.ClickException(str(error)) from None
         regularisation = dataclasses.replace(
@@ -269,7 +278,7 @@ def recipe_options(command):
                 room=room_config(kwargs.pop("room_copies"), kwargs.pop("reverb_share"), kwargs.pop("noise_share")),
             ),
             balance=kwargs.pop("balance"),
-            frontend=dataclasses.replace(train.frontend, noise_floor_dbfs=kwargs.pop("noise_floor")),
+            frontend=frontend,
             divide_clip_std=kwargs.pop("divide_clip_std"),
             regularisation=regularisation,
             command=command_line(),

@@ -123,7 +123,9 @@ def _top_confusions(labels: list[str], matrix: list[list[int]], count: int = 3) 
 def _input_summary(manifest: dict) -> str:
     frontend, windowing, normalisation = manifest["frontend"], manifest["windowing"], manifest["normalisation"]
     rate = frontend["sample_rate"]
-    extras = ", ".join(frontend["extras"]) or "no extras"
+    decimation = frontend.get("pitch_decimation", 1)
+    pitch = "pitch" if decimation == 1 else f"pitch (searched at {rate // decimation} Hz)"
+    extras = ", ".join(pitch if extra == "pitch" else extra for extra in frontend["extras"]) or "no extras"
     deltas = {0: "no deltas", 1: "deltas", 2: "deltas and delta-deltas"}[frontend["delta_order"]]
     clip_mean = "each clip's mean removed, then " if normalisation["subtract_clip_mean"] else ""
     floor = frontend.get("noise_floor_dbfs")

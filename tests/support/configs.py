@@ -14,5 +14,6 @@ CONFIGS = {
     "psf-like": PSF_LIKE,
     "shipped-like": SHIPPED_LIKE,
     "shipped-like-floored": dataclasses.replace(SHIPPED_LIKE, noise_floor_dbfs=-80.0),
+    "shipped-like-pitch-at-8khz": dataclasses.replace(SHIPPED_LIKE, pitch_decimation=2),
     "hann-delta2-pitch": FrontendConfig(window="hann", extras=("pitch",), delta_order=2, delta_width=3, lifter=0),
 }
