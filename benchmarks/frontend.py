@@ -88,7 +88,7 @@ def run(speech, shipped: FrontendConfig, durations=(1, 10, 60), repeats: int = 7
     """Milliseconds per second of audio for each implementation and duration, and the ratio of
     each to ours (offline, comparable config); librosa is timed after a warm-up call."""
     comparable = comparable_config(shipped)
-    pitch_at_8khz = dataclasses.replace(shipped, pitch_decimation=2 * shipped.pitch_decimation)
+    pitch_at_half_rate = dataclasses.replace(shipped, pitch_decimation=2 * shipped.pitch_decimation)
     rows = []
     for seconds in durations:
         signal = speech(seconds)
@@ -103,7 +103,9 @@ def run(speech, shipped: FrontendConfig, durations=(1, 10, 60), repeats: int = 7
             "edge.reproducible rfft of the frames alone (ours)": lambda: reproducible_fft_only(signal, comparable),
             "librosa.feature.mfcc": lambda: librosa_mfcc(signal.astype(np.float32), comparable),
             "ours offline (shipped: + rms, zcr, pitch, deltas)": lambda: compute_features(signal, shipped),
-            "ours offline (shipped, the pitch searched at half the sample rate)": lambda: compute_features(signal, pitch_at_8khz),
+            "ours offline (shipped, the pitch searched at half its sample rate)": lambda: compute_features(
+                signal, pitch_at_half_rate
+            ),
             "ours streaming (shipped)": lambda: streaming(signal, shipped),
             f"ours streaming, {FEATURE_BATCH_FRAMES}-frame steps as in the daemon (shipped)": lambda: streaming(
                 signal, shipped, FEATURE_BATCH_FRAMES
